@@ -1,0 +1,219 @@
+//! The step log: what one task did, one item per row of `agent_loop.steps`.
+//!
+//! The log is append-only and is the task's whole conversation: a task resumes from it alone.
+//! Each item maps to a `(phase, kind, content)` triple; `kind` is one of the values the
+//! `steps.kind` column allows.
+
+use serde_json::{json, Value};
+
+/// The phase of the loop an item was written in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    Perceive,
+    Decide,
+    Act,
+    Verify,
+    Reflect,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Perceive => "perceive",
+            Phase::Decide => "decide",
+            Phase::Act => "act",
+            Phase::Verify => "verify",
+            Phase::Reflect => "reflect",
+        }
+    }
+}
+
+/// One entry of the step log.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Item {
+    /// The goal as submitted, with the lessons recalled for it (perceive).
+    Goal { text: String, memories: Vec<String> },
+    /// Text the model wrote (decide); the final answer when no tool call follows it.
+    AssistantMessage { text: String },
+    /// A tool call the model asked for (decide). `arguments` is the raw JSON text it sent.
+    ToolCall {
+        call_id: String,
+        name: String,
+        arguments: String,
+    },
+    /// What the tool returned, or the error it raised (act). Always follows its call.
+    ToolResult {
+        call_id: String,
+        name: String,
+        output: String,
+        is_error: bool,
+    },
+    /// A failure that is not shown to the model: a failed model request, a limit reached.
+    Error {
+        phase: Phase,
+        class: String,
+        message: String,
+    },
+    /// A lesson written when the task ended (reflect).
+    Reflection { outcome: String, lesson: String },
+}
+
+/// A step row could not be read back into an [`Item`].
+#[derive(Debug, PartialEq)]
+pub struct BadStepRow(pub String);
+
+impl std::fmt::Display for BadStepRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "unreadable step row: {}", self.0)
+    }
+}
+
+impl Item {
+    pub fn phase(&self) -> Phase {
+        match self {
+            Item::Goal { .. } => Phase::Perceive,
+            Item::AssistantMessage { .. } | Item::ToolCall { .. } => Phase::Decide,
+            Item::ToolResult { .. } => Phase::Act,
+            Item::Error { phase, .. } => *phase,
+            Item::Reflection { .. } => Phase::Reflect,
+        }
+    }
+
+    /// The `steps.kind` value.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Item::Goal { .. } | Item::AssistantMessage { .. } => "message",
+            Item::ToolCall { .. } => "tool_call",
+            Item::ToolResult { .. } => "tool_result",
+            Item::Error { .. } => "error",
+            Item::Reflection { .. } => "reflection",
+        }
+    }
+
+    /// The `steps.content` value.
+    pub fn content(&self) -> Value {
+        match self {
+            Item::Goal { text, memories } => {
+                json!({"role": "user", "text": text, "memories": memories})
+            }
+            Item::AssistantMessage { text } => json!({"role": "assistant", "text": text}),
+            Item::ToolCall {
+                call_id,
+                name,
+                arguments,
+            } => json!({"call_id": call_id, "name": name, "arguments": arguments}),
+            Item::ToolResult {
+                call_id,
+                name,
+                output,
+                is_error,
+            } => json!({"call_id": call_id, "name": name, "output": output, "is_error": is_error}),
+            Item::Error { class, message, .. } => json!({"class": class, "message": message}),
+            Item::Reflection { outcome, lesson } => json!({"outcome": outcome, "lesson": lesson}),
+        }
+    }
+
+    /// Reads a step row back. `phase` only matters for errors, the one kind that can occur in
+    /// several phases.
+    pub fn from_row(phase: &str, kind: &str, content: &Value) -> Result<Item, BadStepRow> {
+        let text = |key: &str| -> Result<String, BadStepRow> {
+            content
+                .get(key)
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .ok_or_else(|| BadStepRow(format!("{kind} step without \"{key}\"")))
+        };
+        Ok(match kind {
+            "message" => match content.get("role").and_then(Value::as_str) {
+                Some("user") => Item::Goal {
+                    text: text("text")?,
+                    memories: content
+                        .get("memories")
+                        .and_then(Value::as_array)
+                        .map(|m| m.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+                        .unwrap_or_default(),
+                },
+                Some("assistant") => Item::AssistantMessage { text: text("text")? },
+                other => return Err(BadStepRow(format!("message step with role {other:?}"))),
+            },
+            "tool_call" => Item::ToolCall {
+                call_id: text("call_id")?,
+                name: text("name")?,
+                arguments: text("arguments")?,
+            },
+            "tool_result" => Item::ToolResult {
+                call_id: text("call_id")?,
+                name: text("name")?,
+                output: text("output")?,
+                is_error: content.get("is_error").and_then(Value::as_bool).unwrap_or(false),
+            },
+            "error" => Item::Error {
+                phase: parse_phase(phase)?,
+                class: text("class")?,
+                message: text("message")?,
+            },
+            "reflection" => Item::Reflection {
+                outcome: text("outcome")?,
+                lesson: text("lesson")?,
+            },
+            other => return Err(BadStepRow(format!("unknown step kind {other:?}"))),
+        })
+    }
+}
+
+fn parse_phase(phase: &str) -> Result<Phase, BadStepRow> {
+    Ok(match phase {
+        "perceive" => Phase::Perceive,
+        "decide" => Phase::Decide,
+        "act" => Phase::Act,
+        "verify" => Phase::Verify,
+        "reflect" => Phase::Reflect,
+        other => return Err(BadStepRow(format!("unknown phase {other:?}"))),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(item: Item) {
+        let back = Item::from_row(item.phase().as_str(), item.kind(), &item.content()).unwrap();
+        assert_eq!(back, item);
+    }
+
+    #[test]
+    fn every_item_survives_the_steps_table() {
+        round_trip(Item::Goal {
+            text: "count orders".into(),
+            memories: vec!["use sql_query".into()],
+        });
+        round_trip(Item::AssistantMessage { text: "42".into() });
+        round_trip(Item::ToolCall {
+            call_id: "c1".into(),
+            name: "sql_query".into(),
+            arguments: r#"{"query":"select 1"}"#.into(),
+        });
+        round_trip(Item::ToolResult {
+            call_id: "c1".into(),
+            name: "sql_query".into(),
+            output: "[]".into(),
+            is_error: true,
+        });
+        round_trip(Item::Error {
+            phase: Phase::Decide,
+            class: "rate_limited".into(),
+            message: "429".into(),
+        });
+        round_trip(Item::Reflection {
+            outcome: "succeeded".into(),
+            lesson: "x".into(),
+        });
+    }
+
+    #[test]
+    fn unknown_kinds_and_missing_fields_are_reported_not_guessed() {
+        assert!(Item::from_row("decide", "telepathy", &json!({})).is_err());
+        let err = Item::from_row("decide", "tool_call", &json!({"name": "x"})).unwrap_err();
+        assert!(err.0.contains("call_id"), "{err}");
+    }
+}

@@ -1,0 +1,13 @@
+//! The pure-Rust core of agent_loop.
+//!
+//! Nothing in this crate links PostgreSQL: the loop's state machine ([`agent`]), the step log
+//! ([`items`]), prompt assembly ([`context`]), the model wire formats, retry policy and HTTP
+//! helper threads ([`model`]), tool argument handling ([`tools`]) and reflection text
+//! ([`reflection`]) all unit-test in milliseconds. The pgrx crate ties them to SPI.
+
+pub mod agent;
+pub mod context;
+pub mod items;
+pub mod model;
+pub mod reflection;
+pub mod tools;

@@ -1,0 +1,205 @@
+//! Talking to models: provider-neutral types, the wire formats, the retry policy and the pool of
+//! helper threads that make the HTTP calls. Nothing here calls PostgreSQL.
+
+pub mod http;
+pub mod openai_chat;
+pub mod pool;
+pub mod retry;
+
+use std::fmt;
+use std::time::Duration;
+
+/// Token usage of one model call, as the provider reported it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub input_tokens: i64,
+    /// Part of `input_tokens` served from the provider's prompt cache.
+    pub cached_tokens: i64,
+    pub output_tokens: i64,
+    /// Part of `output_tokens` spent on hidden reasoning.
+    pub reasoning_tokens: i64,
+}
+
+impl Usage {
+    pub fn add(&mut self, other: &Usage) {
+        self.input_tokens += other.input_tokens;
+        self.cached_tokens += other.cached_tokens;
+        self.output_tokens += other.output_tokens;
+        self.reasoning_tokens += other.reasoning_tokens;
+    }
+}
+
+/// A tool call as the model asked for it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ToolCallRequest {
+    pub call_id: String,
+    pub name: String,
+    /// The arguments exactly as the model wrote them: JSON text, possibly malformed.
+    pub arguments: String,
+}
+
+/// A model's answer to one request.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ModelReply {
+    pub text: Option<String>,
+    pub tool_calls: Vec<ToolCallRequest>,
+    pub usage: Usage,
+    pub finish_reason: Option<String>,
+}
+
+/// What went wrong with a model request. The class decides whether it is retried.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// Connection refused or reset, DNS failure, body cut short.
+    Transport,
+    /// No complete answer within the model's request timeout.
+    Timeout,
+    /// 429 (without a quota code) or 529.
+    RateLimited,
+    /// 408, 409 or 5xx.
+    Server,
+    /// 2xx whose body is not the provider's format: not JSON, wrong shape, too large.
+    BadResponse,
+    /// The prompt does not fit the model's context window.
+    ContextLength,
+    /// Quota or spending limit exhausted.
+    Quota,
+    /// 401 or 403.
+    Auth,
+    /// Any other 4xx: the request itself is wrong.
+    BadRequest,
+    /// The helper thread panicked.
+    Internal,
+}
+
+impl ErrorClass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorClass::Transport => "transport",
+            ErrorClass::Timeout => "timeout",
+            ErrorClass::RateLimited => "rate_limited",
+            ErrorClass::Server => "server_error",
+            ErrorClass::BadResponse => "bad_response",
+            ErrorClass::ContextLength => "context_length",
+            ErrorClass::Quota => "quota",
+            ErrorClass::Auth => "auth",
+            ErrorClass::BadRequest => "bad_request",
+            ErrorClass::Internal => "internal",
+        }
+    }
+
+    /// Whether the same request may succeed if sent again. Context-length, quota, auth and
+    /// malformed-request errors never do, so they are never retried.
+    pub fn retryable(self) -> bool {
+        matches!(
+            self,
+            ErrorClass::Transport
+                | ErrorClass::Timeout
+                | ErrorClass::RateLimited
+                | ErrorClass::Server
+                | ErrorClass::BadResponse
+        )
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelError {
+    pub class: ErrorClass,
+    pub message: String,
+    pub status: Option<u16>,
+    /// The server's Retry-After, when it sent one.
+    pub retry_after: Option<Duration>,
+}
+
+impl ModelError {
+    pub fn new(class: ErrorClass, message: impl Into<String>) -> Self {
+        ModelError {
+            class,
+            message: message.into(),
+            status: None,
+            retry_after: None,
+        }
+    }
+}
+
+impl fmt::Display for ModelError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.status {
+            Some(status) => write!(f, "HTTP {status}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+/// The wire protocol of a model endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Provider {
+    /// OpenAI Chat Completions, and every server compatible with it (Ollama, vLLM, llama.cpp,
+    /// LM Studio).
+    OpenAiChat,
+}
+
+impl Provider {
+    pub fn parse(name: &str) -> Option<Provider> {
+        match name {
+            "openai_chat" => Some(Provider::OpenAiChat),
+            _ => None,
+        }
+    }
+}
+
+/// One HTTP request, fully built, ready for a helper thread.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HttpRequest {
+    pub url: String,
+    /// Header pairs. May hold credentials: never log them.
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+/// The raw answer to an [`HttpRequest`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub retry_after: Option<String>,
+    pub body: String,
+}
+
+/// Shortens `text` to at most `max` bytes on a character boundary, saying so.
+pub fn truncate(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… [{} more bytes]", &text[..end], text.len() - end)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_transient_classes_are_retried() {
+        for class in [
+            ErrorClass::ContextLength,
+            ErrorClass::Quota,
+            ErrorClass::Auth,
+            ErrorClass::BadRequest,
+            ErrorClass::Internal,
+        ] {
+            assert!(!class.retryable(), "{class:?}");
+        }
+        assert!(ErrorClass::RateLimited.retryable());
+        assert!(ErrorClass::Transport.retryable());
+    }
+
+    #[test]
+    fn truncate_respects_char_boundaries() {
+        assert_eq!(truncate("abc", 5), "abc");
+        let t = truncate("ééé", 3);
+        assert!(t.starts_with('é') && t.contains("more bytes"), "{t}");
+    }
+}

@@ -1,0 +1,298 @@
+//! The OpenAI Chat Completions wire format (`POST {base_url}/chat/completions`), spoken also by
+//! Ollama, vLLM, llama.cpp and LM Studio.
+
+use serde_json::{json, Map, Value};
+
+use super::retry::parse_retry_after;
+use super::{ErrorClass, HttpRequest, HttpResponse, ModelError, ModelReply, ToolCallRequest, Usage};
+use crate::context::{Message, Prompt};
+
+/// Builds the request. `options` (e.g. `{"temperature": 0}`) is merged into the body; it cannot
+/// replace the fields this function owns.
+pub fn build_request(
+    base_url: &str,
+    model: &str,
+    api_key: Option<&str>,
+    options: &Value,
+    prompt: &Prompt,
+) -> HttpRequest {
+    let messages: Vec<Value> = prompt.messages.iter().map(message_json).collect();
+    let mut body = Map::new();
+    if let Some(extra) = options.as_object() {
+        body.extend(extra.clone());
+    }
+    body.insert("model".into(), json!(model));
+    body.insert("messages".into(), Value::Array(messages));
+    if !prompt.tools.is_empty() {
+        let tools: Vec<Value> = prompt
+            .tools
+            .iter()
+            .map(|t| {
+                json!({"type": "function", "function": {
+                    "name": t.name, "description": t.description, "parameters": t.parameters}})
+            })
+            .collect();
+        body.insert("tools".into(), Value::Array(tools));
+    }
+    let mut headers = vec![("Content-Type".to_owned(), "application/json".to_owned())];
+    if let Some(key) = api_key {
+        headers.push(("Authorization".to_owned(), format!("Bearer {key}")));
+    }
+    HttpRequest {
+        url: format!("{}/chat/completions", base_url.trim_end_matches('/')),
+        headers,
+        body: Value::Object(body).to_string(),
+    }
+}
+
+fn message_json(message: &Message) -> Value {
+    match message {
+        Message::System(text) => json!({"role": "system", "content": text}),
+        Message::User(text) => json!({"role": "user", "content": text}),
+        Message::Assistant { text, tool_calls } => {
+            let mut m = json!({"role": "assistant", "content": text});
+            if !tool_calls.is_empty() {
+                m["tool_calls"] = tool_calls
+                    .iter()
+                    .map(|c| {
+                        json!({"id": c.call_id, "type": "function",
+                               "function": {"name": c.name, "arguments": c.arguments}})
+                    })
+                    .collect();
+            }
+            m
+        }
+        Message::ToolResult { call_id, output } => {
+            json!({"role": "tool", "tool_call_id": call_id, "content": output})
+        }
+    }
+}
+
+/// Reads a response: the reply on 2xx, otherwise an error classified for the retry policy.
+pub fn parse_response(response: &HttpResponse) -> Result<ModelReply, ModelError> {
+    if !(200..300).contains(&response.status) {
+        return Err(classify_error(response));
+    }
+    let bad = |why: &str| ModelError {
+        status: Some(response.status),
+        ..ModelError::new(ErrorClass::BadResponse, why.to_owned())
+    };
+    let body: Value = serde_json::from_str(&response.body)
+        .map_err(|e| bad(&format!("response is not JSON ({e}): {}", snippet(&response.body))))?;
+    let choice = body
+        .get("choices")
+        .and_then(Value::as_array)
+        .and_then(|c| c.first())
+        .ok_or_else(|| bad(&format!("response has no choices: {}", snippet(&response.body))))?;
+    let message = choice
+        .get("message")
+        .filter(|m| m.is_object())
+        .ok_or_else(|| bad("choice has no message object"))?;
+    let text = message.get("content").and_then(Value::as_str).map(str::to_owned);
+    let mut tool_calls = Vec::new();
+    for (i, call) in message
+        .get("tool_calls")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
+        let function = call
+            .get("function")
+            .ok_or_else(|| bad(&format!("tool call {i} has no function")))?;
+        let name = function
+            .get("name")
+            .and_then(Value::as_str)
+            .ok_or_else(|| bad(&format!("tool call {i} has no function name")))?;
+        // Some servers send arguments as an object instead of a JSON string.
+        let arguments = match function.get("arguments") {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Null) | None => "{}".to_owned(),
+            Some(other) => other.to_string(),
+        };
+        let call_id = call
+            .get("id")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("call_{i}"));
+        tool_calls.push(ToolCallRequest {
+            call_id,
+            name: name.to_owned(),
+            arguments,
+        });
+    }
+    Ok(ModelReply {
+        text,
+        tool_calls,
+        usage: parse_usage(body.get("usage")),
+        finish_reason: choice
+            .get("finish_reason")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+    })
+}
+
+fn parse_usage(usage: Option<&Value>) -> Usage {
+    let n = |path: &[&str]| -> i64 {
+        let mut v = usage;
+        for key in path {
+            v = v.and_then(|x| x.get(*key));
+        }
+        v.and_then(Value::as_i64).unwrap_or(0)
+    };
+    Usage {
+        input_tokens: n(&["prompt_tokens"]),
+        cached_tokens: n(&["prompt_tokens_details", "cached_tokens"]),
+        output_tokens: n(&["completion_tokens"]),
+        reasoning_tokens: n(&["completion_tokens_details", "reasoning_tokens"]),
+    }
+}
+
+/// Classifies a non-2xx response. OpenAI's error body is `{"error": {"message", "type", "code"}}`.
+pub fn classify_error(response: &HttpResponse) -> ModelError {
+    let body: Option<Value> = serde_json::from_str(&response.body).ok();
+    let error = body.as_ref().and_then(|b| b.get("error"));
+    let field = |k: &str| error.and_then(|e| e.get(k)).and_then(Value::as_str).unwrap_or("");
+    let code = field("code");
+    let kind = field("type");
+    let message = match field("message") {
+        "" => snippet(&response.body),
+        m => m.to_owned(),
+    };
+    let class = match response.status {
+        _ if code == "context_length_exceeded" || message.contains("maximum context length") => {
+            ErrorClass::ContextLength
+        }
+        _ if code == "insufficient_quota" || kind == "insufficient_quota" => ErrorClass::Quota,
+        429 | 529 => ErrorClass::RateLimited,
+        401 | 403 => ErrorClass::Auth,
+        408 | 409 | 500..=599 => ErrorClass::Server,
+        _ => ErrorClass::BadRequest,
+    };
+    ModelError {
+        class,
+        message,
+        status: Some(response.status),
+        retry_after: response.retry_after.as_deref().and_then(parse_retry_after),
+    }
+}
+
+fn snippet(body: &str) -> String {
+    super::truncate(body.trim(), 200)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::context::ToolSpec;
+    use std::time::Duration;
+
+    fn ok(body: Value) -> HttpResponse {
+        HttpResponse {
+            status: 200,
+            retry_after: None,
+            body: body.to_string(),
+        }
+    }
+
+    #[test]
+    fn request_carries_messages_tools_and_key() {
+        let prompt = Prompt {
+            messages: vec![
+                Message::System("s".into()),
+                Message::User("u".into()),
+                Message::Assistant {
+                    text: None,
+                    tool_calls: vec![ToolCallRequest {
+                        call_id: "c1".into(),
+                        name: "f".into(),
+                        arguments: "{\"a\":1}".into(),
+                    }],
+                },
+                Message::ToolResult {
+                    call_id: "c1".into(),
+                    output: "2".into(),
+                },
+            ],
+            tools: vec![ToolSpec {
+                name: "f".into(),
+                description: "d".into(),
+                parameters: json!({"type": "object"}),
+            }],
+        };
+        let req = build_request(
+            "http://h/v1/",
+            "m",
+            Some("sk"),
+            &json!({"temperature": 0, "model": "ignored"}),
+            &prompt,
+        );
+        assert_eq!(req.url, "http://h/v1/chat/completions");
+        assert!(req.headers.contains(&("Authorization".into(), "Bearer sk".into())));
+        let body: Value = serde_json::from_str(&req.body).unwrap();
+        assert_eq!(body["model"], "m");
+        assert_eq!(body["temperature"], 0);
+        assert_eq!(body["messages"][2]["tool_calls"][0]["function"]["arguments"], "{\"a\":1}");
+        assert_eq!(body["messages"][3]["tool_call_id"], "c1");
+        assert_eq!(body["tools"][0]["function"]["name"], "f");
+    }
+
+    #[test]
+    fn reply_with_parallel_tool_calls_and_usage() {
+        let reply = parse_response(&ok(json!({
+            "choices": [{"finish_reason": "tool_calls", "message": {"role": "assistant", "content": null,
+                "tool_calls": [
+                    {"id": "a", "type": "function", "function": {"name": "x", "arguments": "{}"}},
+                    {"id": "b", "type": "function", "function": {"name": "y", "arguments": {"k": 1}}}]}}],
+            "usage": {"prompt_tokens": 10, "completion_tokens": 5,
+                      "prompt_tokens_details": {"cached_tokens": 4},
+                      "completion_tokens_details": {"reasoning_tokens": 2}}
+        })))
+        .unwrap();
+        assert_eq!(reply.text, None);
+        assert_eq!(reply.tool_calls.len(), 2);
+        assert_eq!(reply.tool_calls[1].arguments, "{\"k\":1}");
+        assert_eq!(
+            reply.usage,
+            Usage {
+                input_tokens: 10,
+                cached_tokens: 4,
+                output_tokens: 5,
+                reasoning_tokens: 2
+            }
+        );
+    }
+
+    #[test]
+    fn garbage_is_a_bad_response_not_a_panic() {
+        let cut = HttpResponse {
+            status: 200,
+            retry_after: None,
+            body: "{\"choices\": [".into(),
+        };
+        assert_eq!(parse_response(&cut).unwrap_err().class, ErrorClass::BadResponse);
+        let shape = ok(json!({"id": "x", "object": "chat.completion"}));
+        assert_eq!(parse_response(&shape).unwrap_err().class, ErrorClass::BadResponse);
+    }
+
+    #[test]
+    fn errors_are_classified_by_status_and_code() {
+        let resp = |status, body: Value, ra: Option<&str>| HttpResponse {
+            status,
+            retry_after: ra.map(str::to_owned),
+            body: body.to_string(),
+        };
+        let e = parse_response(&resp(429, json!({"error": {"message": "slow down"}}), Some("1"))).unwrap_err();
+        assert_eq!((e.class, e.retry_after), (ErrorClass::RateLimited, Some(Duration::from_secs(1))));
+        let e = parse_response(&resp(429, json!({"error": {"code": "insufficient_quota", "message": "pay"}}), None))
+            .unwrap_err();
+        assert_eq!(e.class, ErrorClass::Quota);
+        let e = parse_response(&resp(400, json!({"error": {"code": "context_length_exceeded", "message": "long"}}), None))
+            .unwrap_err();
+        assert_eq!(e.class, ErrorClass::ContextLength);
+        assert_eq!(parse_response(&resp(503, json!("x"), None)).unwrap_err().class, ErrorClass::Server);
+        assert_eq!(parse_response(&resp(401, json!({}), None)).unwrap_err().class, ErrorClass::Auth);
+        assert_eq!(parse_response(&resp(404, json!({}), None)).unwrap_err().class, ErrorClass::BadRequest);
+    }
+}

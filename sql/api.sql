@@ -1,0 +1,333 @@
+-- agent_loop: the SQL API. Every function runs with the caller's privileges; row-level
+-- security on the tables decides what each role may see and touch.
+
+-- ---------------------------------------------------------------------------------------------
+CREATE FUNCTION add_model(
+    name            text,
+    base_url        text,
+    model           text,
+    provider        text DEFAULT 'openai_chat',
+    api_key_env     text DEFAULT NULL,
+    request_timeout interval DEFAULT '60 seconds',
+    max_concurrency int DEFAULT 16,
+    options         jsonb DEFAULT '{}'
+) RETURNS text
+LANGUAGE plpgsql SET search_path = pg_catalog, agent_loop AS $$
+BEGIN
+    IF add_model.provider IS DISTINCT FROM 'openai_chat' THEN
+        RAISE EXCEPTION 'unknown provider "%"', add_model.provider
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'supported providers: openai_chat';
+    END IF;
+    IF add_model.base_url IS NULL OR add_model.base_url !~ '^https?://' THEN
+        RAISE EXCEPTION 'base_url must start with http:// or https://'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF add_model.api_key_env IS NOT NULL AND add_model.api_key_env !~ '^[A-Za-z_][A-Za-z0-9_]*$' THEN
+        RAISE EXCEPTION 'api_key_env must be the name of an environment variable, not a key'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    INSERT INTO agent_loop.models AS m
+           (name, provider, base_url, model, api_key_env, request_timeout, max_concurrency, options)
+    VALUES (add_model.name, add_model.provider, add_model.base_url, add_model.model,
+            add_model.api_key_env, add_model.request_timeout, add_model.max_concurrency,
+            coalesce(add_model.options, '{}'))
+    ON CONFLICT ON CONSTRAINT models_pkey DO UPDATE
+       SET provider = EXCLUDED.provider, base_url = EXCLUDED.base_url, model = EXCLUDED.model,
+           api_key_env = EXCLUDED.api_key_env, request_timeout = EXCLUDED.request_timeout,
+           max_concurrency = EXCLUDED.max_concurrency, options = EXCLUDED.options;
+    RETURN add_model.name;
+END
+$$;
+COMMENT ON FUNCTION add_model IS
+    'Adds or replaces a model endpoint. Needs agent_loop_admin. The API key is read at call '
+    'time from the server environment variable api_key_env, or from agent_loop.api_keys.';
+
+-- ---------------------------------------------------------------------------------------------
+CREATE FUNCTION unregister_tool(name text) RETURNS boolean
+LANGUAGE sql SET search_path = pg_catalog, agent_loop AS $$
+    WITH gone AS (DELETE FROM agent_loop.tools t WHERE t.name = unregister_tool.name
+                  AND t.function IS NOT NULL RETURNING 1)
+    SELECT count(*) > 0 FROM gone
+$$;
+COMMENT ON FUNCTION unregister_tool IS
+    'Removes a registered tool (not the built-in sql_query). Tasks already running keep it.';
+
+-- ---------------------------------------------------------------------------------------------
+CREATE FUNCTION submit(
+    goal            text,
+    model           text DEFAULT NULL,
+    tools           text[] DEFAULT '{}',
+    max_steps       int DEFAULT 10,
+    timeout         interval DEFAULT NULL,
+    metadata        jsonb DEFAULT '{}',
+    idempotency_key text DEFAULT NULL,
+    token_budget    bigint DEFAULT NULL,
+    priority        int DEFAULT 0,
+    run_after       timestamptz DEFAULT NULL
+) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, agent_loop AS $$
+#variable_conflict use_column
+DECLARE
+    chosen_model text := coalesce(submit.model, nullif(current_setting('agent_loop.default_model', true), ''));
+    wanted_tools text[] := ARRAY(SELECT DISTINCT t FROM unnest(coalesce(submit.tools, '{}')) t ORDER BY 1);
+    missing      text;
+    forbidden    text;
+    task_id      bigint;
+BEGIN
+    IF submit.goal IS NULL OR btrim(submit.goal) = '' THEN
+        RAISE EXCEPTION 'goal must not be empty' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF octet_length(submit.goal) > 1048576 THEN
+        RAISE EXCEPTION 'goal is % bytes; the limit is 1 MB', octet_length(submit.goal)
+            USING ERRCODE = 'program_limit_exceeded';
+    END IF;
+    IF submit.metadata IS NOT NULL AND (jsonb_typeof(submit.metadata) <> 'object'
+                                        OR octet_length(submit.metadata::text) > 65536) THEN
+        RAISE EXCEPTION 'metadata must be a JSON object of at most 64 kB'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF chosen_model IS NULL THEN
+        RAISE EXCEPTION 'no model given'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'pass model => ''name'' or set agent_loop.default_model';
+    END IF;
+    IF NOT EXISTS (SELECT FROM agent_loop.models m WHERE m.name = chosen_model) THEN
+        RAISE EXCEPTION 'unknown model "%"', chosen_model
+            USING ERRCODE = 'undefined_object', HINT = 'models are added with agent_loop.add_model()';
+    END IF;
+    IF submit.max_steps IS NULL OR submit.max_steps < 1 THEN
+        RAISE EXCEPTION 'max_steps must be at least 1, not %', coalesce(submit.max_steps::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF submit.timeout IS NOT NULL AND submit.timeout <= '0'::interval THEN
+        RAISE EXCEPTION 'timeout must be positive' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF submit.token_budget IS NOT NULL AND submit.token_budget < 1 THEN
+        RAISE EXCEPTION 'token_budget must be positive' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+
+    SELECT string_agg(format('"%s"', t), ', ') INTO missing
+      FROM unnest(wanted_tools) t
+     WHERE NOT EXISTS (SELECT FROM agent_loop.tools x WHERE x.name = t);
+    IF missing IS NOT NULL THEN
+        RAISE EXCEPTION 'unknown tool %', missing
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'tools are registered with agent_loop.register_tool(); see agent_loop.tools';
+    END IF;
+    SELECT string_agg(format('"%s"', x.name), ', ') INTO forbidden
+      FROM agent_loop.tools x
+     WHERE x.name = ANY (wanted_tools) AND x.function IS NOT NULL
+       AND NOT has_function_privilege(x.function, 'EXECUTE');
+    IF forbidden IS NOT NULL THEN
+        RAISE EXCEPTION 'permission denied for tool %', forbidden
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = 'Tools run with your privileges, and you may not execute this function.';
+    END IF;
+
+    INSERT INTO agent_loop.tasks (goal, model, tools, max_steps, deadline, metadata,
+                                  idempotency_key, token_budget, priority, run_after)
+    VALUES (submit.goal, chosen_model, wanted_tools, submit.max_steps, now() + submit.timeout,
+            coalesce(submit.metadata, '{}'), submit.idempotency_key, submit.token_budget,
+            coalesce(submit.priority, 0), coalesce(submit.run_after, now()))
+    ON CONFLICT (owner, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+    RETURNING id INTO task_id;
+
+    IF task_id IS NULL THEN  -- the same key was submitted before: that task is the answer
+        SELECT t.id INTO task_id FROM agent_loop.tasks t
+         WHERE t.owner = current_user::regrole AND t.idempotency_key = submit.idempotency_key;
+        RETURN task_id;
+    END IF;
+    PERFORM agent_loop._wake_worker();
+    RETURN task_id;
+END
+$$;
+COMMENT ON FUNCTION submit IS
+    'Queues a task and returns its id at once; a worker starts it when this transaction commits. '
+    'tools names entries of agent_loop.tools; they run with the caller''s privileges. '
+    'timeout sets the deadline; idempotency_key makes a repeated submit return the same task.';
+
+-- ---------------------------------------------------------------------------------------------
+CREATE FUNCTION cancel(task_id bigint) RETURNS boolean
+LANGUAGE plpgsql SET search_path = pg_catalog, agent_loop AS $$
+#variable_conflict use_column
+DECLARE
+    current_status task_status;
+BEGIN
+    UPDATE agent_loop.tasks t SET cancel_requested_at = coalesce(t.cancel_requested_at, now())
+     WHERE t.id = cancel.task_id AND t.status IN ('queued', 'running', 'waiting_approval')
+    RETURNING t.status INTO current_status;
+    IF FOUND THEN
+        PERFORM agent_loop._wake_worker();
+        RETURN true;
+    END IF;
+    SELECT t.status INTO current_status FROM agent_loop.tasks t WHERE t.id = cancel.task_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'task % not found', cancel.task_id USING ERRCODE = 'no_data_found';
+    END IF;
+    RETURN false;  -- already finished
+END
+$$;
+COMMENT ON FUNCTION cancel IS
+    'Asks for a task to stop: it ends as cancelled before its next step, and an answer from a '
+    'model call in flight is discarded. Returns false if the task had already finished.';
+
+-- ---------------------------------------------------------------------------------------------
+CREATE FUNCTION trace(task_id bigint)
+RETURNS TABLE (n int, turn int, phase text, kind text, summary text,
+               tokens int, latency_ms int, at timestamptz)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, agent_loop AS $$
+#variable_conflict use_column
+BEGIN
+    IF NOT EXISTS (SELECT FROM agent_loop.tasks t WHERE t.id = trace.task_id) THEN
+        RAISE EXCEPTION 'task % not found', trace.task_id USING ERRCODE = 'no_data_found';
+    END IF;
+    RETURN QUERY
+    SELECT s.n, s.turn, s.phase, s.kind,
+           CASE s.kind
+             WHEN 'message' THEN
+               CASE s.content->>'role'
+                 WHEN 'user' THEN 'goal: ' || (s.content->>'text') ||
+                      coalesce((SELECT string_agg(E'\nrecalled: ' || m, '')
+                                  FROM jsonb_array_elements_text(s.content->'memories') m), '')
+                 ELSE 'assistant: ' || (s.content->>'text') END
+             WHEN 'tool_call' THEN
+               format('%s(%s) [%s]', s.content->>'name', s.content->>'arguments', s.content->>'call_id')
+             WHEN 'tool_result' THEN
+               format('%s%s -> %s', CASE WHEN (s.content->>'is_error')::boolean THEN 'error from ' ELSE '' END,
+                      s.content->>'name', left(s.content->>'output', 500))
+             WHEN 'error' THEN format('%s: %s', s.content->>'class', s.content->>'message')
+             WHEN 'reflection' THEN format('lesson (%s): %s', s.content->>'outcome', s.content->>'lesson')
+             ELSE s.content::text
+           END,
+           coalesce(s.input_tokens, 0) + coalesce(s.output_tokens, 0),
+           s.latency_ms, s.created_at
+      FROM agent_loop.steps s
+     WHERE s.task_id = trace.task_id
+     ORDER BY s.n;
+END
+$$;
+COMMENT ON FUNCTION trace IS
+    'The task''s loop step by step, one readable line per step row: goal and recalled lessons, '
+    'model messages, tool calls and results, errors, the final reflection.';
+
+-- ---------------------------------------------------------------------------------------------
+CREATE VIEW tasks_overview AS
+SELECT t.id,
+       t.owner,
+       t.status,
+       t.phase,
+       format('%s/%s', t.steps_done, t.max_steps) AS steps,
+       t.model,
+       t.input_tokens + t.output_tokens AS tokens,
+       coalesce(t.finished_at, now()) - coalesce(t.started_at, t.created_at) AS elapsed,
+       t.error_code,
+       left(regexp_replace(t.goal, '\s+', ' ', 'g'), 80) AS goal
+  FROM agent_loop.tasks t;
+COMMENT ON VIEW tasks_overview IS 'One line per visible task: state, progress, tokens, time, error.';
+
+CREATE VIEW workers AS
+SELECT d.datname AS database, w.pid, w.started_at, w.in_flight, w.helper_threads,
+       w.tasks_claimed, w.steps_done, w.last_wakeup
+  FROM agent_loop.worker_status() w
+  LEFT JOIN pg_database d ON d.oid = w.database_oid;
+COMMENT ON VIEW workers IS 'Running agent_loop workers of this server: one per database with the extension.';
+
+-- ---------------------------------------------------------------------------------------------
+CREATE FUNCTION wait(task_id bigint, timeout interval DEFAULT '30 seconds')
+RETURNS TABLE (id bigint, status task_status, result jsonb, error_code text,
+               error_message text, steps_done int)
+LANGUAGE plpgsql SET search_path = pg_catalog, agent_loop AS $$
+#variable_conflict use_column
+BEGIN
+    PERFORM agent_loop._wait_for_task(wait.task_id, extract(epoch FROM wait.timeout) * 1000);
+    RETURN QUERY
+    SELECT t.id, t.status, t.result, t.error_code, t.error_message, t.steps_done
+      FROM agent_loop.tasks t WHERE t.id = wait.task_id;
+END
+$$;
+COMMENT ON FUNCTION wait IS
+    'Blocks in the server until the task ends or timeout passes, then returns its state. '
+    'Needs READ COMMITTED, and the submitting transaction must have committed.';
+
+-- ---------------------------------------------------------------------------------------------
+CREATE FUNCTION register_tool(function regprocedure, description text, name text DEFAULT NULL)
+RETURNS text
+LANGUAGE plpgsql SET search_path = pg_catalog, agent_loop AS $$
+#variable_conflict use_column
+DECLARE
+    fn         pg_proc;
+    tool_name  text;
+    signature  jsonb;
+    bad_type   text;
+BEGIN
+    SELECT * INTO fn FROM pg_proc p WHERE p.oid = register_tool.function;
+    tool_name := coalesce(register_tool.name, fn.proname);
+    IF fn.prokind <> 'f' THEN
+        RAISE EXCEPTION '% is not a plain function', register_tool.function
+            USING ERRCODE = 'wrong_object_type', HINT = 'procedures and aggregates cannot be tools';
+    END IF;
+    IF fn.provariadic <> 0 THEN
+        RAISE EXCEPTION 'variadic function % cannot be a tool', register_tool.function
+            USING ERRCODE = 'feature_not_supported';
+    END IF;
+    IF tool_name = 'sql_query' OR tool_name !~ '^[a-zA-Z0-9_-]{1,64}$' THEN
+        RAISE EXCEPTION 'invalid tool name "%"', tool_name
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'names are 1 to 64 letters, digits, _ or -, and sql_query is built in';
+    END IF;
+    IF coalesce(btrim(register_tool.description), '') = '' THEN
+        RAISE EXCEPTION 'a tool needs a description: the model chooses tools by it'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF NOT (pg_has_role('agent_loop_admin', 'MEMBER') OR pg_has_role(fn.proowner, 'USAGE')) THEN
+        RAISE EXCEPTION 'permission denied to register % as a tool', register_tool.function
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = 'Only the function''s owner or a member of agent_loop_admin can.';
+    END IF;
+
+    -- Input arguments in order; names come from proargnames, which also lists OUT arguments.
+    WITH args AS (
+        SELECT a.pos, a.type_oid,
+               CASE WHEN fn.proallargtypes IS NULL THEN fn.proargnames[a.pos]
+                    ELSE (SELECT fn.proargnames[o.i]
+                            FROM generate_subscripts(fn.proallargtypes, 1) o(i)
+                           WHERE fn.proargmodes[o.i] IN ('i', 'b')
+                           ORDER BY o.i OFFSET a.pos - 1 LIMIT 1) END AS arg_name
+          FROM unnest(fn.proargtypes::oid[]) WITH ORDINALITY a(type_oid, pos)
+    )
+    SELECT coalesce(jsonb_agg(jsonb_build_object(
+               'name', coalesce(nullif(arg_name, ''), 'arg' || pos),
+               'named', coalesce(nullif(arg_name, ''), '') <> '',
+               'type', format_type(type_oid, NULL),
+               'has_default', pos > fn.pronargs - fn.pronargdefaults) ORDER BY pos), '[]'),
+           string_agg(format_type(type_oid, NULL), ', ')
+               FILTER (WHERE (SELECT typtype FROM pg_type WHERE oid = type_oid) = 'p')
+      INTO signature, bad_type
+      FROM args;
+    IF bad_type IS NOT NULL THEN
+        RAISE EXCEPTION 'function % takes pseudo-type arguments (%)', register_tool.function, bad_type
+            USING ERRCODE = 'feature_not_supported';
+    END IF;
+    IF (SELECT typtype FROM pg_type WHERE oid = fn.prorettype) = 'p'
+       AND fn.prorettype NOT IN ('void'::regtype, 'record'::regtype) THEN
+        RAISE EXCEPTION 'function % returns %, which cannot be a tool result',
+                        register_tool.function, format_type(fn.prorettype, NULL)
+            USING ERRCODE = 'feature_not_supported';
+    END IF;
+
+    INSERT INTO agent_loop.tools AS t (name, function, description, parameters, signature,
+                                       returns_set, returns_void)
+    VALUES (tool_name, register_tool.function, register_tool.description,
+            agent_loop._parameters_schema(signature), signature, fn.proretset,
+            fn.prorettype = 'void'::regtype)
+    ON CONFLICT ON CONSTRAINT tools_pkey DO UPDATE
+       SET function = EXCLUDED.function, description = EXCLUDED.description,
+           parameters = EXCLUDED.parameters, signature = EXCLUDED.signature,
+           returns_set = EXCLUDED.returns_set, returns_void = EXCLUDED.returns_void;
+    RETURN tool_name;
+END
+$$;
+COMMENT ON FUNCTION register_tool IS
+    'Makes a SQL function available as a tool. Its JSON Schema comes from the signature; at '
+    'run time arguments are bound as typed parameters and the function runs with the task '
+    'owner''s privileges. Needs ownership of the function or agent_loop_admin.';

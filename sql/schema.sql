@@ -1,0 +1,204 @@
+-- agent_loop: tables, row-level security and grants.
+--
+-- Tables are the source of truth. The worker (a superuser background process) is their only
+-- writer for task state and steps; users read through row-level security, which shows a role
+-- only its own tasks, steps and reflections (members of agent_loop_admin see everything).
+
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'agent_loop_admin') THEN
+        CREATE ROLE agent_loop_admin NOLOGIN;
+    END IF;
+END
+$$;
+
+CREATE TYPE task_status AS ENUM
+    ('queued', 'running', 'waiting_approval', 'succeeded', 'failed', 'cancelled');
+COMMENT ON TYPE task_status IS
+    'Lifecycle of a task: queued -> running -> succeeded | failed | cancelled.';
+
+-- ---------------------------------------------------------------------------------------------
+CREATE TABLE models (
+    name            text PRIMARY KEY,
+    provider        text NOT NULL DEFAULT 'openai_chat'
+                    CHECK (provider IN ('openai_chat')),
+    base_url        text NOT NULL CHECK (base_url ~ '^https?://'),
+    model           text NOT NULL,
+    api_key_env     text,
+    request_timeout interval NOT NULL DEFAULT '60 seconds'
+                    CHECK (request_timeout > '0'::interval),
+    max_concurrency int NOT NULL DEFAULT 16 CHECK (max_concurrency >= 1),
+    options         jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(options) = 'object'),
+    created_at      timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE models IS
+    'Model endpoints tasks may use. API keys are never stored here: api_key_env names an '
+    'environment variable of the server, or the key comes from agent_loop.api_keys.';
+COMMENT ON COLUMN models.provider IS 'Wire protocol: openai_chat (OpenAI Chat Completions and compatible servers).';
+COMMENT ON COLUMN models.base_url IS 'Endpoint base, e.g. https://api.openai.com/v1 or http://localhost:11434/v1.';
+COMMENT ON COLUMN models.model IS 'Model name sent to the endpoint.';
+COMMENT ON COLUMN models.api_key_env IS 'Name of the server environment variable holding the API key (not the key).';
+COMMENT ON COLUMN models.request_timeout IS 'Deadline for one HTTP attempt.';
+COMMENT ON COLUMN models.max_concurrency IS 'Requests in flight to this model at once, per worker.';
+COMMENT ON COLUMN models.options IS 'Extra request body fields, e.g. {"temperature": 0}.';
+
+-- ---------------------------------------------------------------------------------------------
+CREATE TABLE tools (
+    name            text PRIMARY KEY CHECK (name ~ '^[a-zA-Z0-9_-]{1,64}$'),
+    function        regprocedure UNIQUE,
+    description     text NOT NULL,
+    parameters      jsonb NOT NULL,
+    signature       jsonb NOT NULL DEFAULT '[]',
+    returns_set     boolean NOT NULL DEFAULT false,
+    returns_void    boolean NOT NULL DEFAULT false,
+    registered_by   regrole NOT NULL DEFAULT current_user::regrole,
+    created_at      timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE tools IS
+    'Tools a task may use. A tool is a SQL function run as the task''s owner; function is NULL '
+    'for the built-in sql_query.';
+COMMENT ON COLUMN tools.parameters IS 'JSON Schema of the arguments, derived from the function signature.';
+COMMENT ON COLUMN tools.signature IS 'Input arguments: [{name, named, type, has_default}].';
+COMMENT ON COLUMN tools.registered_by IS 'Role that registered the tool (the function''s owner or an agent_loop_admin).';
+
+INSERT INTO tools (name, function, description, parameters, registered_by)
+VALUES ('sql_query', NULL,
+        'Run one read-only SQL query (SELECT, WITH, VALUES) in the database with your '
+        'privileges and get the rows back as JSON. Rows beyond a limit are cut off.',
+        '{"type": "object", "properties": {"query": {"type": "string", "description": "one SQL query"}},
+          "required": ["query"], "additionalProperties": false}',
+        'agent_loop_admin');
+
+-- ---------------------------------------------------------------------------------------------
+-- Hot columns first and narrow; the row is updated once per step, and fillfactor leaves room
+-- for those updates to stay HOT (no indexed column changes during a step).
+CREATE TABLE tasks (
+    id                  bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    owner               regrole NOT NULL DEFAULT current_user::regrole,
+    status              task_status NOT NULL DEFAULT 'queued',
+    phase               text,
+    steps_done          int NOT NULL DEFAULT 0,
+    max_steps           int NOT NULL DEFAULT 10 CHECK (max_steps >= 1),
+    token_budget        bigint CHECK (token_budget > 0),
+    deadline            timestamptz,
+    priority            int NOT NULL DEFAULT 0,
+    run_after           timestamptz NOT NULL DEFAULT now(),
+    attempts            int NOT NULL DEFAULT 0,
+    lease_worker        int,
+    lease_until         timestamptz,
+    cancel_requested_at timestamptz,
+    input_tokens        bigint NOT NULL DEFAULT 0,
+    cached_tokens       bigint NOT NULL DEFAULT 0,
+    output_tokens       bigint NOT NULL DEFAULT 0,
+    reasoning_tokens    bigint NOT NULL DEFAULT 0,
+    created_at          timestamptz NOT NULL DEFAULT now(),
+    started_at          timestamptz,
+    finished_at         timestamptz,
+    model               text NOT NULL REFERENCES models (name) ON UPDATE CASCADE,
+    tools               text[] NOT NULL DEFAULT '{}',
+    error_code          text,
+    error_message       text,
+    idempotency_key     text,
+    result              jsonb,
+    metadata            jsonb NOT NULL DEFAULT '{}',
+    goal                text NOT NULL CHECK (goal <> '')
+) WITH (fillfactor = 80);
+
+CREATE INDEX tasks_claimable ON tasks (priority DESC, run_after, id) WHERE status = 'queued';
+CREATE INDEX tasks_running ON tasks (id) WHERE status = 'running';
+CREATE INDEX tasks_owner ON tasks (owner, id);
+CREATE UNIQUE INDEX tasks_idempotency ON tasks (owner, idempotency_key)
+    WHERE idempotency_key IS NOT NULL;
+
+COMMENT ON TABLE tasks IS 'One row per task: its goal, limits, state, lease, usage and outcome.';
+COMMENT ON COLUMN tasks.owner IS 'Role that submitted the task; its tools run with this role''s privileges.';
+COMMENT ON COLUMN tasks.phase IS 'Loop phase the task is in or ended in: perceive, decide, act, reflect.';
+COMMENT ON COLUMN tasks.steps_done IS 'Decide phases (successful model calls) so far.';
+COMMENT ON COLUMN tasks.max_steps IS 'The task fails with max_steps_exceeded when this many steps end without an answer.';
+COMMENT ON COLUMN tasks.token_budget IS 'Total input + output tokens allowed; NULL is unlimited.';
+COMMENT ON COLUMN tasks.deadline IS 'No step starts after this time; the task then fails with deadline_exceeded.';
+COMMENT ON COLUMN tasks.run_after IS 'The task is not claimed before this time.';
+COMMENT ON COLUMN tasks.attempts IS 'How often a worker has claimed the task (more than once after a crash).';
+COMMENT ON COLUMN tasks.lease_worker IS 'PID of the worker holding the task while it runs.';
+COMMENT ON COLUMN tasks.lease_until IS 'The lease expires then unless renewed; an expired lease is reclaimed.';
+COMMENT ON COLUMN tasks.cancel_requested_at IS 'Set by cancel(); the worker ends the task before its next step.';
+COMMENT ON COLUMN tasks.error_code IS 'Why the task failed: max_steps_exceeded, model_<class>, deadline_exceeded, cancelled, ...';
+COMMENT ON COLUMN tasks.result IS 'On success: {"answer": text}.';
+COMMENT ON COLUMN tasks.idempotency_key IS 'A repeated submit with the same key (per owner) returns the existing task.';
+
+-- ---------------------------------------------------------------------------------------------
+-- Append-only. No foreign key: only the worker inserts here, in the same transaction that
+-- locks the task row, and the key check would cost a row lock per step.
+CREATE TABLE steps (
+    task_id          bigint NOT NULL,
+    n                int NOT NULL,
+    turn             int NOT NULL,
+    owner            regrole NOT NULL,
+    phase            text NOT NULL CHECK (phase IN ('perceive', 'decide', 'act', 'verify', 'reflect')),
+    kind             text NOT NULL CHECK (kind IN ('message', 'tool_call', 'tool_result',
+                                                  'verification', 'reflection', 'compaction', 'error')),
+    content          jsonb NOT NULL,
+    input_tokens     int,
+    cached_tokens    int,
+    output_tokens    int,
+    reasoning_tokens int,
+    latency_ms       int,
+    created_at       timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (task_id, n)
+);
+COMMENT ON TABLE steps IS
+    'The append-only log of each task: every message, tool call, tool result, error and '
+    'reflection. A task can be resumed from it alone.';
+COMMENT ON COLUMN steps.n IS 'Position in the task''s log, from 1.';
+COMMENT ON COLUMN steps.turn IS 'The decide step the row belongs to (0 = before the first model call).';
+COMMENT ON COLUMN steps.kind IS 'message, tool_call, tool_result, verification, reflection, compaction or error.';
+COMMENT ON COLUMN steps.input_tokens IS 'Model usage, on the first row written for a model call.';
+COMMENT ON COLUMN steps.latency_ms IS 'Model call time including retries, or tool run time.';
+
+-- ---------------------------------------------------------------------------------------------
+CREATE TABLE reflections (
+    id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    owner      regrole NOT NULL,
+    task_id    bigint NOT NULL,
+    outcome    text NOT NULL,
+    lesson     text NOT NULL,
+    lesson_tsv tsvector GENERATED ALWAYS AS (to_tsvector('english', lesson)) STORED,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX reflections_search ON reflections USING gin (lesson_tsv);
+CREATE INDEX reflections_owner ON reflections (owner, id);
+COMMENT ON TABLE reflections IS
+    'Lessons written when tasks end; the most relevant ones of the same owner (full-text rank '
+    'against the goal) are recalled into the perceive phase of later tasks.';
+
+-- ---------------------------------------------------------------------------------------------
+-- Privileges and row-level security.
+ALTER TABLE tasks ENABLE ROW LEVEL SECURITY;
+ALTER TABLE steps ENABLE ROW LEVEL SECURITY;
+ALTER TABLE reflections ENABLE ROW LEVEL SECURITY;
+ALTER TABLE tools ENABLE ROW LEVEL SECURITY;
+
+CREATE POLICY own_tasks ON tasks
+    USING (owner = current_user::regrole OR pg_has_role('agent_loop_admin', 'MEMBER'))
+    WITH CHECK (owner = current_user::regrole OR pg_has_role('agent_loop_admin', 'MEMBER'));
+CREATE POLICY own_steps ON steps
+    USING (owner = current_user::regrole OR pg_has_role('agent_loop_admin', 'MEMBER'));
+CREATE POLICY own_reflections ON reflections
+    USING (owner = current_user::regrole OR pg_has_role('agent_loop_admin', 'MEMBER'));
+CREATE POLICY read_tools ON tools FOR SELECT USING (true);
+CREATE POLICY manage_tools ON tools
+    USING (registered_by = current_user::regrole OR pg_has_role('agent_loop_admin', 'MEMBER'))
+    WITH CHECK (pg_has_role('agent_loop_admin', 'MEMBER')
+                OR (registered_by = current_user::regrole AND function IS NOT NULL
+                    AND pg_has_role((SELECT proowner FROM pg_proc WHERE oid = function), 'USAGE')));
+
+GRANT USAGE ON SCHEMA agent_loop TO PUBLIC;
+GRANT SELECT ON models, tools, tasks, steps, reflections TO PUBLIC;
+-- Users create tasks only through the columns submit() sets; state columns are the worker's.
+GRANT INSERT (goal, model, tools, max_steps, token_budget, deadline, priority, run_after,
+              metadata, idempotency_key) ON tasks TO PUBLIC;
+GRANT UPDATE (cancel_requested_at) ON tasks TO PUBLIC;
+GRANT DELETE ON reflections TO PUBLIC;
+GRANT INSERT, UPDATE, DELETE ON tools TO PUBLIC;
+GRANT INSERT, UPDATE, DELETE ON models TO agent_loop_admin;
+GRANT ALL ON tasks, steps, reflections TO agent_loop_admin;

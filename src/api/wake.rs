@@ -1,0 +1,38 @@
+//! Waking a worker when a submit (or cancel) commits, and starting one where none runs.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use pgrx::prelude::*;
+use pgrx::{register_xact_callback, PgXactCallbackEvent};
+
+use crate::{shmem, worker};
+
+/// Whether this transaction already asked for a wake-up at commit.
+static WAKE_PENDING: AtomicBool = AtomicBool::new(false);
+
+/// Called by submit() and cancel(): the database's worker is woken the moment this transaction
+/// commits (not before: it could not see the row yet), and started now if it is not running.
+#[pg_extern(volatile, parallel_unsafe)]
+fn _wake_worker() {
+    if !shmem::available() {
+        warning!(
+            "agent_loop is not in shared_preload_libraries: no worker will run this task \
+             until the server is restarted with it"
+        );
+        return;
+    }
+    let database = unsafe { pg_sys::MyDatabaseId };
+    if !shmem::has_worker(database) {
+        worker::start_worker(database);
+    }
+    if WAKE_PENDING.swap(true, Ordering::Relaxed) {
+        return;
+    }
+    register_xact_callback(PgXactCallbackEvent::Commit, move || {
+        WAKE_PENDING.store(false, Ordering::Relaxed);
+        shmem::wake_worker(database);
+    });
+    register_xact_callback(PgXactCallbackEvent::Abort, || {
+        WAKE_PENDING.store(false, Ordering::Relaxed);
+    });
+}

@@ -1,0 +1,45 @@
+//! agent_loop: PostgreSQL as the state store and the scheduler of LLM agents.
+//!
+//! This crate is the thin PostgreSQL layer around `agent_loop_core`:
+//! - [`settings`]: the `agent_loop.*` GUCs;
+//! - [`shmem`]: worker registry and the condition variables `wait()` sleeps on;
+//! - [`api`]: the SQL functions written in Rust (the rest of the API is plain SQL in `sql/`);
+//! - [`worker`]: the launcher and the per-database worker that drives tasks;
+//! - [`store`]: every statement the worker runs;
+//! - [`tools`]: running a tool call as the task's owner.
+
+use pgrx::prelude::*;
+
+mod api;
+mod settings;
+mod shmem;
+mod store;
+mod tools;
+mod worker;
+
+::pgrx::pg_module_magic!();
+
+extension_sql_file!("../sql/schema.sql", name = "schema", bootstrap);
+extension_sql_file!("../sql/api.sql", name = "api", finalize);
+
+#[pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    settings::define();
+    // Shared memory and the launcher exist only when loaded at server start; loaded later
+    // (CREATE EXTENSION without shared_preload_libraries), the SQL API works but no worker
+    // runs, and submit() says so.
+    if unsafe { pg_sys::process_shared_preload_libraries_in_progress } {
+        shmem::install_hooks();
+        worker::register_launcher();
+    }
+}
+
+/// Required by `cargo pgrx test`; this project's end-to-end tests live in `pg_test/`.
+#[cfg(test)]
+pub mod pg_test {
+    pub fn setup(_options: Vec<&str>) {}
+
+    pub fn postgresql_conf_options() -> Vec<&'static str> {
+        vec!["shared_preload_libraries = 'agent_loop'"]
+    }
+}

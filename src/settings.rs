@@ -1,0 +1,90 @@
+//! The `agent_loop.*` settings. Each is documented in the README; `SHOW agent_loop.<name>`
+//! prints its value and `SELECT * FROM pg_settings WHERE name LIKE 'agent_loop.%'` lists them.
+
+use std::ffi::CString;
+
+use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting};
+
+pub static POLL_INTERVAL_MS: GucSetting<i32> = GucSetting::<i32>::new(1000);
+pub static LEASE_SECONDS: GucSetting<i32> = GucSetting::<i32>::new(60);
+pub static MAX_IN_FLIGHT: GucSetting<i32> = GucSetting::<i32>::new(64);
+pub static CLAIM_BATCH: GucSetting<i32> = GucSetting::<i32>::new(16);
+pub static TOOL_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(10_000);
+pub static SQL_QUERY_ROW_LIMIT: GucSetting<i32> = GucSetting::<i32>::new(100);
+pub static MAX_TOOL_OUTPUT_BYTES: GucSetting<i32> = GucSetting::<i32>::new(16_384);
+pub static MODEL_MAX_RETRIES: GucSetting<i32> = GucSetting::<i32>::new(4);
+pub static MODEL_RETRY_BASE_MS: GucSetting<i32> = GucSetting::<i32>::new(500);
+pub static MODEL_RETRY_MAX_MS: GucSetting<i32> = GucSetting::<i32>::new(30_000);
+pub static MAX_RESPONSE_BYTES: GucSetting<i32> = GucSetting::<i32>::new(8 * 1024 * 1024);
+pub static MEMORY_LIMIT: GucSetting<i32> = GucSetting::<i32>::new(3);
+pub static SYSTEM_PROMPT: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(
+    c"You are an agent working inside a PostgreSQL database. Use the tools you are given to \
+      reach the goal, then answer concisely. Tool errors are shown to you; correct course.",
+));
+pub static DEFAULT_MODEL: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static API_KEYS: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+
+pub fn define() {
+    use GucContext::{Sighup, Suset, Userset};
+    let int = |name: &'static std::ffi::CStr,
+               short: &'static std::ffi::CStr,
+               setting: &'static GucSetting<i32>,
+               min: i32,
+               max: i32,
+               context: GucContext,
+               unit: GucFlags| {
+        GucRegistry::define_int_guc(name, short, c"", setting, min, max, context, unit);
+    };
+    int(c"agent_loop.poll_interval", c"Longest a worker sleeps when no wake-up arrives.",
+        &POLL_INTERVAL_MS, 10, 3_600_000, Sighup, GucFlags::UNIT_MS);
+    int(c"agent_loop.lease_duration", c"How long a claimed task stays leased without renewal.",
+        &LEASE_SECONDS, 5, 86_400, Sighup, GucFlags::UNIT_S);
+    int(c"agent_loop.max_in_flight", c"Tasks one worker drives at once (model calls in flight).",
+        &MAX_IN_FLIGHT, 1, 10_000, Sighup, GucFlags::default());
+    int(c"agent_loop.claim_batch", c"Tasks claimed per claiming transaction.",
+        &CLAIM_BATCH, 1, 1000, Sighup, GucFlags::default());
+    int(c"agent_loop.tool_timeout", c"Statement timeout of one tool call.",
+        &TOOL_TIMEOUT_MS, 1, 3_600_000, Sighup, GucFlags::UNIT_MS);
+    int(c"agent_loop.sql_query_row_limit", c"Rows the built-in sql_query tool returns at most.",
+        &SQL_QUERY_ROW_LIMIT, 1, 100_000, Sighup, GucFlags::default());
+    int(c"agent_loop.max_tool_output", c"Bytes of a tool result kept for the model; the rest is cut.",
+        &MAX_TOOL_OUTPUT_BYTES, 256, 64 * 1024 * 1024, Sighup, GucFlags::UNIT_BYTE);
+    int(c"agent_loop.model_max_retries", c"Retries of a failed model request (transient errors only).",
+        &MODEL_MAX_RETRIES, 0, 100, Sighup, GucFlags::default());
+    int(c"agent_loop.model_retry_base_delay", c"First backoff delay between model retries.",
+        &MODEL_RETRY_BASE_MS, 1, 600_000, Sighup, GucFlags::UNIT_MS);
+    int(c"agent_loop.model_retry_max_delay", c"Longest backoff delay, Retry-After included.",
+        &MODEL_RETRY_MAX_MS, 1, 3_600_000, Sighup, GucFlags::UNIT_MS);
+    int(c"agent_loop.max_response_size", c"Largest model response body accepted.",
+        &MAX_RESPONSE_BYTES, 1024, i32::MAX, Sighup, GucFlags::UNIT_BYTE);
+    int(c"agent_loop.memory_limit", c"Earlier lessons recalled into a new task's prompt.",
+        &MEMORY_LIMIT, 0, 100, Sighup, GucFlags::default());
+    GucRegistry::define_string_guc(c"agent_loop.system_prompt", c"Instructions sent to the model first.",
+        c"", &SYSTEM_PROMPT, Sighup, GucFlags::default());
+    GucRegistry::define_string_guc(c"agent_loop.default_model", c"Model submit() uses when none is named.",
+        c"", &DEFAULT_MODEL, Userset, GucFlags::default());
+    GucRegistry::define_string_guc(
+        c"agent_loop.api_keys",
+        c"API keys by model name: 'model=key,other=key'. Superuser-only and never shown.",
+        c"Used when a model has no api_key_env. Set in postgresql.conf or with ALTER SYSTEM.",
+        &API_KEYS,
+        Suset,
+        GucFlags::SUPERUSER_ONLY | GucFlags::NO_SHOW_ALL,
+    );
+}
+
+/// Reads a string setting; empty counts as unset.
+pub fn string(setting: &GucSetting<Option<CString>>) -> Option<String> {
+    setting
+        .get()
+        .map(|s| s.to_string_lossy().into_owned())
+        .filter(|s| !s.is_empty())
+}
+
+/// The key configured for `model` in `agent_loop.api_keys`.
+pub fn api_key_from_setting(model: &str) -> Option<String> {
+    string(&API_KEYS)?.split(',').find_map(|entry| {
+        let (name, key) = entry.split_once('=')?;
+        (name.trim() == model).then(|| key.trim().to_owned())
+    })
+}

@@ -1,0 +1,221 @@
+//! Shared memory: the registry of running workers (so a committing `submit()` can set its
+//! worker's latch) and the condition variables `wait()` sleeps on until a task ends.
+
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicU32, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+
+pub const MAX_WORKERS: usize = 64;
+/// `wait()` callers sleep on channel `task_id % WAIT_CHANNELS`, so a task's end wakes only
+/// the waiters that may care.
+const WAIT_CHANNELS: usize = 64;
+
+/// One running worker. `database == 0` marks a free slot. Counters are for the `workers` view.
+#[repr(C)]
+pub struct WorkerSlot {
+    pub database: AtomicU32,
+    pub pid: AtomicI32,
+    procno: AtomicI32,
+    pub started_at_us: AtomicI64,
+    pub in_flight: AtomicI32,
+    pub helper_threads: AtomicI32,
+    pub tasks_claimed: AtomicI64,
+    pub steps_done: AtomicI64,
+    pub last_wakeup_us: AtomicI64,
+}
+
+#[repr(C)]
+struct Shared {
+    /// Guards slot assignment (held for a few instructions, never across a PostgreSQL call).
+    registry_lock: AtomicBool,
+    slots: [WorkerSlot; MAX_WORKERS],
+    task_ended: [pg_sys::ConditionVariable; WAIT_CHANNELS],
+}
+
+static mut SHARED: *mut Shared = std::ptr::null_mut();
+static mut PREV_SHMEM_REQUEST_HOOK: pg_sys::shmem_request_hook_type = None;
+static mut PREV_SHMEM_STARTUP_HOOK: pg_sys::shmem_startup_hook_type = None;
+
+pub fn install_hooks() {
+    unsafe {
+        PREV_SHMEM_REQUEST_HOOK = pg_sys::shmem_request_hook;
+        pg_sys::shmem_request_hook = Some(shmem_request);
+        PREV_SHMEM_STARTUP_HOOK = pg_sys::shmem_startup_hook;
+        pg_sys::shmem_startup_hook = Some(shmem_startup);
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn shmem_request() {
+    if let Some(prev) = PREV_SHMEM_REQUEST_HOOK {
+        prev();
+    }
+    pg_sys::RequestAddinShmemSpace(std::mem::size_of::<Shared>());
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn shmem_startup() {
+    if let Some(prev) = PREV_SHMEM_STARTUP_HOOK {
+        prev();
+    }
+    // AddinShmemInitLock is MainLWLockArray[21] (storage/lwlocknames.h).
+    let init_lock = &raw mut (*pg_sys::MainLWLockArray.add(21)).lock;
+    pg_sys::LWLockAcquire(init_lock, pg_sys::LWLockMode::LW_EXCLUSIVE);
+    let mut found = false;
+    let shared = pg_sys::ShmemInitStruct(
+        c"agent_loop".as_ptr(),
+        std::mem::size_of::<Shared>(),
+        &mut found,
+    ) as *mut Shared;
+    if !found {
+        std::ptr::write_bytes(shared, 0, 1);
+        for cv in (*shared).task_ended.iter_mut() {
+            pg_sys::ConditionVariableInit(cv);
+        }
+    }
+    SHARED = shared;
+    pg_sys::LWLockRelease(init_lock);
+}
+
+fn shared() -> Option<&'static Shared> {
+    // SAFETY: set once by the startup hook in the postmaster, inherited by every backend.
+    unsafe { SHARED.as_ref() }
+}
+
+/// Whether the library was preloaded (otherwise no worker can run).
+pub fn available() -> bool {
+    shared().is_some()
+}
+
+pub fn now_us() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
+
+fn with_registry<R>(shared: &Shared, f: impl FnOnce() -> R) -> R {
+    while shared
+        .registry_lock
+        .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+        .is_err()
+    {
+        std::hint::spin_loop();
+    }
+    let result = f();
+    shared.registry_lock.store(false, Ordering::Release);
+    result
+}
+
+/// Registers the calling worker for `database`. `None` when another live worker already serves
+/// it (the caller then exits) or every slot is taken.
+pub fn claim_slot(database: pg_sys::Oid) -> Option<&'static WorkerSlot> {
+    let shared = shared()?;
+    let (pid, procno) = unsafe { (pg_sys::MyProcPid, (*pg_sys::MyProc).pgprocno) };
+    with_registry(shared, || {
+        let db = database.to_u32();
+        if shared.slots.iter().any(|s| s.database.load(Ordering::Acquire) == db) {
+            return None;
+        }
+        let slot = shared
+            .slots
+            .iter()
+            .find(|s| s.database.load(Ordering::Acquire) == 0)?;
+        slot.pid.store(pid, Ordering::Relaxed);
+        slot.procno.store(procno, Ordering::Relaxed);
+        slot.started_at_us.store(now_us(), Ordering::Relaxed);
+        for counter in [&slot.tasks_claimed, &slot.steps_done, &slot.last_wakeup_us] {
+            counter.store(0, Ordering::Relaxed);
+        }
+        slot.in_flight.store(0, Ordering::Relaxed);
+        slot.helper_threads.store(0, Ordering::Relaxed);
+        slot.database.store(db, Ordering::Release);
+        Some(slot)
+    })
+}
+
+pub fn release_slot(slot: &WorkerSlot) {
+    if let Some(shared) = shared() {
+        with_registry(shared, || {
+            slot.pid.store(0, Ordering::Relaxed);
+            slot.database.store(0, Ordering::Release);
+        });
+    }
+}
+
+/// Whether a worker serves `database` right now.
+pub fn has_worker(database: pg_sys::Oid) -> bool {
+    shared().is_some_and(|shared| {
+        shared
+            .slots
+            .iter()
+            .any(|s| s.database.load(Ordering::Acquire) == database.to_u32())
+    })
+}
+
+/// Sets the latch of the worker serving `database`, if there is one. Safe in a commit callback:
+/// no allocation, no error.
+pub fn wake_worker(database: pg_sys::Oid) {
+    let Some(shared) = shared() else { return };
+    for slot in &shared.slots {
+        if slot.database.load(Ordering::Acquire) == database.to_u32() {
+            let procno = slot.procno.load(Ordering::Relaxed);
+            unsafe {
+                let proc = (*pg_sys::ProcGlobal).allProcs.add(procno as usize);
+                pg_sys::SetLatch(&raw mut (*proc).procLatch);
+            }
+        }
+    }
+}
+
+/// Snapshot of the registry for the `workers` view.
+pub fn live_slots() -> Vec<&'static WorkerSlot> {
+    shared()
+        .map(|s| {
+            s.slots
+                .iter()
+                .filter(|slot| slot.database.load(Ordering::Acquire) != 0)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn task_channel(task_id: i64) -> Option<*mut pg_sys::ConditionVariable> {
+    let shared = shared()?;
+    let cv = &shared.task_ended[task_id.rem_euclid(WAIT_CHANNELS as i64) as usize];
+    Some(cv as *const _ as *mut _)
+}
+
+/// Wakes every `wait()` that may be waiting for `task_id`. Call after the commit that ended it.
+pub fn announce_task_ended(task_id: i64) {
+    if let Some(cv) = task_channel(task_id) {
+        unsafe { pg_sys::ConditionVariableBroadcast(cv) };
+    }
+}
+
+/// Prepares to sleep on `task_id`'s channel. Check the task's state after this and before
+/// [`sleep_on_task`], so an end announced in between is not missed.
+pub fn prepare_wait(task_id: i64) -> bool {
+    match task_channel(task_id) {
+        Some(cv) => {
+            unsafe { pg_sys::ConditionVariablePrepareToSleep(cv) };
+            true
+        }
+        None => false,
+    }
+}
+
+pub fn sleep_on_task(task_id: i64, timeout_ms: i64) {
+    match task_channel(task_id) {
+        Some(cv) => unsafe {
+            pg_sys::ConditionVariableTimedSleep(cv, timeout_ms, pg_sys::PG_WAIT_EXTENSION);
+        },
+        None => unsafe { pg_sys::pg_usleep(timeout_ms * 1000) },
+    }
+}
+
+pub fn cancel_wait() {
+    unsafe { pg_sys::ConditionVariableCancelSleep() };
+}
