@@ -226,10 +226,10 @@ SELECT t.id,
 COMMENT ON VIEW tasks_overview IS 'One line per visible task: state, progress, tokens, time, error.';
 
 CREATE VIEW workers AS
-SELECT d.datname AS database, w.pid, w.started_at, w.in_flight, w.helper_threads,
-       w.tasks_claimed, w.steps_done, w.last_wakeup
+SELECT d.datname AS database, w.pid, to_timestamp(w.started_at) AS started_at, w.in_flight,
+       w.helper_threads, w.tasks_claimed, w.steps_done, to_timestamp(w.last_wakeup) AS last_wakeup
   FROM agent_loop.worker_status() w
-  LEFT JOIN pg_database d ON d.oid = w.database_oid;
+  LEFT JOIN pg_database d ON d.oid = w.database_oid::oid;
 COMMENT ON VIEW workers IS 'Running agent_loop workers of this server: one per database with the extension.';
 
 -- ---------------------------------------------------------------------------------------------

@@ -33,13 +33,3 @@ pub extern "C-unwind" fn _PG_init() {
         worker::register_launcher();
     }
 }
-
-/// Required by `cargo pgrx test`; this project's end-to-end tests live in `pg_test/`.
-#[cfg(test)]
-pub mod pg_test {
-    pub fn setup(_options: Vec<&str>) {}
-
-    pub fn postgresql_conf_options() -> Vec<&'static str> {
-        vec!["shared_preload_libraries = 'agent_loop'"]
-    }
-}

@@ -31,6 +31,9 @@ struct Shared {
     /// Guards slot assignment (held for a few instructions, never across a PostgreSQL call).
     registry_lock: AtomicBool,
     slots: [WorkerSlot; MAX_WORKERS],
+    /// Databases whose worker found no extension; the launcher skips them until a submit or a
+    /// CREATE EXTENSION starts a worker there again.
+    without_extension: [AtomicU32; MAX_WORKERS],
     task_ended: [pg_sys::ConditionVariable; WAIT_CHANNELS],
 }
 
@@ -143,6 +146,32 @@ pub fn release_slot(slot: &WorkerSlot) {
             slot.database.store(0, Ordering::Release);
         });
     }
+}
+
+/// Remembers (or forgets) that `database` has no agent_loop extension.
+pub fn set_without_extension(database: pg_sys::Oid, absent: bool) {
+    let Some(shared) = shared() else { return };
+    let db = database.to_u32();
+    with_registry(shared, || {
+        let list = &shared.without_extension;
+        if let Some(entry) = list.iter().find(|e| e.load(Ordering::Relaxed) == db) {
+            if !absent {
+                entry.store(0, Ordering::Relaxed);
+            }
+        } else if absent {
+            if let Some(free) = list.iter().find(|e| e.load(Ordering::Relaxed) == 0) {
+                free.store(db, Ordering::Relaxed);
+            }
+        }
+    });
+}
+
+pub fn known_without_extension(database: pg_sys::Oid) -> bool {
+    shared().is_some_and(|s| {
+        s.without_extension
+            .iter()
+            .any(|e| e.load(Ordering::Relaxed) == database.to_u32())
+    })
 }
 
 /// Whether a worker serves `database` right now.

@@ -4,6 +4,7 @@
 //! the rules — when a task succeeds, when a limit ends it, what a model failure means — are
 //! stated once and unit-tested without PostgreSQL.
 
+use crate::items::Phase;
 use crate::model::{ModelError, ModelReply, ToolCallRequest, Usage};
 
 /// The limits a task was submitted with.
@@ -50,6 +51,14 @@ impl Failure {
             Failure::Model(e) => format!("model_{}", e.class.as_str()),
             Failure::EmptyAnswer => "model_empty_answer".into(),
             Failure::Internal(_) => "internal_error".into(),
+        }
+    }
+
+    /// The loop phase the failure is recorded under in the step log.
+    pub fn phase(&self) -> Phase {
+        match self {
+            Failure::MaxSteps { .. } | Failure::Internal(_) => Phase::Act,
+            _ => Phase::Decide,
         }
     }
 

@@ -1,0 +1,48 @@
+# Throwaway PostgreSQL 15 clusters with agent_loop preloaded, and the scripted model server.
+# Sourced by pg_test/run, scripts/demo.sh and bench. Clusters run as the postgres user (initdb
+# refuses root) in a temporary directory, on a Unix socket only.
+
+PG_BIN=/usr/lib/postgresql/15/bin
+REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+
+as_postgres() {
+    if [ "$(id -un)" = postgres ]; then "$@"; else sudo -u postgres -E "$@"; fi
+}
+
+# cluster_start DIR [extra postgresql.conf lines...]: initdb and start; sets PGHOST, PGPORT, PGUSER.
+cluster_start() {
+    local dir=$1; shift
+    mkdir -p "$dir"
+    chown postgres: "$dir" 2>/dev/null || true
+    as_postgres "$PG_BIN/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log"
+    export PGHOST=$dir PGPORT=${PGPORT:-$(free_port)} PGUSER=postgres
+    {
+        echo "shared_preload_libraries = 'agent_loop'"
+        echo "listen_addresses = ''"
+        echo "unix_socket_directories = '$dir'"
+        echo "port = $PGPORT"
+        echo "max_worker_processes = 32"
+        for line in "$@"; do echo "$line"; done
+    } | as_postgres tee -a "$dir/data/postgresql.conf" >/dev/null
+    as_postgres "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null
+}
+
+cluster_stop() {
+    local dir=$1
+    [ -f "$dir/data/postmaster.pid" ] && as_postgres "$PG_BIN/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1
+    return 0
+}
+
+# model_server_start DIR [args...]: starts the scripted model server; sets MODEL_PORT, MODEL_PID.
+model_server_start() {
+    local dir=$1; shift
+    rm -f "$dir/model.port"
+    python3 "$REPO_ROOT/pg_test/model_server.py" --port-file "$dir/model.port" "$@" >"$dir/model_server.log" 2>&1 &
+    MODEL_PID=$!
+    for _ in $(seq 100); do [ -s "$dir/model.port" ] && break; sleep 0.05; done
+    MODEL_PORT=$(cat "$dir/model.port")
+}
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}

@@ -1,0 +1,350 @@
+//! Every statement the worker runs. Each is prepared on first use and kept (`SPI_keepplan`),
+//! so the plan cache serves every later step; all names are schema-qualified.
+
+mod sql;
+
+use std::collections::HashMap;
+
+use agent_loop_core::agent::{Limits, Progress};
+use agent_loop_core::items::Item;
+use agent_loop_core::model::Usage;
+use agent_loop_core::tools::{SqlArg, SqlFunction};
+use pgrx::datum::DatumWithOid;
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use pgrx::spi::{OwnedPreparedStatement, SpiClient, SpiResult, SpiTupleTable};
+use pgrx::JsonB;
+use serde_json::Value;
+
+pub use sql::Sql;
+
+/// The prepared statements of one worker.
+#[derive(Default)]
+pub struct Store {
+    plans: HashMap<&'static str, OwnedPreparedStatement>,
+}
+
+/// A task as claimed from `tasks`.
+pub struct ClaimedTask {
+    pub id: i64,
+    pub owner: pg_sys::Oid,
+    pub goal: String,
+    pub model: String,
+    pub tools: Vec<String>,
+    pub limits: Limits,
+    pub attempt: i32,
+    pub progress: Progress,
+}
+
+/// A model endpoint from `models`.
+#[derive(Clone)]
+pub struct ModelRow {
+    pub name: String,
+    pub provider: String,
+    pub base_url: String,
+    pub model: String,
+    pub api_key_env: Option<String>,
+    pub timeout_ms: f64,
+    pub max_concurrency: i32,
+    pub options: Value,
+}
+
+/// A tool from `tools`: `function` is `None` for the built-in sql_query.
+#[derive(Clone)]
+pub struct ToolRow {
+    pub name: String,
+    pub description: String,
+    pub parameters: Value,
+    pub function: Option<SqlFunction>,
+}
+
+/// A step row to insert.
+pub struct NewStep<'a> {
+    pub n: i32,
+    pub turn: i32,
+    pub item: &'a Item,
+    pub usage: Option<&'a Usage>,
+    pub latency_ms: Option<i32>,
+}
+
+/// The final state written for a task.
+pub struct Ending<'a> {
+    pub status: &'static str,
+    pub result: Option<Value>,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+    pub progress: &'a Progress,
+}
+
+impl Store {
+    fn run<'conn>(
+        &mut self,
+        client: &mut SpiClient<'conn>,
+        sql: &'static Sql,
+        args: &[DatumWithOid<'_>],
+    ) -> SpiResult<SpiTupleTable<'conn>> {
+        if !self.plans.contains_key(sql.text) {
+            let plan = client.prepare_mut(sql.text, sql.types)?.keep();
+            self.plans.insert(sql.text, plan);
+        }
+        client.update(&self.plans[sql.text], None, args)
+    }
+
+    /// Cancels queued tasks whose cancel was requested; returns their ids, and the ids of
+    /// running tasks with a pending cancel.
+    pub fn cancellations(&mut self) -> SpiResult<(Vec<i64>, Vec<i64>)> {
+        Spi::connect_mut(|c| {
+            let ended = self
+                .run(c, &sql::CANCEL_QUEUED, &[])?
+                .map(|row| row.get::<i64>(1))
+                .collect::<SpiResult<Vec<_>>>()?;
+            let running = self
+                .run(c, &sql::CANCEL_REQUESTED_RUNNING, &[])?
+                .map(|row| row.get::<i64>(1))
+                .collect::<SpiResult<Vec<_>>>()?;
+            Ok((ended.into_iter().flatten().collect(), running.into_iter().flatten().collect()))
+        })
+    }
+
+    /// Puts tasks whose lease expired (their worker died) back in the queue.
+    pub fn requeue_expired(&mut self) -> SpiResult<usize> {
+        Spi::connect_mut(|c| Ok(self.run(c, &sql::REQUEUE_EXPIRED, &[])?.len()))
+    }
+
+    pub fn claim(&mut self, limit: i32, worker_pid: i32, lease_seconds: i32) -> SpiResult<Vec<ClaimedTask>> {
+        Spi::connect_mut(|c| {
+            let rows = self.run(c, &sql::CLAIM, &[limit.into(), worker_pid.into(), lease_seconds.into()])?;
+            let mut tasks = Vec::new();
+            for row in rows {
+                tasks.push(ClaimedTask {
+                    id: row.get(1)?.unwrap_or_default(),
+                    owner: row.get(2)?.unwrap_or(pg_sys::InvalidOid),
+                    goal: row.get(3)?.unwrap_or_default(),
+                    model: row.get(4)?.unwrap_or_default(),
+                    tools: row.get::<Vec<String>>(5)?.unwrap_or_default(),
+                    limits: Limits {
+                        max_steps: row.get(6)?.unwrap_or(1),
+                        token_budget: row.get(7)?,
+                        deadline_epoch: row.get(8)?,
+                    },
+                    attempt: row.get(9)?.unwrap_or(1),
+                    progress: Progress {
+                        steps_done: row.get(10)?.unwrap_or(0),
+                        usage: Usage {
+                            input_tokens: row.get(11)?.unwrap_or(0),
+                            cached_tokens: row.get(12)?.unwrap_or(0),
+                            output_tokens: row.get(13)?.unwrap_or(0),
+                            reasoning_tokens: row.get(14)?.unwrap_or(0),
+                        },
+                    },
+                });
+            }
+            Ok(tasks)
+        })
+    }
+
+    pub fn renew_leases(&mut self, ids: Vec<i64>, worker_pid: i32, lease_seconds: i32) -> SpiResult<()> {
+        Spi::connect_mut(|c| {
+            self.run(c, &sql::RENEW_LEASES, &[ids.into(), worker_pid.into(), lease_seconds.into()])?;
+            Ok(())
+        })
+    }
+
+    /// Hands this worker's running tasks back to the queue (clean shutdown).
+    pub fn release_leases(&mut self, worker_pid: i32) -> SpiResult<()> {
+        Spi::connect_mut(|c| {
+            self.run(c, &sql::RELEASE_LEASES, &[worker_pid.into()])?;
+            Ok(())
+        })
+    }
+
+    pub fn model(&mut self, name: &str) -> SpiResult<Option<ModelRow>> {
+        Spi::connect_mut(|c| {
+            let rows = self.run(c, &sql::MODEL, &[name.into()])?;
+            if rows.is_empty() {
+                return Ok(None);
+            }
+            let row = rows.first();
+            Ok(Some(ModelRow {
+                name: row.get(1)?.unwrap_or_default(),
+                provider: row.get(2)?.unwrap_or_default(),
+                base_url: row.get(3)?.unwrap_or_default(),
+                model: row.get(4)?.unwrap_or_default(),
+                api_key_env: row.get(5)?,
+                timeout_ms: row.get(6)?.unwrap_or(60_000.0),
+                max_concurrency: row.get(7)?.unwrap_or(1),
+                options: row.get::<JsonB>(8)?.map(|j| j.0).unwrap_or(Value::Null),
+            }))
+        })
+    }
+
+    pub fn tools(&mut self, names: Vec<String>) -> SpiResult<Vec<ToolRow>> {
+        Spi::connect_mut(|c| {
+            let mut tools = Vec::new();
+            for row in self.run(c, &sql::TOOLS, &[names.into()])? {
+                let target: Option<String> = row.get(5)?;
+                let signature = row.get::<JsonB>(6)?.map(|j| j.0).unwrap_or(Value::Null);
+                let returns_set = row.get::<bool>(7)?.unwrap_or(false);
+                let returns_void = row.get::<bool>(8)?.unwrap_or(false);
+                tools.push(ToolRow {
+                    name: row.get(1)?.unwrap_or_default(),
+                    description: row.get(2)?.unwrap_or_default(),
+                    parameters: row.get::<JsonB>(3)?.map(|j| j.0).unwrap_or(Value::Null),
+                    function: target.map(|target| SqlFunction {
+                        target,
+                        args: parse_signature(&signature),
+                        returns_set,
+                        returns_void,
+                    }),
+                });
+            }
+            Ok(tools)
+        })
+    }
+
+    /// Lessons of `owner` most relevant to `goal`, best first.
+    pub fn recall(&mut self, owner: pg_sys::Oid, goal: &str, limit: i32) -> SpiResult<Vec<String>> {
+        if limit <= 0 {
+            return Ok(Vec::new());
+        }
+        Spi::connect_mut(|c| {
+            self.run(c, &sql::RECALL, &[owner.into(), goal.into(), limit.into()])?
+                .map(|row| row.get::<String>(1).map(Option::unwrap_or_default))
+                .collect()
+        })
+    }
+
+    /// The task's log, for resuming it; empty for a task that never ran.
+    pub fn load_items(&mut self, task_id: i64) -> SpiResult<Result<Vec<Item>, String>> {
+        Spi::connect_mut(|c| {
+            let mut items = Vec::new();
+            for row in self.run(c, &sql::LOAD_STEPS, &[task_id.into()])? {
+                let phase: String = row.get(1)?.unwrap_or_default();
+                let kind: String = row.get(2)?.unwrap_or_default();
+                let content = row.get::<JsonB>(3)?.map(|j| j.0).unwrap_or(Value::Null);
+                match Item::from_row(&phase, &kind, &content) {
+                    Ok(item) => items.push(item),
+                    Err(e) => return Ok(Err(e.to_string())),
+                }
+            }
+            Ok(Ok(items))
+        })
+    }
+
+    pub fn insert_step(&mut self, task_id: i64, owner: pg_sys::Oid, step: NewStep<'_>) -> SpiResult<()> {
+        let usage = step.usage;
+        let tokens = |f: fn(&Usage) -> i64| usage.map(|u| f(u).min(i32::MAX as i64) as i32);
+        Spi::connect_mut(|c| {
+            self.run(
+                c,
+                &sql::INSERT_STEP,
+                &[
+                    task_id.into(),
+                    step.n.into(),
+                    step.turn.into(),
+                    owner.into(),
+                    step.item.phase().as_str().into(),
+                    step.item.kind().into(),
+                    JsonB(step.item.content()).into(),
+                    tokens(|u| u.input_tokens).into(),
+                    tokens(|u| u.cached_tokens).into(),
+                    tokens(|u| u.output_tokens).into(),
+                    tokens(|u| u.reasoning_tokens).into(),
+                    step.latency_ms.into(),
+                ],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Locks the task's row for this step. `None`: the task is no longer ours (the lease was
+    /// lost or it ended); `Some(true)`: a cancel is pending.
+    pub fn lock_task(&mut self, task_id: i64, worker_pid: i32, attempt: i32) -> SpiResult<Option<bool>> {
+        Spi::connect_mut(|c| {
+            let rows = self.run(c, &sql::LOCK_TASK, &[task_id.into(), worker_pid.into(), attempt.into()])?;
+            if rows.is_empty() {
+                return Ok(None);
+            }
+            Ok(Some(rows.first().get::<bool>(1)?.unwrap_or(false)))
+        })
+    }
+
+    pub fn save_progress(&mut self, task_id: i64, phase: &str, progress: &Progress, lease_seconds: i32) -> SpiResult<()> {
+        let u = &progress.usage;
+        Spi::connect_mut(|c| {
+            self.run(
+                c,
+                &sql::SAVE_PROGRESS,
+                &[
+                    task_id.into(),
+                    phase.into(),
+                    progress.steps_done.into(),
+                    u.input_tokens.into(),
+                    u.cached_tokens.into(),
+                    u.output_tokens.into(),
+                    u.reasoning_tokens.into(),
+                    lease_seconds.into(),
+                ],
+            )?;
+            Ok(())
+        })
+    }
+
+    pub fn finish(&mut self, task_id: i64, ending: Ending<'_>) -> SpiResult<()> {
+        let u = &ending.progress.usage;
+        Spi::connect_mut(|c| {
+            self.run(
+                c,
+                &sql::FINISH,
+                &[
+                    task_id.into(),
+                    ending.status.into(),
+                    ending.result.map(JsonB).into(),
+                    ending.error_code.into(),
+                    ending.error_message.into(),
+                    ending.progress.steps_done.into(),
+                    u.input_tokens.into(),
+                    u.cached_tokens.into(),
+                    u.output_tokens.into(),
+                    u.reasoning_tokens.into(),
+                ],
+            )?;
+            Ok(())
+        })
+    }
+
+    pub fn insert_reflection(&mut self, owner: pg_sys::Oid, task_id: i64, outcome: &str, lesson: &str) -> SpiResult<()> {
+        Spi::connect_mut(|c| {
+            self.run(c, &sql::INSERT_REFLECTION, &[owner.into(), task_id.into(), outcome.into(), lesson.into()])?;
+            Ok(())
+        })
+    }
+
+    /// Records a failure outside any step (the step's own transaction rolled back) and fails
+    /// the task, if this worker still holds it. Returns whether it did.
+    pub fn fail_after_error(&mut self, task_id: i64, worker_pid: i32, attempt: i32, message: &str) -> SpiResult<bool> {
+        Spi::connect_mut(|c| {
+            let rows = self.run(
+                c,
+                &sql::FAIL_AFTER_ERROR,
+                &[task_id.into(), worker_pid.into(), attempt.into(), message.into()],
+            )?;
+            Ok(!rows.is_empty())
+        })
+    }
+}
+
+fn parse_signature(signature: &Value) -> Vec<SqlArg> {
+    signature
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .map(|a| SqlArg {
+            name: a.get("name").and_then(Value::as_str).unwrap_or_default().to_owned(),
+            named: a.get("named").and_then(Value::as_bool).unwrap_or(false),
+            type_name: a.get("type").and_then(Value::as_str).unwrap_or("text").to_owned(),
+            has_default: a.get("has_default").and_then(Value::as_bool).unwrap_or(false),
+        })
+        .collect()
+}

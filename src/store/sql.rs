@@ -1,0 +1,169 @@
+//! The statements, with their parameter types.
+
+use pgrx::pg_sys::PgBuiltInOids as T;
+use pgrx::PgOid;
+
+pub struct Sql {
+    pub text: &'static str,
+    pub types: &'static [PgOid],
+}
+
+const INT4: PgOid = PgOid::BuiltIn(T::INT4OID);
+const INT8: PgOid = PgOid::BuiltIn(T::INT8OID);
+const TEXT: PgOid = PgOid::BuiltIn(T::TEXTOID);
+const OID: PgOid = PgOid::BuiltIn(T::OIDOID);
+const JSONB: PgOid = PgOid::BuiltIn(T::JSONBOID);
+const INT8_ARRAY: PgOid = PgOid::BuiltIn(T::INT8ARRAYOID);
+const TEXT_ARRAY: PgOid = PgOid::BuiltIn(T::TEXTARRAYOID);
+
+/// Queued tasks whose cancel was requested end here, before they ever run.
+pub static CANCEL_QUEUED: Sql = Sql {
+    text: "UPDATE agent_loop.tasks
+              SET status = 'cancelled', finished_at = now(), error_code = 'cancelled',
+                  error_message = 'cancelled before it started'
+            WHERE cancel_requested_at IS NOT NULL AND status = 'queued'
+        RETURNING id",
+    types: &[],
+};
+
+pub static CANCEL_REQUESTED_RUNNING: Sql = Sql {
+    text: "SELECT id FROM agent_loop.tasks
+            WHERE cancel_requested_at IS NOT NULL AND status = 'running'",
+    types: &[],
+};
+
+pub static REQUEUE_EXPIRED: Sql = Sql {
+    text: "UPDATE agent_loop.tasks t
+              SET status = 'queued', lease_worker = NULL, lease_until = NULL
+             FROM (SELECT id FROM agent_loop.tasks
+                    WHERE status = 'running' AND lease_until < now()
+                      FOR UPDATE SKIP LOCKED) expired
+            WHERE t.id = expired.id
+        RETURNING t.id",
+    types: &[],
+};
+
+/// SKIP LOCKED: concurrent claimers (and submitters) never wait on each other.
+pub static CLAIM: Sql = Sql {
+    text: "UPDATE agent_loop.tasks t
+              SET status = 'running', phase = 'perceive', attempts = t.attempts + 1,
+                  lease_worker = $2, lease_until = now() + $3 * interval '1 second',
+                  started_at = coalesce(t.started_at, now())
+             FROM (SELECT id FROM agent_loop.tasks
+                    WHERE status = 'queued' AND run_after <= now()
+                      AND cancel_requested_at IS NULL
+                    ORDER BY priority DESC, run_after, id
+                    LIMIT $1
+                      FOR UPDATE SKIP LOCKED) next
+            WHERE t.id = next.id
+        RETURNING t.id, t.owner::oid, t.goal, t.model, t.tools, t.max_steps, t.token_budget,
+                  extract(epoch FROM t.deadline)::float8, t.attempts, t.steps_done,
+                  t.input_tokens, t.cached_tokens, t.output_tokens, t.reasoning_tokens",
+    types: &[INT4, INT4, INT4],
+};
+
+pub static RENEW_LEASES: Sql = Sql {
+    text: "UPDATE agent_loop.tasks SET lease_until = now() + $3 * interval '1 second'
+            WHERE id = ANY ($1) AND lease_worker = $2 AND status = 'running'",
+    types: &[INT8_ARRAY, INT4, INT4],
+};
+
+pub static RELEASE_LEASES: Sql = Sql {
+    text: "UPDATE agent_loop.tasks SET status = 'queued', lease_worker = NULL, lease_until = NULL
+            WHERE lease_worker = $1 AND status = 'running'",
+    types: &[INT4],
+};
+
+pub static MODEL: Sql = Sql {
+    text: "SELECT name, provider, base_url, model, api_key_env,
+                  extract(epoch FROM request_timeout)::float8 * 1000, max_concurrency, options
+             FROM agent_loop.models WHERE name = $1",
+    types: &[TEXT],
+};
+
+pub static TOOLS: Sql = Sql {
+    text: "SELECT t.name, t.description, t.parameters, t.function IS NOT NULL,
+                  CASE WHEN t.function IS NOT NULL
+                       THEN format('%I.%I', n.nspname, p.proname) END,
+                  t.signature, t.returns_set, t.returns_void
+             FROM agent_loop.tools t
+             LEFT JOIN pg_catalog.pg_proc p ON p.oid = t.function
+             LEFT JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+            WHERE t.name = ANY ($1)
+              AND (t.function IS NULL OR p.oid IS NOT NULL)
+            ORDER BY t.name",
+    types: &[TEXT_ARRAY],
+};
+
+/// The goal's words OR-ed together, ranked; a goal of stop words alone recalls nothing.
+pub static RECALL: Sql = Sql {
+    text: "WITH q AS (SELECT replace(plainto_tsquery('english', $2)::text, ' & ', ' | ') AS words)
+           SELECT r.lesson FROM agent_loop.reflections r, q
+            WHERE q.words <> '' AND r.owner = $1::regrole
+              AND r.lesson_tsv @@ q.words::tsquery
+            ORDER BY ts_rank(r.lesson_tsv, q.words::tsquery) DESC, r.id DESC
+            LIMIT $3",
+    types: &[OID, TEXT, INT4],
+};
+
+pub static LOAD_STEPS: Sql = Sql {
+    text: "SELECT phase, kind, content FROM agent_loop.steps WHERE task_id = $1 ORDER BY n",
+    types: &[INT8],
+};
+
+pub static INSERT_STEP: Sql = Sql {
+    text: "INSERT INTO agent_loop.steps
+                  (task_id, n, turn, owner, phase, kind, content, input_tokens, cached_tokens,
+                   output_tokens, reasoning_tokens, latency_ms)
+           VALUES ($1, $2, $3, $4::regrole, $5, $6, $7, $8, $9, $10, $11, $12)",
+    types: &[INT8, INT4, INT4, OID, TEXT, TEXT, JSONB, INT4, INT4, INT4, INT4, INT4],
+};
+
+pub static LOCK_TASK: Sql = Sql {
+    text: "SELECT cancel_requested_at IS NOT NULL FROM agent_loop.tasks
+            WHERE id = $1 AND status = 'running' AND lease_worker = $2 AND attempts = $3
+              FOR UPDATE",
+    types: &[INT8, INT4, INT4],
+};
+
+pub static SAVE_PROGRESS: Sql = Sql {
+    text: "UPDATE agent_loop.tasks
+              SET phase = $2, steps_done = $3, input_tokens = $4, cached_tokens = $5,
+                  output_tokens = $6, reasoning_tokens = $7,
+                  lease_until = now() + $8 * interval '1 second'
+            WHERE id = $1",
+    types: &[INT8, TEXT, INT4, INT8, INT8, INT8, INT8, INT4],
+};
+
+pub static FINISH: Sql = Sql {
+    text: "UPDATE agent_loop.tasks
+              SET status = $2::agent_loop.task_status, phase = 'reflect', finished_at = now(),
+                  result = $3, error_code = $4, error_message = $5, steps_done = $6,
+                  input_tokens = $7, cached_tokens = $8, output_tokens = $9,
+                  reasoning_tokens = $10, lease_worker = NULL, lease_until = NULL
+            WHERE id = $1",
+    types: &[INT8, TEXT, JSONB, TEXT, TEXT, INT4, INT8, INT8, INT8, INT8],
+};
+
+pub static INSERT_REFLECTION: Sql = Sql {
+    text: "INSERT INTO agent_loop.reflections (owner, task_id, outcome, lesson)
+           VALUES ($1::regrole, $2, $3, $4)",
+    types: &[OID, INT8, TEXT, TEXT],
+};
+
+/// Used after a step's transaction failed: the error gets its own step row and ends the task.
+pub static FAIL_AFTER_ERROR: Sql = Sql {
+    text: "WITH failed AS (
+             UPDATE agent_loop.tasks
+                SET status = 'failed', finished_at = now(), error_code = 'internal_error',
+                    error_message = $4, lease_worker = NULL, lease_until = NULL
+              WHERE id = $1 AND status = 'running' AND lease_worker = $2 AND attempts = $3
+             RETURNING id, owner, steps_done)
+           INSERT INTO agent_loop.steps (task_id, n, turn, owner, phase, kind, content)
+           SELECT f.id, coalesce((SELECT max(n) FROM agent_loop.steps WHERE task_id = f.id), 0) + 1,
+                  f.steps_done, f.owner, 'act', 'error',
+                  jsonb_build_object('class', 'internal_error', 'message', $4)
+             FROM failed f
+           RETURNING task_id",
+    types: &[INT8, INT4, INT4, TEXT],
+};

@@ -1,0 +1,375 @@
+//! The per-database worker: one main thread that owns SPI and drives every claimed task, and a
+//! pool of helper threads for the model calls.
+//!
+//! Each turn of the main loop collects finished model calls (one step transaction each), ends
+//! cancelled tasks, claims new ones, dispatches the ready ones, then sleeps on the latch until a
+//! model call finishes, a submit commits, or the poll interval passes.
+
+use std::collections::{HashMap, VecDeque};
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use agent_loop_core::agent::{self, Failure, Outcome};
+use agent_loop_core::context::build_prompt;
+use agent_loop_core::model::http::{CallOutcome, CallSettings};
+use agent_loop_core::model::pool::{ModelJob, ModelOutcome, ModelPool};
+use agent_loop_core::model::retry::RetryPolicy;
+use agent_loop_core::model::{openai_chat, ErrorClass, ModelError};
+use pgrx::bgworkers::{BackgroundWorker, SignalWakeFlags};
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+
+use super::task::{StepEnd, Task};
+use super::txn::in_transaction;
+use crate::settings;
+use crate::shmem::{self, WorkerSlot};
+use crate::store::{ModelRow, Store};
+
+mod raw {
+    extern "C" {
+        // Bound directly, not through pgrx: helper threads call it, and pgrx's wrappers refuse
+        // any thread but the main one. SetLatch is async-signal-safe, so any thread may.
+        pub fn SetLatch(latch: *mut pgrx::pg_sys::Latch);
+    }
+}
+
+#[pg_guard]
+#[no_mangle]
+pub extern "C-unwind" fn agent_loop_worker_main(arg: pg_sys::Datum) {
+    let database = unsafe { pg_sys::Oid::from_datum(arg, false) }.expect("database oid");
+    BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
+    BackgroundWorker::connect_worker_to_spi_by_oid(Some(database), None);
+
+    let installed = in_transaction(|| unsafe {
+        pg_sys::get_extension_oid(c"agent_loop".as_ptr(), true) != pg_sys::InvalidOid
+    });
+    if installed != Ok(true) {
+        shmem::set_without_extension(database, true);
+        return;
+    }
+    shmem::set_without_extension(database, false);
+    let Some(slot) = shmem::claim_slot(database) else {
+        return; // another worker serves this database
+    };
+    unsafe { pg_sys::before_shmem_exit(Some(release_slot_at_exit), pg_sys::Datum::from(slot as *const _ as usize)) };
+    log!("agent_loop worker started for database {}", database.to_u32());
+    Worker::new(slot).run();
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn release_slot_at_exit(_code: i32, slot: pg_sys::Datum) {
+    shmem::release_slot(&*(slot.value() as *const WorkerSlot));
+}
+
+struct Worker {
+    slot: &'static WorkerSlot,
+    pid: i32,
+    store: Store,
+    pool: ModelPool,
+    tasks: HashMap<i64, Task>,
+    /// Tasks whose next decide has not been sent (their model was at its concurrency cap).
+    ready: VecDeque<i64>,
+    models: HashMap<String, ModelRow>,
+    calls_per_model: HashMap<String, usize>,
+}
+
+impl Worker {
+    fn new(slot: &'static WorkerSlot) -> Worker {
+        let latch = unsafe { pg_sys::MyLatch } as usize;
+        let wake = Arc::new(move || unsafe { raw::SetLatch(latch as *mut pg_sys::Latch) });
+        Worker {
+            slot,
+            pid: unsafe { pg_sys::MyProcPid },
+            store: Store::default(),
+            pool: ModelPool::new(settings::MAX_IN_FLIGHT.get() as usize, wake),
+            tasks: HashMap::new(),
+            ready: VecDeque::new(),
+            models: HashMap::new(),
+            calls_per_model: HashMap::new(),
+        }
+    }
+
+    fn run(&mut self) {
+        let mut next_housekeeping = Instant::now();
+        loop {
+            self.slot.last_wakeup_us.store(shmem::now_us(), Relaxed);
+            if BackgroundWorker::sighup_received() {
+                unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
+            }
+            if Instant::now() >= next_housekeeping {
+                if !self.housekeeping() {
+                    log!("agent_loop extension dropped; worker exits");
+                    return;
+                }
+                next_housekeeping = Instant::now() + lease_duration() / 3;
+            }
+            while let Some(outcome) = self.pool.try_next() {
+                self.on_model_outcome(outcome);
+            }
+            self.apply_cancellations();
+            self.claim();
+            self.dispatch_ready();
+            self.slot.in_flight.store(self.tasks.len() as i32, Relaxed);
+            self.slot.helper_threads.store(self.pool.threads() as i32, Relaxed);
+            let poll = Duration::from_millis(settings::POLL_INTERVAL_MS.get() as u64);
+            if !BackgroundWorker::wait_latch(Some(poll)) {
+                break;
+            }
+        }
+        // SIGTERM: between steps by construction. Running tasks go back to the queue and resume
+        // from their last committed step; answers still in flight are abandoned.
+        if let Err(e) = in_transaction(AssertUnwindSafe(|| self.store.release_leases(self.pid))) {
+            warning!("agent_loop: could not release leases at shutdown: {e}");
+        }
+    }
+
+    /// Renews this worker's leases, re-queues tasks of dead workers, and checks that the
+    /// extension still exists. False when it is gone.
+    fn housekeeping(&mut self) -> bool {
+        let ids: Vec<i64> = self.tasks.keys().copied().collect();
+        let pid = self.pid;
+        let result = in_transaction(AssertUnwindSafe(|| {
+            if unsafe { pg_sys::get_extension_oid(c"agent_loop".as_ptr(), true) } == pg_sys::InvalidOid {
+                return Ok(false);
+            }
+            if !ids.is_empty() {
+                self.store.renew_leases(ids, pid, lease_seconds())?;
+            }
+            let requeued = self.store.requeue_expired()?;
+            if requeued > 0 {
+                log!("agent_loop: re-queued {requeued} task(s) whose worker's lease expired");
+            }
+            Ok::<_, pgrx::spi::Error>(true)
+        }));
+        match result {
+            Ok(Ok(alive)) => alive,
+            Ok(Err(e)) => {
+                warning!("agent_loop housekeeping: {e}");
+                true
+            }
+            Err(e) => {
+                warning!("agent_loop housekeeping: {e}");
+                true
+            }
+        }
+    }
+
+    fn apply_cancellations(&mut self) {
+        let (ended, running) = match in_transaction(AssertUnwindSafe(|| self.store.cancellations())) {
+            Ok(Ok(ids)) => ids,
+            Ok(Err(e)) => return warning!("agent_loop: reading cancellations: {e}"),
+            Err(e) => return warning!("agent_loop: reading cancellations: {e}"),
+        };
+        ended.into_iter().for_each(shmem::announce_task_ended);
+        for id in running {
+            let Some(mut task) = self.tasks.remove(&id) else { continue };
+            self.forget_call(&task);
+            let pid = self.pid;
+            let cancelled = in_transaction(AssertUnwindSafe(|| {
+                match self.store.lock_task(task.id, pid, task.attempt)? {
+                    Some(_) => task.cancel(&mut self.store).map(|_| true),
+                    None => Ok(false),
+                }
+            }));
+            match cancelled {
+                Ok(Ok(true)) => shmem::announce_task_ended(id),
+                Ok(Ok(false)) => {}
+                Ok(Err(e)) => warning!("agent_loop: cancelling task {id}: {e}"),
+                Err(e) => warning!("agent_loop: cancelling task {id}: {e}"),
+            }
+        }
+    }
+
+    fn claim(&mut self) {
+        let capacity = settings::MAX_IN_FLIGHT.get() as usize;
+        if self.tasks.len() >= capacity {
+            return;
+        }
+        let batch = (capacity - self.tasks.len()).min(settings::CLAIM_BATCH.get() as usize) as i32;
+        let pid = self.pid;
+        let claimed = in_transaction(AssertUnwindSafe(|| -> Result<Vec<Task>, String> {
+            let claimed = self.store.claim(batch, pid, lease_seconds()).map_err(|e| e.to_string())?;
+            let mut tasks = Vec::with_capacity(claimed.len());
+            for claim in claimed {
+                tasks.push(self.prepare(claim).map_err(|e| e.to_string())?);
+            }
+            Ok(tasks)
+        }));
+        let tasks = match claimed {
+            Ok(Ok(tasks)) => tasks,
+            Ok(Err(e)) | Err(e) => return warning!("agent_loop: claiming tasks: {e}"),
+        };
+        if tasks.len() as i32 == batch {
+            // More may be waiting: come straight back instead of sleeping.
+            unsafe { pg_sys::SetLatch(pg_sys::MyLatch) };
+        }
+        self.slot.tasks_claimed.fetch_add(tasks.len() as i64, Relaxed);
+        for task in tasks {
+            self.ready.push_back(task.id);
+            self.tasks.insert(task.id, task);
+        }
+    }
+
+    /// Loads what a claimed task needs; a fresh task gets its perceive phase written.
+    fn prepare(&mut self, claim: crate::store::ClaimedTask) -> pgrx::spi::SpiResult<Task> {
+        // Re-read at each claim so add_model() changes reach a running worker.
+        if let Some(model) = self.store.model(&claim.model)? {
+            self.models.insert(model.name.clone(), model);
+        }
+        let tools = self.store.tools(claim.tools.clone())?;
+        let items = match self.store.load_items(claim.id)? {
+            Ok(items) => items,
+            Err(bad_row) => {
+                // A log that cannot be read cannot be resumed; start over from the goal.
+                warning!("agent_loop: task {}: {bad_row}; its log is ignored", claim.id);
+                Vec::new()
+            }
+        };
+        let fresh = items.is_empty();
+        let (owner, goal) = (claim.owner, claim.goal.clone());
+        let mut task = Task::new(claim, tools, items);
+        if fresh {
+            let memories = self.store.recall(owner, &goal, settings::MEMORY_LIMIT.get())?;
+            task.perceive(&mut self.store, memories)?;
+        }
+        Ok(task)
+    }
+
+    /// Sends the next model call of every ready task whose model has room.
+    fn dispatch_ready(&mut self) {
+        let mut deferred = VecDeque::new();
+        while let Some(id) = self.ready.pop_front() {
+            let Some(task) = self.tasks.get(&id) else { continue };
+            let Some(model) = self.models.get(&task.model).cloned() else {
+                let error = ModelError::new(ErrorClass::BadRequest, format!("model \"{}\" no longer exists", task.model));
+                self.end_task(id, Outcome::Failed(Failure::Model(error)));
+                continue;
+            };
+            let busy = self.calls_per_model.get(&model.name).copied().unwrap_or(0);
+            if busy >= model.max_concurrency.max(1) as usize {
+                deferred.push_back(id);
+                continue;
+            }
+            if let Some(outcome) = agent::before_decide(&task.limits, &task.progress, now_epoch()) {
+                self.end_task(id, outcome);
+                continue;
+            }
+            match self.model_job(task, &model) {
+                Ok(job) => {
+                    self.pool.submit(job);
+                    *self.calls_per_model.entry(model.name.clone()).or_default() += 1;
+                }
+                Err(error) => self.end_task(id, Outcome::Failed(Failure::Model(error))),
+            }
+        }
+        self.ready = deferred;
+    }
+
+    fn model_job(&self, task: &Task, model: &ModelRow) -> Result<ModelJob, ModelError> {
+        let api_key = match &model.api_key_env {
+            Some(var) => Some(std::env::var(var).map_err(|_| {
+                ModelError::new(
+                    ErrorClass::Auth,
+                    format!("environment variable {var} (api_key_env of model \"{}\") is not set in the server's environment", model.name),
+                )
+            })?),
+            None => settings::api_key_from_setting(&model.name),
+        };
+        let instructions = settings::string(&settings::SYSTEM_PROMPT).unwrap_or_default();
+        let prompt = build_prompt(&instructions, &task.items, task.tool_specs());
+        let request = match model.provider.as_str() {
+            "openai_chat" => openai_chat::build_request(&model.base_url, &model.model, api_key.as_deref(), &model.options, &prompt),
+            other => return Err(ModelError::new(ErrorClass::BadRequest, format!("unknown provider \"{other}\""))),
+        };
+        Ok(ModelJob {
+            task_id: task.id,
+            ticket: task.attempt as i64,
+            request,
+            settings: CallSettings {
+                timeout: Duration::from_millis(model.timeout_ms.max(1.0) as u64),
+                max_body_bytes: settings::MAX_RESPONSE_BYTES.get() as usize,
+                retry: RetryPolicy {
+                    max_retries: settings::MODEL_MAX_RETRIES.get() as u32,
+                    base_delay: Duration::from_millis(settings::MODEL_RETRY_BASE_MS.get() as u64),
+                    max_delay: Duration::from_millis(settings::MODEL_RETRY_MAX_MS.get() as u64),
+                },
+            },
+            parse: openai_chat::parse_response,
+        })
+    }
+
+    fn forget_call(&mut self, task: &Task) {
+        if let Some(n) = self.calls_per_model.get_mut(&task.model) {
+            *n = n.saturating_sub(1);
+        }
+    }
+
+    fn on_model_outcome(&mut self, outcome: ModelOutcome) {
+        let id = outcome.task_id;
+        // A task cancelled, lost or re-claimed meanwhile: the answer belongs to nobody.
+        if !self.tasks.get(&id).is_some_and(|t| t.attempt as i64 == outcome.ticket) {
+            return;
+        }
+        let mut task = self.tasks.remove(&id).expect("checked above");
+        self.forget_call(&task);
+        let pid = self.pid;
+        let call: CallOutcome = outcome.call;
+        let store = &mut self.store;
+        let step = in_transaction(AssertUnwindSafe(|| {
+            task.step(store, pid, &call, lease_seconds())
+                .unwrap_or_else(|e| error!("step of task {id}: {e}"))
+        }));
+        self.slot.steps_done.fetch_add(1, Relaxed);
+        match step {
+            Ok(StepEnd::Continue) => {
+                self.tasks.insert(id, task);
+                self.ready.push_back(id);
+            }
+            Ok(StepEnd::Ended) => shmem::announce_task_ended(id),
+            Ok(StepEnd::Lost) => {}
+            Err(message) => {
+                warning!("agent_loop: step of task {id} failed and was rolled back: {message}");
+                let attempt = task.attempt;
+                let failed = in_transaction(AssertUnwindSafe(|| {
+                    self.store.fail_after_error(id, pid, attempt, &message)
+                }));
+                if matches!(failed, Ok(Ok(true))) {
+                    shmem::announce_task_ended(id);
+                }
+            }
+        }
+    }
+
+    /// Ends a task outside a model answer (limits before a decide, configuration errors).
+    fn end_task(&mut self, id: i64, outcome: Outcome) {
+        let Some(mut task) = self.tasks.remove(&id) else { return };
+        let pid = self.pid;
+        let store = &mut self.store;
+        let ended = in_transaction(AssertUnwindSafe(|| {
+            match store.lock_task(task.id, pid, task.attempt)? {
+                Some(_) => task.end(store, outcome).map(|_| true),
+                None => Ok(false),
+            }
+        }));
+        match ended {
+            Ok(Ok(true)) => shmem::announce_task_ended(id),
+            Ok(Ok(false)) => {}
+            Ok(Err(e)) => warning!("agent_loop: ending task {id}: {e}"),
+            Err(e) => warning!("agent_loop: ending task {id}: {e}"),
+        }
+    }
+}
+
+fn lease_seconds() -> i32 {
+    settings::LEASE_SECONDS.get()
+}
+
+fn lease_duration() -> Duration {
+    Duration::from_secs(lease_seconds().max(1) as u64)
+}
+
+fn now_epoch() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+}

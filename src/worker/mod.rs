@@ -1,0 +1,13 @@
+//! The launcher and the per-database workers.
+//!
+//! A static launcher (registered at server start) starts one worker per database; a worker
+//! whose database lacks the extension exits at once and the launcher remembers that. `submit()`
+//! starts a worker on demand, so a database created or given the extension later is served
+//! from its first task on.
+
+mod driver;
+mod launcher;
+mod task;
+pub mod txn;
+
+pub use launcher::{register_launcher, start_worker};

@@ -1,0 +1,219 @@
+//! One claimed task: its log in memory and the transaction of each step.
+//!
+//! A step is one transaction: lock the task's row, record the model's answer, run the tool
+//! calls (their effects and the rows recording them commit together), save the new state.
+//! Decisions come from `agent_loop_core::agent`; this module only does the I/O.
+
+use std::collections::BTreeSet;
+
+use agent_loop_core::agent::{self, Failure, Limits, Next, Outcome, Progress};
+use agent_loop_core::context::ToolSpec;
+use agent_loop_core::items::{Item, Phase};
+use agent_loop_core::model::http::CallOutcome;
+use agent_loop_core::model::Usage;
+use agent_loop_core::reflection;
+use pgrx::pg_sys;
+use pgrx::spi::SpiResult;
+use serde_json::json;
+
+use crate::store::{ClaimedTask, Ending, NewStep, Store, ToolRow};
+use crate::tools;
+
+pub struct Task {
+    pub id: i64,
+    /// Which claim of the task this is (`tasks.attempts`); a model answer for another claim is
+    /// stale.
+    pub attempt: i32,
+    pub owner: pg_sys::Oid,
+    pub goal: String,
+    pub model: String,
+    pub tools: Vec<ToolRow>,
+    pub limits: Limits,
+    pub progress: Progress,
+    pub items: Vec<Item>,
+    tools_used: BTreeSet<String>,
+}
+
+/// How a step ended.
+pub enum StepEnd {
+    /// Decide again.
+    Continue,
+    /// The task reached a final state.
+    Ended,
+    /// The task is no longer this worker's (lease lost, or ended elsewhere).
+    Lost,
+}
+
+impl Task {
+    pub fn new(claimed: ClaimedTask, tools: Vec<ToolRow>, items: Vec<Item>) -> Task {
+        let tools_used = items
+            .iter()
+            .filter_map(|i| match i {
+                Item::ToolCall { name, .. } => Some(name.clone()),
+                _ => None,
+            })
+            .collect();
+        Task {
+            id: claimed.id,
+            attempt: claimed.attempt,
+            owner: claimed.owner,
+            goal: claimed.goal,
+            model: claimed.model,
+            tools,
+            limits: claimed.limits,
+            progress: claimed.progress,
+            items,
+            tools_used,
+        }
+    }
+
+    pub fn tool_specs(&self) -> Vec<ToolSpec> {
+        self.tools
+            .iter()
+            .map(|t| ToolSpec {
+                name: t.name.clone(),
+                description: t.description.clone(),
+                parameters: t.parameters.clone(),
+            })
+            .collect()
+    }
+
+    /// Appends to the log, in memory and in `steps`.
+    pub fn append(
+        &mut self,
+        store: &mut Store,
+        turn: i32,
+        item: Item,
+        usage: Option<&Usage>,
+        latency_ms: Option<i32>,
+    ) -> SpiResult<()> {
+        let n = self.items.len() as i32 + 1;
+        store.insert_step(self.id, self.owner, NewStep { n, turn, item: &item, usage, latency_ms })?;
+        self.items.push(item);
+        Ok(())
+    }
+
+    /// The perceive phase of a task's first claim: the goal and the lessons recalled for it.
+    pub fn perceive(&mut self, store: &mut Store, memories: Vec<String>) -> SpiResult<()> {
+        let goal = Item::Goal { text: self.goal.clone(), memories };
+        self.append(store, 0, goal, None, None)
+    }
+
+    /// One step, after the model call returned. Runs inside the step's transaction.
+    pub fn step(&mut self, store: &mut Store, worker_pid: i32, call: &CallOutcome, lease_seconds: i32) -> SpiResult<StepEnd> {
+        match store.lock_task(self.id, worker_pid, self.attempt)? {
+            None => return Ok(StepEnd::Lost),
+            Some(true) => {
+                self.cancel(store)?;
+                return Ok(StepEnd::Ended);
+            }
+            Some(false) => {}
+        }
+        let turn = self.progress.steps_done + 1;
+        for failed in &call.failed_attempts {
+            let item = Item::Error {
+                phase: Phase::Decide,
+                class: failed.class.as_str().into(),
+                message: format!("{failed} (retried)"),
+            };
+            self.append(store, turn, item, None, None)?;
+        }
+        if let Ok(reply) = &call.result {
+            self.progress.steps_done = turn;
+            self.progress.add(&reply.usage);
+            // Usage and latency go on the first row of the model's answer.
+            let latency = Some(call.latency.as_millis().min(i32::MAX as u128) as i32);
+            let mut usage = Some(&reply.usage);
+            if let Some(text) = reply.text.as_ref().filter(|t| !t.trim().is_empty()) {
+                let item = Item::AssistantMessage { text: text.clone() };
+                self.append(store, turn, item, usage.take(), latency)?;
+            }
+            for c in &reply.tool_calls {
+                let item = Item::ToolCall {
+                    call_id: c.call_id.clone(),
+                    name: c.name.clone(),
+                    arguments: c.arguments.clone(),
+                };
+                self.append(store, turn, item, usage.take(), latency)?;
+            }
+        }
+        match agent::after_decide(&self.limits, &self.progress, call.result.as_ref()) {
+            Next::Finish(outcome) => {
+                self.end(store, outcome)?;
+                Ok(StepEnd::Ended)
+            }
+            Next::RunTools(calls) => {
+                for c in &calls {
+                    let run = tools::run(self.owner, &self.tools, c);
+                    self.tools_used.insert(c.name.clone());
+                    let item = Item::ToolResult {
+                        call_id: c.call_id.clone(),
+                        name: c.name.clone(),
+                        output: run.output,
+                        is_error: run.is_error,
+                    };
+                    self.append(store, turn, item, None, Some(run.elapsed_ms))?;
+                }
+                if let Some(outcome) = agent::after_act(&self.limits, &self.progress) {
+                    self.end(store, outcome)?;
+                    return Ok(StepEnd::Ended);
+                }
+                store.save_progress(self.id, "decide", &self.progress, lease_seconds)?;
+                Ok(StepEnd::Continue)
+            }
+        }
+    }
+
+    /// Reflect and record the outcome.
+    pub fn end(&mut self, store: &mut Store, outcome: Outcome) -> SpiResult<()> {
+        let turn = self.progress.steps_done;
+        let (status, result, error) = match &outcome {
+            Outcome::Succeeded { answer } => ("succeeded", Some(json!({ "answer": answer })), None),
+            Outcome::Failed(failure) => {
+                let item = Item::Error {
+                    phase: failure.phase(),
+                    class: failure.code(),
+                    message: failure.message(),
+                };
+                self.append(store, turn, item, None, None)?;
+                ("failed", None, Some(failure))
+            }
+        };
+        let tools_used: Vec<String> = self.tools_used.iter().cloned().collect();
+        let lesson = reflection::lesson(&self.goal, &outcome, self.progress.steps_done, &tools_used);
+        let outcome_name = reflection::outcome_name(&outcome);
+        let item = Item::Reflection { outcome: outcome_name.into(), lesson: lesson.clone() };
+        self.append(store, turn, item, None, None)?;
+        store.insert_reflection(self.owner, self.id, outcome_name, &lesson)?;
+        store.finish(
+            self.id,
+            Ending {
+                status,
+                result,
+                error_code: error.map(Failure::code),
+                error_message: error.map(Failure::message),
+                progress: &self.progress,
+            },
+        )
+    }
+
+    /// Ends the task as cancelled. No lesson: a cancel says nothing about how to do the work.
+    pub fn cancel(&mut self, store: &mut Store) -> SpiResult<()> {
+        let item = Item::Error {
+            phase: Phase::Decide,
+            class: "cancelled".into(),
+            message: "cancelled on request".into(),
+        };
+        self.append(store, self.progress.steps_done, item, None, None)?;
+        store.finish(
+            self.id,
+            Ending {
+                status: "cancelled",
+                result: None,
+                error_code: Some("cancelled".into()),
+                error_message: Some("cancelled on request".into()),
+                progress: &self.progress,
+            },
+        )
+    }
+}

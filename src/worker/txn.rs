@@ -1,0 +1,108 @@
+//! Transactions of the worker's main thread.
+//!
+//! A PostgreSQL ERROR raised inside must not kill the worker: it is caught, the transaction is
+//! rolled back, and the caller decides what the failure means for the task.
+
+use pgrx::pg_sys;
+use pgrx::pg_sys::panic::CaughtError;
+use pgrx::PgTryBuilder;
+
+/// A caught error, as text fit for a step row or an error column.
+pub fn describe(error: &CaughtError) -> String {
+    match error {
+        CaughtError::PostgresError(report) | CaughtError::ErrorReport(report) => {
+            let mut text = report.message().to_owned();
+            if let Some(detail) = report.detail() {
+                text.push_str(&format!(" (detail: {detail})"));
+            }
+            if let Some(hint) = report.hint() {
+                text.push_str(&format!(" (hint: {hint})"));
+            }
+            text
+        }
+        CaughtError::RustPanic { ereport, .. } => format!("internal error: {}", ereport.message()),
+    }
+}
+
+/// Runs `body` in its own transaction and commits it. On any error the transaction is rolled
+/// back and the error returned.
+pub fn in_transaction<R>(body: impl FnOnce() -> R + std::panic::UnwindSafe) -> Result<R, String> {
+    unsafe {
+        pg_sys::SetCurrentStatementStartTimestamp();
+        pg_sys::StartTransactionCommand();
+        pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
+    }
+    PgTryBuilder::new(|| {
+        let result = body();
+        unsafe {
+            pg_sys::PopActiveSnapshot();
+            pg_sys::CommitTransactionCommand();
+        }
+        Ok(result)
+    })
+    .catch_others(|error| {
+        unsafe { pg_sys::AbortCurrentTransaction() };
+        Err(describe(&error))
+    })
+    .execute()
+}
+
+extern "C" {
+    // utils/timeout.h is not in pgrx's bindings. Neither function raises an error in use.
+    fn enable_timeout_after(id: u32, delay_ms: std::ffi::c_int);
+    fn disable_timeout(id: u32, keep_indicator: bool);
+}
+/// `TimeoutId::STATEMENT_TIMEOUT` in PostgreSQL 15.
+const STATEMENT_TIMEOUT: u32 = 3;
+
+/// How a subtransaction ends when `body` succeeds.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum OnSuccess {
+    Keep,
+    /// Roll back even on success: for read-only work, so no setting it made leaks out.
+    Discard,
+}
+
+/// Runs `body` in a subtransaction as role `owner` (never the worker's superuser rights), in a
+/// security-restricted operation, with a statement timeout. Errors roll the subtransaction
+/// back and come back as text; the enclosing transaction goes on.
+pub fn as_role_in_subtransaction<R>(
+    owner: pg_sys::Oid,
+    timeout_ms: i32,
+    on_success: OnSuccess,
+    body: impl FnOnce() -> R + std::panic::UnwindSafe,
+) -> Result<R, String> {
+    let (memory_context, resource_owner) =
+        unsafe { (pg_sys::CurrentMemoryContext, pg_sys::CurrentResourceOwner) };
+    let mut saved_user = pg_sys::InvalidOid;
+    let mut saved_context = 0;
+    unsafe {
+        pg_sys::BeginInternalSubTransaction(std::ptr::null());
+        pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut saved_context);
+        pg_sys::SetUserIdAndSecContext(
+            owner,
+            saved_context
+                | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32
+                | pg_sys::SECURITY_RESTRICTED_OPERATION as i32,
+        );
+        enable_timeout_after(STATEMENT_TIMEOUT, timeout_ms);
+    }
+    let result = PgTryBuilder::new(|| Ok(body()))
+        .catch_others(|error| Err(describe(&error)))
+        .execute();
+    unsafe {
+        disable_timeout(STATEMENT_TIMEOUT, false);
+        // Aborting a subtransaction restores the user by itself; releasing one does not.
+        if result.is_ok() {
+            pg_sys::SetUserIdAndSecContext(saved_user, saved_context);
+        }
+        if result.is_ok() && on_success == OnSuccess::Keep {
+            pg_sys::ReleaseCurrentSubTransaction();
+        } else {
+            pg_sys::RollbackAndReleaseCurrentSubTransaction();
+        }
+        pg_sys::MemoryContextSwitchTo(memory_context);
+        pg_sys::CurrentResourceOwner = resource_owner;
+    }
+    result
+}
