@@ -225,6 +225,8 @@ SELECT t.id,
   FROM agent_loop.tasks t;
 COMMENT ON VIEW tasks_overview IS 'One line per visible task: state, progress, tokens, time, error.';
 
+COMMENT ON FUNCTION worker_status IS 'Raw rows behind the workers view, read from shared memory.';
+
 CREATE VIEW workers AS
 SELECT d.datname AS database, w.pid, to_timestamp(w.started_at) AS started_at, w.in_flight,
        w.helper_threads, w.tasks_claimed, w.steps_done, to_timestamp(w.last_wakeup) AS last_wakeup

@@ -75,6 +75,17 @@ fn sql_query(owner: pg_sys::Oid, arguments: &str) -> Result<String, String> {
     if query.is_empty() {
         return Err("the query is empty".into());
     }
+    let first_word = query
+        .trim_start_matches(|c: char| c == '(' || c.is_whitespace())
+        .split(|c: char| !c.is_ascii_alphabetic())
+        .next()
+        .unwrap_or_default()
+        .to_ascii_uppercase();
+    if !matches!(first_word.as_str(), "SELECT" | "WITH" | "VALUES" | "TABLE") {
+        return Err(format!(
+            "sql_query runs one read-only query (SELECT, WITH, VALUES or TABLE), not {first_word}"
+        ));
+    }
     let limit = settings::SQL_QUERY_ROW_LIMIT.get().max(1);
     // The newline keeps a trailing "-- comment" in the query from swallowing the wrapper.
     let statement = format!(

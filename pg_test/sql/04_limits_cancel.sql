@@ -1,0 +1,53 @@
+-- Limits end a task with a clear status; cancel stops it before its next step.
+\set VERBOSITY terse
+\set SHOW_CONTEXT never
+-- max_steps: a model that never stops calling tools.
+SELECT agent_loop.submit($$Loop forever. SCRIPT: [{"calls": [{"name": "refund_total", "arguments": {}}]}]$$,
+       model => 'scripted', tools => '{refund_total}', max_steps => 3) AS id \gset
+SELECT status, error_code, error_message, steps_done FROM agent_loop.wait(:id, '30 seconds');
+SELECT count(*) FILTER (WHERE kind = 'tool_call') AS calls,
+       count(*) FILTER (WHERE kind = 'tool_result') AS results
+  FROM agent_loop.steps WHERE task_id = :id;
+SELECT n, phase, kind, summary FROM agent_loop.trace(:id) WHERE phase IN ('act', 'reflect') AND kind <> 'tool_result';
+
+-- A token budget.
+SELECT agent_loop.submit($$Spend. SCRIPT: [{"calls": [{"name": "refund_total", "arguments": {}}]}]$$,
+       model => 'scripted', tools => '{refund_total}', max_steps => 50, token_budget => 300) AS id \gset
+SELECT status, error_code, steps_done < 50 AS stopped_early FROM agent_loop.wait(:id, '30 seconds');
+
+-- A deadline: the first decide is slow, so no second step starts.
+SELECT agent_loop.submit($$Slowly. SCRIPT: [{"delay_ms": 1500, "calls": [{"name": "refund_total", "arguments": {}}]}, {"answer": "too late"}]$$,
+       model => 'scripted', tools => '{refund_total}', timeout => '1 second') AS id \gset
+SELECT status, error_code, error_message, steps_done FROM agent_loop.wait(:id, '30 seconds');
+
+-- Cancel while the model call is in flight: the task ends cancelled at once, without another step.
+SELECT agent_loop.submit($$Take your time. SCRIPT: [{"delay_ms": 4000, "answer": "finished"}]$$,
+       model => 'scripted') AS id \gset
+SELECT pg_sleep(0.5);
+SELECT status FROM agent_loop.tasks WHERE id = :id;
+SELECT clock_timestamp() AS t0 \gset
+SELECT agent_loop.cancel(:id);
+SELECT status, error_code, result FROM agent_loop.wait(:id, '30 seconds');
+SELECT clock_timestamp() - :'t0'::timestamptz < interval '3 seconds' AS before_the_answer;
+SELECT n, phase, kind, summary FROM agent_loop.trace(:id) WHERE n > 1;
+-- Cancelling a finished task says so and changes nothing.
+SELECT agent_loop.cancel(:id);
+
+-- Cancel a task that has not started (scheduled for later): it never runs.
+SELECT agent_loop.submit($$Later. SCRIPT: [{"answer": "never"}]$$, model => 'scripted',
+       run_after => now() + interval '1 hour') AS id \gset
+SELECT status FROM agent_loop.wait(:id, '1 second');
+SELECT agent_loop.cancel(:id);
+SELECT status, error_message FROM agent_loop.wait(:id, '30 seconds');
+SELECT count(*) AS steps FROM agent_loop.steps WHERE task_id = :id;
+
+-- wait() refuses what cannot work.
+BEGIN;
+SELECT agent_loop.submit($$In a transaction. SCRIPT: [{"answer": "ok"}]$$, model => 'scripted') AS id \gset
+SELECT error_of(format('SELECT * FROM agent_loop.wait(%s, %L)', :id, '1 second'));
+ROLLBACK;
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+SELECT * FROM agent_loop.wait(1, '1 second');
+ROLLBACK;
+-- A rolled-back submit leaves nothing behind.
+SELECT count(*) FROM agent_loop.tasks WHERE goal LIKE 'In a transaction%';

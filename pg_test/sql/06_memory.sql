@@ -1,0 +1,24 @@
+-- Reflect and recall: the lesson written when task 1 ends is in task 2's context.
+SET ROLE alice;
+SELECT agent_loop.submit($$Compute the refund total for the penguin store. SCRIPT: [
+  {"calls": [{"name": "refund_total", "arguments": {}}]},
+  {"answer": "Penguin refunds total {{last_tool_result}}"}]$$,
+  model => 'scripted', tools => '{refund_total}') AS first \gset
+SELECT status, result->>'answer' AS answer FROM agent_loop.wait(:first, '30 seconds');
+SELECT outcome, left(lesson, 80) AS lesson FROM agent_loop.reflections WHERE task_id = :first;
+
+-- A related goal recalls it first: it is in the perceive step, and the model received it.
+SELECT agent_loop.submit($$What were the penguin store refunds? SCRIPT: [{"answer": "I remember: {{lessons}}"}]$$,
+       model => 'scripted') AS second \gset
+SELECT status, left(result->>'answer', 80) AS answer FROM agent_loop.wait(:second, '30 seconds');
+SELECT left(line, 80) AS first_lines FROM regexp_split_to_table(
+    (SELECT summary FROM agent_loop.trace(:second) WHERE n = 1), E'\n') WITH ORDINALITY AS l(line, i)
+ WHERE i <= 2;
+RESET ROLE;
+
+-- Another role's lessons are never recalled.
+SET ROLE bob;
+SELECT agent_loop.submit($$Penguin store refunds? SCRIPT: [{"answer": "lessons: {{lessons}}"}]$$,
+       model => 'scripted') AS bobs \gset
+SELECT result->>'answer' AS answer FROM agent_loop.wait(:bobs, '30 seconds');
+RESET ROLE;
