@@ -99,17 +99,18 @@ impl Worker {
                 unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
             }
             if Instant::now() >= next_housekeeping {
-                if !self.housekeeping() {
-                    log!("agent_loop extension dropped; worker exits");
-                    return;
-                }
+                self.housekeeping();
                 next_housekeeping = Instant::now() + lease_duration() / 3;
+            }
+            // Claiming first: it also notices a dropped extension before anything else runs.
+            if !self.claim() {
+                log!("agent_loop extension dropped; worker exits");
+                return;
             }
             while let Some(outcome) = self.pool.try_next() {
                 self.on_model_outcome(outcome);
             }
             self.apply_cancellations();
-            self.claim();
             self.dispatch_ready();
             self.slot.in_flight.store(self.tasks.len() as i32, Relaxed);
             self.slot.helper_threads.store(self.pool.threads() as i32, Relaxed);
@@ -125,34 +126,21 @@ impl Worker {
         }
     }
 
-    /// Renews this worker's leases, re-queues tasks of dead workers, and checks that the
-    /// extension still exists. False when it is gone.
-    fn housekeeping(&mut self) -> bool {
+    /// Renews this worker's leases and re-queues the tasks of workers that died.
+    fn housekeeping(&mut self) {
         let ids: Vec<i64> = self.tasks.keys().copied().collect();
         let pid = self.pid;
         let result = in_transaction(AssertUnwindSafe(|| {
-            if unsafe { pg_sys::get_extension_oid(c"agent_loop".as_ptr(), true) } == pg_sys::InvalidOid {
-                return Ok(false);
-            }
             if !ids.is_empty() {
                 self.store.renew_leases(ids, pid, lease_seconds())?;
             }
-            let requeued = self.store.requeue_expired()?;
-            if requeued > 0 {
-                log!("agent_loop: re-queued {requeued} task(s) whose worker's lease expired");
-            }
-            Ok::<_, pgrx::spi::Error>(true)
+            self.store.requeue_expired()
         }));
         match result {
-            Ok(Ok(alive)) => alive,
-            Ok(Err(e)) => {
-                warning!("agent_loop housekeeping: {e}");
-                true
-            }
-            Err(e) => {
-                warning!("agent_loop housekeeping: {e}");
-                true
-            }
+            Ok(Ok(0)) => {}
+            Ok(Ok(requeued)) => log!("agent_loop: re-queued {requeued} task(s) whose worker's lease expired"),
+            Ok(Err(e)) => warning!("agent_loop housekeeping: {e}"),
+            Err(e) => warning!("agent_loop housekeeping: {e}"),
         }
     }
 
@@ -182,26 +170,35 @@ impl Worker {
         }
     }
 
-    fn claim(&mut self) {
+    /// Claims queued tasks up to capacity. False when the extension has been dropped.
+    fn claim(&mut self) -> bool {
         let capacity = settings::MAX_IN_FLIGHT.get() as usize;
-        if self.tasks.len() >= capacity {
-            return;
-        }
-        let batch = (capacity - self.tasks.len()).min(settings::CLAIM_BATCH.get() as usize) as i32;
+        let batch = capacity.saturating_sub(self.tasks.len()).min(settings::CLAIM_BATCH.get() as usize) as i32;
         let pid = self.pid;
-        let claimed = in_transaction(AssertUnwindSafe(|| -> Result<Vec<Task>, String> {
+        let claimed = in_transaction(AssertUnwindSafe(|| -> Result<Option<Vec<Task>>, String> {
+            // A cheap index probe, so DROP EXTENSION is noticed at the next wake-up.
+            if unsafe { pg_sys::get_extension_oid(c"agent_loop".as_ptr(), true) } == pg_sys::InvalidOid {
+                return Ok(None);
+            }
+            if batch == 0 {
+                return Ok(Some(Vec::new()));
+            }
             let claimed = self.store.claim(batch, pid, lease_seconds()).map_err(|e| e.to_string())?;
             let mut tasks = Vec::with_capacity(claimed.len());
             for claim in claimed {
                 tasks.push(self.prepare(claim).map_err(|e| e.to_string())?);
             }
-            Ok(tasks)
+            Ok(Some(tasks))
         }));
         let tasks = match claimed {
-            Ok(Ok(tasks)) => tasks,
-            Ok(Err(e)) | Err(e) => return warning!("agent_loop: claiming tasks: {e}"),
+            Ok(Ok(Some(tasks))) => tasks,
+            Ok(Ok(None)) => return false,
+            Ok(Err(e)) | Err(e) => {
+                warning!("agent_loop: claiming tasks: {e}");
+                return true;
+            }
         };
-        if tasks.len() as i32 == batch {
+        if batch > 0 && tasks.len() as i32 == batch {
             // More may be waiting: come straight back instead of sleeping.
             unsafe { pg_sys::SetLatch(pg_sys::MyLatch) };
         }
@@ -210,6 +207,7 @@ impl Worker {
             self.ready.push_back(task.id);
             self.tasks.insert(task.id, task);
         }
+        true
     }
 
     /// Loads what a claimed task needs; a fresh task gets its perceive phase written.

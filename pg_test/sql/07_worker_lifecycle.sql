@@ -1,0 +1,41 @@
+-- The worker: stopped mid-task it hands the task back, which resumes from its last committed
+-- step; it follows DROP EXTENSION, and never blocks DROP DATABASE ... WITH (FORCE).
+\set VERBOSITY terse
+\set SHOW_CONTEXT never
+SELECT agent_loop.submit($$Survive a restart. SCRIPT: [
+  {"calls": [{"name": "add_note", "arguments": {"body": "before the restart"}}]},
+  {"delay_ms": 1500, "answer": "finished"}]$$,
+  model => 'scripted', tools => '{add_note}') AS id \gset
+-- Let the first step commit and the second model call start, then stop the worker.
+SELECT pg_sleep(0.7);
+SELECT status, steps_done FROM agent_loop.tasks WHERE id = :id;
+SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE backend_type = 'agent_loop worker' AND datname = current_database();
+SELECT pg_sleep(0.3);
+-- The task went back to the queue, keeping its log; the next submit starts a new worker.
+SELECT status, attempts FROM agent_loop.tasks WHERE id = :id;
+SELECT agent_loop.submit($$Wake up. SCRIPT: [{"answer": "awake"}]$$, model => 'scripted') AS other \gset
+SELECT status, result->>'answer' AS answer, steps_done FROM agent_loop.wait(:id, '30 seconds');
+SELECT attempts FROM agent_loop.tasks WHERE id = :id;
+-- The tool ran once: the resumed task did not repeat its committed step.
+SELECT count(*) AS notes FROM notes WHERE body = 'before the restart';
+SELECT n, turn, phase, kind FROM agent_loop.trace(:id);
+SELECT status FROM agent_loop.wait(:other, '30 seconds');
+
+-- A second database: a worker starts with its first submit and leaves on DROP EXTENSION.
+CREATE DATABASE lifecycle;
+\c lifecycle
+CREATE EXTENSION agent_loop;
+SELECT agent_loop.add_model('scripted', :'model_url', 'scripted');
+SELECT agent_loop.submit($$Hello from another database. SCRIPT: [{"answer": "hello"}]$$, model => 'scripted') AS id \gset
+SELECT status, result->>'answer' AS answer FROM agent_loop.wait(:id, '30 seconds');
+SELECT database FROM agent_loop.workers ORDER BY database;
+DROP EXTENSION agent_loop;
+SELECT pg_sleep(1.5);
+SELECT count(*) AS workers_here FROM pg_stat_activity WHERE backend_type = 'agent_loop worker' AND datname = 'lifecycle';
+CREATE EXTENSION agent_loop;
+SELECT agent_loop.add_model('scripted', :'model_url', 'scripted');
+SELECT agent_loop.submit($$Back again. SCRIPT: [{"answer": "again"}]$$, model => 'scripted') AS id \gset
+SELECT status, result->>'answer' AS answer FROM agent_loop.wait(:id, '30 seconds');
+\c regression
+DROP DATABASE lifecycle WITH (FORCE);
+SELECT count(*) AS workers_left FROM pg_stat_activity WHERE backend_type = 'agent_loop worker' AND datname = 'lifecycle';
