@@ -199,7 +199,7 @@ BEGIN
              WHEN 'reflection' THEN format('lesson (%s): %s', s.content->>'outcome', s.content->>'lesson')
              ELSE s.content::text
            END,
-           coalesce(s.input_tokens, 0) + coalesce(s.output_tokens, 0),
+           s.input_tokens + s.output_tokens,
            s.latency_ms, s.created_at
       FROM agent_loop.steps s
      WHERE s.task_id = trace.task_id
@@ -211,7 +211,8 @@ COMMENT ON FUNCTION trace IS
     'model messages, tool calls and results, errors, the final reflection.';
 
 -- ---------------------------------------------------------------------------------------------
-CREATE VIEW tasks_overview AS
+-- security_invoker: the view shows what the querying role may see, row-level security included.
+CREATE VIEW tasks_overview WITH (security_invoker = true) AS
 SELECT t.id,
        t.owner,
        t.status,
@@ -227,12 +228,14 @@ COMMENT ON VIEW tasks_overview IS 'One line per visible task: state, progress, t
 
 COMMENT ON FUNCTION worker_status IS 'Raw rows behind the workers view, read from shared memory.';
 
-CREATE VIEW workers AS
+CREATE VIEW workers WITH (security_invoker = true) AS
 SELECT d.datname AS database, w.pid, to_timestamp(w.started_at) AS started_at, w.in_flight,
        w.helper_threads, w.tasks_claimed, w.steps_done, to_timestamp(w.last_wakeup) AS last_wakeup
   FROM agent_loop.worker_status() w
   LEFT JOIN pg_database d ON d.oid = w.database_oid::oid;
 COMMENT ON VIEW workers IS 'Running agent_loop workers of this server: one per database with the extension.';
+
+GRANT SELECT ON tasks_overview, workers TO PUBLIC;
 
 -- ---------------------------------------------------------------------------------------------
 CREATE FUNCTION wait(task_id bigint, timeout interval DEFAULT '30 seconds')

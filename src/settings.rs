@@ -35,34 +35,130 @@ pub fn define() {
                unit: GucFlags| {
         GucRegistry::define_int_guc(name, short, c"", setting, min, max, context, unit);
     };
-    int(c"agent_loop.poll_interval", c"Longest a worker sleeps when no wake-up arrives.",
-        &POLL_INTERVAL_MS, 10, 3_600_000, Sighup, GucFlags::UNIT_MS);
-    int(c"agent_loop.lease_duration", c"How long a claimed task stays leased without renewal.",
-        &LEASE_SECONDS, 5, 86_400, Sighup, GucFlags::UNIT_S);
-    int(c"agent_loop.max_in_flight", c"Tasks one worker drives at once (model calls in flight).",
-        &MAX_IN_FLIGHT, 1, 10_000, Sighup, GucFlags::default());
-    int(c"agent_loop.claim_batch", c"Tasks claimed per claiming transaction.",
-        &CLAIM_BATCH, 1, 1000, Sighup, GucFlags::default());
-    int(c"agent_loop.tool_timeout", c"Statement timeout of one tool call.",
-        &TOOL_TIMEOUT_MS, 1, 3_600_000, Sighup, GucFlags::UNIT_MS);
-    int(c"agent_loop.sql_query_row_limit", c"Rows the built-in sql_query tool returns at most.",
-        &SQL_QUERY_ROW_LIMIT, 1, 100_000, Sighup, GucFlags::default());
-    int(c"agent_loop.max_tool_output", c"Bytes of a tool result kept for the model; the rest is cut.",
-        &MAX_TOOL_OUTPUT_BYTES, 256, 64 * 1024 * 1024, Sighup, GucFlags::UNIT_BYTE);
-    int(c"agent_loop.model_max_retries", c"Retries of a failed model request (transient errors only).",
-        &MODEL_MAX_RETRIES, 0, 100, Sighup, GucFlags::default());
-    int(c"agent_loop.model_retry_base_delay", c"First backoff delay between model retries.",
-        &MODEL_RETRY_BASE_MS, 1, 600_000, Sighup, GucFlags::UNIT_MS);
-    int(c"agent_loop.model_retry_max_delay", c"Longest backoff delay, Retry-After included.",
-        &MODEL_RETRY_MAX_MS, 1, 3_600_000, Sighup, GucFlags::UNIT_MS);
-    int(c"agent_loop.max_response_size", c"Largest model response body accepted.",
-        &MAX_RESPONSE_BYTES, 1024, i32::MAX, Sighup, GucFlags::UNIT_BYTE);
-    int(c"agent_loop.memory_limit", c"Earlier lessons recalled into a new task's prompt.",
-        &MEMORY_LIMIT, 0, 100, Sighup, GucFlags::default());
-    GucRegistry::define_string_guc(c"agent_loop.system_prompt", c"Instructions sent to the model first.",
-        c"", &SYSTEM_PROMPT, Sighup, GucFlags::default());
-    GucRegistry::define_string_guc(c"agent_loop.default_model", c"Model submit() uses when none is named.",
-        c"", &DEFAULT_MODEL, Userset, GucFlags::default());
+    int(
+        c"agent_loop.poll_interval",
+        c"Longest a worker sleeps when no wake-up arrives.",
+        &POLL_INTERVAL_MS,
+        10,
+        3_600_000,
+        Sighup,
+        GucFlags::UNIT_MS,
+    );
+    int(
+        c"agent_loop.lease_duration",
+        c"How long a claimed task stays leased without renewal.",
+        &LEASE_SECONDS,
+        5,
+        86_400,
+        Sighup,
+        GucFlags::UNIT_S,
+    );
+    int(
+        c"agent_loop.max_in_flight",
+        c"Tasks one worker drives at once (model calls in flight).",
+        &MAX_IN_FLIGHT,
+        1,
+        10_000,
+        Sighup,
+        GucFlags::default(),
+    );
+    int(
+        c"agent_loop.claim_batch",
+        c"Tasks claimed per claiming transaction.",
+        &CLAIM_BATCH,
+        1,
+        1000,
+        Sighup,
+        GucFlags::default(),
+    );
+    int(
+        c"agent_loop.tool_timeout",
+        c"Statement timeout of one tool call.",
+        &TOOL_TIMEOUT_MS,
+        1,
+        3_600_000,
+        Sighup,
+        GucFlags::UNIT_MS,
+    );
+    int(
+        c"agent_loop.sql_query_row_limit",
+        c"Rows the built-in sql_query tool returns at most.",
+        &SQL_QUERY_ROW_LIMIT,
+        1,
+        100_000,
+        Sighup,
+        GucFlags::default(),
+    );
+    int(
+        c"agent_loop.max_tool_output",
+        c"Bytes of a tool result kept for the model; the rest is cut.",
+        &MAX_TOOL_OUTPUT_BYTES,
+        256,
+        64 * 1024 * 1024,
+        Sighup,
+        GucFlags::UNIT_BYTE,
+    );
+    int(
+        c"agent_loop.model_max_retries",
+        c"Retries of a failed model request (transient errors only).",
+        &MODEL_MAX_RETRIES,
+        0,
+        100,
+        Sighup,
+        GucFlags::default(),
+    );
+    int(
+        c"agent_loop.model_retry_base_delay",
+        c"First backoff delay between model retries.",
+        &MODEL_RETRY_BASE_MS,
+        1,
+        600_000,
+        Sighup,
+        GucFlags::UNIT_MS,
+    );
+    int(
+        c"agent_loop.model_retry_max_delay",
+        c"Longest backoff delay, Retry-After included.",
+        &MODEL_RETRY_MAX_MS,
+        1,
+        3_600_000,
+        Sighup,
+        GucFlags::UNIT_MS,
+    );
+    int(
+        c"agent_loop.max_response_size",
+        c"Largest model response body accepted.",
+        &MAX_RESPONSE_BYTES,
+        1024,
+        i32::MAX,
+        Sighup,
+        GucFlags::UNIT_BYTE,
+    );
+    int(
+        c"agent_loop.memory_limit",
+        c"Earlier lessons recalled into a new task's prompt.",
+        &MEMORY_LIMIT,
+        0,
+        100,
+        Sighup,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"agent_loop.system_prompt",
+        c"Instructions sent to the model first.",
+        c"",
+        &SYSTEM_PROMPT,
+        Sighup,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"agent_loop.default_model",
+        c"Model submit() uses when none is named.",
+        c"",
+        &DEFAULT_MODEL,
+        Userset,
+        GucFlags::default(),
+    );
     GucRegistry::define_string_guc(
         c"agent_loop.api_keys",
         c"API keys by model name: 'model=key,other=key'. Superuser-only and never shown.",

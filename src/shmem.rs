@@ -119,7 +119,11 @@ pub fn claim_slot(database: pg_sys::Oid) -> Option<&'static WorkerSlot> {
     let (pid, procno) = unsafe { (pg_sys::MyProcPid, (*pg_sys::MyProc).pgprocno) };
     with_registry(shared, || {
         let db = database.to_u32();
-        if shared.slots.iter().any(|s| s.database.load(Ordering::Acquire) == db) {
+        if shared
+            .slots
+            .iter()
+            .any(|s| s.database.load(Ordering::Acquire) == db)
+        {
             return None;
         }
         let slot = shared

@@ -175,13 +175,26 @@ mod tests {
 
     #[test]
     fn text_without_tool_calls_is_the_final_answer() {
-        let next = after_decide(&limits(3), &Progress::default(), Ok(&reply(Some(" 42 "), 0)));
-        assert_eq!(next, Next::Finish(Outcome::Succeeded { answer: "42".into() }));
+        let next = after_decide(
+            &limits(3),
+            &Progress::default(),
+            Ok(&reply(Some(" 42 "), 0)),
+        );
+        assert_eq!(
+            next,
+            Next::Finish(Outcome::Succeeded {
+                answer: "42".into()
+            })
+        );
     }
 
     #[test]
     fn tool_calls_win_over_text_and_all_run() {
-        let next = after_decide(&limits(3), &Progress::default(), Ok(&reply(Some("thinking"), 2)));
+        let next = after_decide(
+            &limits(3),
+            &Progress::default(),
+            Ok(&reply(Some("thinking"), 2)),
+        );
         match next {
             Next::RunTools(calls) => assert_eq!(calls.len(), 2),
             other => panic!("{other:?}"),
@@ -197,7 +210,8 @@ mod tests {
     #[test]
     fn a_model_error_fails_the_task_with_its_class() {
         let err = ModelError::new(ErrorClass::Transport, "connection refused");
-        let Next::Finish(Outcome::Failed(f)) = after_decide(&limits(3), &Progress::default(), Err(&err))
+        let Next::Finish(Outcome::Failed(f)) =
+            after_decide(&limits(3), &Progress::default(), Err(&err))
         else {
             panic!()
         };
@@ -236,7 +250,10 @@ mod tests {
         p.usage.output_tokens = 3;
         assert!(matches!(
             before_decide(&l, &p, 0.0),
-            Some(Outcome::Failed(Failure::TokenBudget { used: 11, budget: 10 }))
+            Some(Outcome::Failed(Failure::TokenBudget {
+                used: 11,
+                budget: 10
+            }))
         ));
     }
 }

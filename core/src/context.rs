@@ -42,7 +42,8 @@ pub struct Prompt {
 pub fn build_prompt(instructions: &str, items: &[Item], tools: Vec<ToolSpec>) -> Prompt {
     let mut messages = vec![Message::System(instructions.to_owned())];
     let mut turn: Option<(Option<String>, Vec<ToolCallRequest>)> = None;
-    let flush = |turn: &mut Option<(Option<String>, Vec<ToolCallRequest>)>, out: &mut Vec<Message>| {
+    let flush = |turn: &mut Option<(Option<String>, Vec<ToolCallRequest>)>,
+                 out: &mut Vec<Message>| {
         if let Some((text, tool_calls)) = turn.take() {
             out.push(Message::Assistant { text, tool_calls });
         }
@@ -63,7 +64,10 @@ pub fn build_prompt(instructions: &str, items: &[Item], tools: Vec<ToolSpec>) ->
                 messages.push(Message::User(text.clone()));
             }
             Item::AssistantMessage { text } => {
-                if turn.as_ref().is_some_and(|(t, calls)| t.is_some() || !calls.is_empty()) {
+                if turn
+                    .as_ref()
+                    .is_some_and(|(t, calls)| t.is_some() || !calls.is_empty())
+                {
                     flush(&mut turn, &mut messages);
                 }
                 turn.get_or_insert((None, Vec::new())).0 = Some(text.clone());
@@ -73,11 +77,13 @@ pub fn build_prompt(instructions: &str, items: &[Item], tools: Vec<ToolSpec>) ->
                 name,
                 arguments,
             } => {
-                turn.get_or_insert((None, Vec::new())).1.push(ToolCallRequest {
-                    call_id: call_id.clone(),
-                    name: name.clone(),
-                    arguments: arguments.clone(),
-                });
+                turn.get_or_insert((None, Vec::new()))
+                    .1
+                    .push(ToolCallRequest {
+                        call_id: call_id.clone(),
+                        name: name.clone(),
+                        arguments: arguments.clone(),
+                    });
             }
             Item::ToolResult {
                 call_id, output, ..
@@ -123,7 +129,9 @@ mod tests {
                 text: "g".into(),
                 memories: vec!["lesson one".into()],
             },
-            Item::AssistantMessage { text: "let me look".into() },
+            Item::AssistantMessage {
+                text: "let me look".into(),
+            },
             call("a"),
             call("b"),
             result("a"),
@@ -133,12 +141,17 @@ mod tests {
                 class: "rate_limited".into(),
                 message: "429".into(),
             },
-            Item::AssistantMessage { text: "done".into() },
+            Item::AssistantMessage {
+                text: "done".into(),
+            },
         ];
         let prompt = build_prompt("be brief", &items, vec![]);
         let m = &prompt.messages;
         assert_eq!(m.len(), 6, "{m:#?}");
-        assert_eq!(m[0], Message::System("be brief\n\nLessons from your earlier tasks:\n- lesson one".into()));
+        assert_eq!(
+            m[0],
+            Message::System("be brief\n\nLessons from your earlier tasks:\n- lesson one".into())
+        );
         assert_eq!(m[1], Message::User("g".into()));
         match &m[2] {
             Message::Assistant { text, tool_calls } => {
@@ -155,7 +168,10 @@ mod tests {
     #[test]
     fn consecutive_turns_stay_separate() {
         let items = vec![
-            Item::Goal { text: "g".into(), memories: vec![] },
+            Item::Goal {
+                text: "g".into(),
+                memories: vec![],
+            },
             call("a"),
             result("a"),
             call("b"),

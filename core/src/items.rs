@@ -130,10 +130,16 @@ impl Item {
                     memories: content
                         .get("memories")
                         .and_then(Value::as_array)
-                        .map(|m| m.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+                        .map(|m| {
+                            m.iter()
+                                .filter_map(|v| v.as_str().map(str::to_owned))
+                                .collect()
+                        })
                         .unwrap_or_default(),
                 },
-                Some("assistant") => Item::AssistantMessage { text: text("text")? },
+                Some("assistant") => Item::AssistantMessage {
+                    text: text("text")?,
+                },
                 other => return Err(BadStepRow(format!("message step with role {other:?}"))),
             },
             "tool_call" => Item::ToolCall {
@@ -145,7 +151,10 @@ impl Item {
                 call_id: text("call_id")?,
                 name: text("name")?,
                 output: text("output")?,
-                is_error: content.get("is_error").and_then(Value::as_bool).unwrap_or(false),
+                is_error: content
+                    .get("is_error")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false),
             },
             "error" => Item::Error {
                 phase: parse_phase(phase)?,

@@ -50,8 +50,19 @@ mod tests {
             2,
             &["sql_query".into()],
         );
-        assert_eq!(ok, "Goal \"Count the orders\" succeeded in 2 step(s) using tools sql_query. Answer: 3");
-        let failed = lesson("g", &Outcome::Failed(Failure::MaxSteps { max_steps: 2 }), 2, &[]);
-        assert!(failed.contains("failed (max_steps_exceeded)") && failed.contains("no tools"), "{failed}");
+        assert_eq!(
+            ok,
+            "Goal \"Count the orders\" succeeded in 2 step(s) using tools sql_query. Answer: 3"
+        );
+        let failed = lesson(
+            "g",
+            &Outcome::Failed(Failure::MaxSteps { max_steps: 2 }),
+            2,
+            &[],
+        );
+        assert!(
+            failed.contains("failed (max_steps_exceeded)") && failed.contains("no tools"),
+            "{failed}"
+        );
     }
 }

@@ -128,7 +128,11 @@ pub fn bind_arguments(function: &SqlFunction, arguments: &str) -> Result<Vec<Bou
         let expected: Vec<&str> = function.args.iter().map(|a| a.name.as_str()).collect();
         return Err(format!(
             "unknown argument \"{unknown}\"; expected {}",
-            if expected.is_empty() { "none".to_string() } else { expected.join(", ") }
+            if expected.is_empty() {
+                "none".to_string()
+            } else {
+                expected.join(", ")
+            }
         ));
     }
     Ok(bound)
@@ -177,7 +181,11 @@ mod tests {
     fn orders_by_day() -> SqlFunction {
         SqlFunction {
             target: "public.orders_by_day".into(),
-            args: vec![arg("day", "date", false), arg("limit_rows", "integer", true), arg("tags", "text[]", true)],
+            args: vec![
+                arg("day", "date", false),
+                arg("limit_rows", "integer", true),
+                arg("tags", "text[]", true),
+            ],
             returns_set: true,
             returns_void: false,
         }
@@ -196,8 +204,15 @@ mod tests {
     #[test]
     fn arguments_bind_as_typed_parameters_never_spliced() {
         let f = orders_by_day();
-        let bound = bind_arguments(&f, r#"{"day": "2024-01-02'); drop table x; --", "tags": ["a\"b", null]}"#).unwrap();
-        assert_eq!(bound[0].text.as_deref(), Some("2024-01-02'); drop table x; --"));
+        let bound = bind_arguments(
+            &f,
+            r#"{"day": "2024-01-02'); drop table x; --", "tags": ["a\"b", null]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            bound[0].text.as_deref(),
+            Some("2024-01-02'); drop table x; --")
+        );
         assert_eq!(bound[1].text.as_deref(), Some(r#"{"a\"b",NULL}"#));
         let sql = call_statement(&f, &bound);
         assert_eq!(
@@ -210,11 +225,20 @@ mod tests {
     #[test]
     fn bad_arguments_explain_themselves_to_the_model() {
         let f = orders_by_day();
-        assert!(bind_arguments(&f, "{not json").unwrap_err().contains("not valid JSON"));
-        assert!(bind_arguments(&f, "[1]").unwrap_err().contains("JSON object"));
-        assert!(bind_arguments(&f, "{}").unwrap_err().contains("missing required argument \"day\""));
+        assert!(bind_arguments(&f, "{not json")
+            .unwrap_err()
+            .contains("not valid JSON"));
+        assert!(bind_arguments(&f, "[1]")
+            .unwrap_err()
+            .contains("JSON object"));
+        assert!(bind_arguments(&f, "{}")
+            .unwrap_err()
+            .contains("missing required argument \"day\""));
         let err = bind_arguments(&f, r#"{"day": "2024-01-01", "colour": 1}"#).unwrap_err();
-        assert!(err.contains("unknown argument \"colour\"") && err.contains("day"), "{err}");
+        assert!(
+            err.contains("unknown argument \"colour\"") && err.contains("day"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -222,14 +246,30 @@ mod tests {
         let f = SqlFunction {
             target: "public.add".into(),
             args: vec![
-                SqlArg { name: "arg1".into(), named: false, type_name: "integer".into(), has_default: false },
-                SqlArg { name: "arg2".into(), named: false, type_name: "integer".into(), has_default: false },
+                SqlArg {
+                    name: "arg1".into(),
+                    named: false,
+                    type_name: "integer".into(),
+                    has_default: false,
+                },
+                SqlArg {
+                    name: "arg2".into(),
+                    named: false,
+                    type_name: "integer".into(),
+                    has_default: false,
+                },
             ],
             returns_set: false,
             returns_void: false,
         };
         let bound = bind_arguments(&f, r#"{"arg1": 1, "arg2": 2}"#).unwrap();
-        assert_eq!(call_statement(&f, &bound), "SELECT to_jsonb(public.add($1::integer, $2::integer))");
-        assert_eq!(bind_arguments(&f, "").unwrap_err(), "missing required argument \"arg1\"");
+        assert_eq!(
+            call_statement(&f, &bound),
+            "SELECT to_jsonb(public.add($1::integer, $2::integer))"
+        );
+        assert_eq!(
+            bind_arguments(&f, "").unwrap_err(),
+            "missing required argument \"arg1\""
+        );
     }
 }

@@ -13,6 +13,7 @@ SELECT agent_loop.submit($$Alice's question. SCRIPT: [
 SELECT status, result->>'answer' AS answer FROM agent_loop.wait(:alice_task, '30 seconds');
 SELECT author, body FROM notes WHERE body = 'alice was here';
 SELECT owner, count(*) FROM agent_loop.steps GROUP BY owner;
+SELECT owner, status FROM agent_loop.tasks_overview;
 RESET ROLE;
 
 -- Bob cannot see, wait for, trace or cancel alice's task.
@@ -20,6 +21,7 @@ SET ROLE bob;
 SELECT count(*) AS visible_tasks FROM agent_loop.tasks;
 SELECT count(*) AS visible_steps FROM agent_loop.steps;
 SELECT count(*) AS visible_reflections FROM agent_loop.reflections;
+SELECT count(*) AS overview_rows FROM agent_loop.tasks_overview;
 SELECT error_of(format('SELECT * FROM agent_loop.trace(%s)', :alice_task));
 SELECT error_of(format('SELECT agent_loop.cancel(%s)', :alice_task));
 SELECT error_of(format('SELECT * FROM agent_loop.wait(%s, %L)', :alice_task, '1 second'));

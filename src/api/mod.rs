@@ -27,10 +27,14 @@ fn _parameters_schema(signature: pgrx::JsonB) -> Result<pgrx::JsonB, String> {
             })
         })
         .collect::<Result<Vec<_>, String>>()?;
-    Ok(pgrx::JsonB(agent_loop_core::tools::parameters_schema(&args)))
+    Ok(pgrx::JsonB(agent_loop_core::tools::parameters_schema(
+        &args,
+    )))
 }
 
 /// One row per running worker of this server (the `workers` view).
+// The column names live in the type, where pgrx reads them; an alias would lose them.
+#[allow(clippy::type_complexity)]
 #[pg_extern(volatile)]
 fn worker_status() -> TableIterator<
     'static,

@@ -70,7 +70,9 @@ fn task_state(task_id: i64) -> (String, bool) {
         Ok(Some((status, xmin))) => {
             let xid: u32 = xmin.and_then(|x| x.parse().ok()).unwrap_or(0);
             let mine = xid != 0
-                && unsafe { pg_sys::TransactionIdIsCurrentTransactionId(pg_sys::TransactionId::from(xid)) };
+                && unsafe {
+                    pg_sys::TransactionIdIsCurrentTransactionId(pg_sys::TransactionId::from(xid))
+                };
             (status.unwrap_or_default(), mine)
         }
         Ok(None) => {

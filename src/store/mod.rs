@@ -102,7 +102,10 @@ impl Store {
                 .run(c, &sql::CANCEL_REQUESTED_RUNNING, &[])?
                 .map(|row| row.get::<i64>(1))
                 .collect::<SpiResult<Vec<_>>>()?;
-            Ok((ended.into_iter().flatten().collect(), running.into_iter().flatten().collect()))
+            Ok((
+                ended.into_iter().flatten().collect(),
+                running.into_iter().flatten().collect(),
+            ))
         })
     }
 
@@ -111,9 +114,18 @@ impl Store {
         Spi::connect_mut(|c| Ok(self.run(c, &sql::REQUEUE_EXPIRED, &[])?.len()))
     }
 
-    pub fn claim(&mut self, limit: i32, worker_pid: i32, lease_seconds: i32) -> SpiResult<Vec<ClaimedTask>> {
+    pub fn claim(
+        &mut self,
+        limit: i32,
+        worker_pid: i32,
+        lease_seconds: i32,
+    ) -> SpiResult<Vec<ClaimedTask>> {
         Spi::connect_mut(|c| {
-            let rows = self.run(c, &sql::CLAIM, &[limit.into(), worker_pid.into(), lease_seconds.into()])?;
+            let rows = self.run(
+                c,
+                &sql::CLAIM,
+                &[limit.into(), worker_pid.into(), lease_seconds.into()],
+            )?;
             let mut tasks = Vec::new();
             for row in rows {
                 tasks.push(ClaimedTask {
@@ -143,9 +155,18 @@ impl Store {
         })
     }
 
-    pub fn renew_leases(&mut self, ids: Vec<i64>, worker_pid: i32, lease_seconds: i32) -> SpiResult<()> {
+    pub fn renew_leases(
+        &mut self,
+        ids: Vec<i64>,
+        worker_pid: i32,
+        lease_seconds: i32,
+    ) -> SpiResult<()> {
         Spi::connect_mut(|c| {
-            self.run(c, &sql::RENEW_LEASES, &[ids.into(), worker_pid.into(), lease_seconds.into()])?;
+            self.run(
+                c,
+                &sql::RENEW_LEASES,
+                &[ids.into(), worker_pid.into(), lease_seconds.into()],
+            )?;
             Ok(())
         })
     }
@@ -231,7 +252,12 @@ impl Store {
         })
     }
 
-    pub fn insert_step(&mut self, task_id: i64, owner: pg_sys::Oid, step: NewStep<'_>) -> SpiResult<()> {
+    pub fn insert_step(
+        &mut self,
+        task_id: i64,
+        owner: pg_sys::Oid,
+        step: NewStep<'_>,
+    ) -> SpiResult<()> {
         let usage = step.usage;
         let tokens = |f: fn(&Usage) -> i64| usage.map(|u| f(u).min(i32::MAX as i64) as i32);
         Spi::connect_mut(|c| {
@@ -259,9 +285,18 @@ impl Store {
 
     /// Locks the task's row for this step. `None`: the task is no longer ours (the lease was
     /// lost or it ended); `Some(true)`: a cancel is pending.
-    pub fn lock_task(&mut self, task_id: i64, worker_pid: i32, attempt: i32) -> SpiResult<Option<bool>> {
+    pub fn lock_task(
+        &mut self,
+        task_id: i64,
+        worker_pid: i32,
+        attempt: i32,
+    ) -> SpiResult<Option<bool>> {
         Spi::connect_mut(|c| {
-            let rows = self.run(c, &sql::LOCK_TASK, &[task_id.into(), worker_pid.into(), attempt.into()])?;
+            let rows = self.run(
+                c,
+                &sql::LOCK_TASK,
+                &[task_id.into(), worker_pid.into(), attempt.into()],
+            )?;
             if rows.is_empty() {
                 return Ok(None);
             }
@@ -269,7 +304,13 @@ impl Store {
         })
     }
 
-    pub fn save_progress(&mut self, task_id: i64, phase: &str, progress: &Progress, lease_seconds: i32) -> SpiResult<()> {
+    pub fn save_progress(
+        &mut self,
+        task_id: i64,
+        phase: &str,
+        progress: &Progress,
+        lease_seconds: i32,
+    ) -> SpiResult<()> {
         let u = &progress.usage;
         Spi::connect_mut(|c| {
             self.run(
@@ -313,21 +354,42 @@ impl Store {
         })
     }
 
-    pub fn insert_reflection(&mut self, owner: pg_sys::Oid, task_id: i64, outcome: &str, lesson: &str) -> SpiResult<()> {
+    pub fn insert_reflection(
+        &mut self,
+        owner: pg_sys::Oid,
+        task_id: i64,
+        outcome: &str,
+        lesson: &str,
+    ) -> SpiResult<()> {
         Spi::connect_mut(|c| {
-            self.run(c, &sql::INSERT_REFLECTION, &[owner.into(), task_id.into(), outcome.into(), lesson.into()])?;
+            self.run(
+                c,
+                &sql::INSERT_REFLECTION,
+                &[owner.into(), task_id.into(), outcome.into(), lesson.into()],
+            )?;
             Ok(())
         })
     }
 
     /// Records a failure outside any step (the step's own transaction rolled back) and fails
     /// the task, if this worker still holds it. Returns whether it did.
-    pub fn fail_after_error(&mut self, task_id: i64, worker_pid: i32, attempt: i32, message: &str) -> SpiResult<bool> {
+    pub fn fail_after_error(
+        &mut self,
+        task_id: i64,
+        worker_pid: i32,
+        attempt: i32,
+        message: &str,
+    ) -> SpiResult<bool> {
         Spi::connect_mut(|c| {
             let rows = self.run(
                 c,
                 &sql::FAIL_AFTER_ERROR,
-                &[task_id.into(), worker_pid.into(), attempt.into(), message.into()],
+                &[
+                    task_id.into(),
+                    worker_pid.into(),
+                    attempt.into(),
+                    message.into(),
+                ],
             )?;
             Ok(!rows.is_empty())
         })
@@ -341,10 +403,21 @@ fn parse_signature(signature: &Value) -> Vec<SqlArg> {
         .unwrap_or_default()
         .iter()
         .map(|a| SqlArg {
-            name: a.get("name").and_then(Value::as_str).unwrap_or_default().to_owned(),
+            name: a
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
             named: a.get("named").and_then(Value::as_bool).unwrap_or(false),
-            type_name: a.get("type").and_then(Value::as_str).unwrap_or("text").to_owned(),
-            has_default: a.get("has_default").and_then(Value::as_bool).unwrap_or(false),
+            type_name: a
+                .get("type")
+                .and_then(Value::as_str)
+                .unwrap_or("text")
+                .to_owned(),
+            has_default: a
+                .get("has_default")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
         })
         .collect()
 }

@@ -116,7 +116,9 @@ pub static INSERT_STEP: Sql = Sql {
                   (task_id, n, turn, owner, phase, kind, content, input_tokens, cached_tokens,
                    output_tokens, reasoning_tokens, latency_ms)
            VALUES ($1, $2, $3, $4::regrole, $5, $6, $7, $8, $9, $10, $11, $12)",
-    types: &[INT8, INT4, INT4, OID, TEXT, TEXT, JSONB, INT4, INT4, INT4, INT4, INT4],
+    types: &[
+        INT8, INT4, INT4, OID, TEXT, TEXT, JSONB, INT4, INT4, INT4, INT4, INT4,
+    ],
 };
 
 pub static LOCK_TASK: Sql = Sql {

@@ -31,7 +31,11 @@ pub fn run(owner: pg_sys::Oid, tools: &[ToolRow], call: &ToolCallRequest) -> Too
         None => Err(format!(
             "unknown tool \"{}\"; the tools of this task are: {}",
             call.name,
-            tools.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", ")
+            tools
+                .iter()
+                .map(|t| t.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         )),
         Some(tool) => match &tool.function {
             None => sql_query(owner, &call.arguments),
@@ -50,7 +54,11 @@ pub fn run(owner: pg_sys::Oid, tools: &[ToolRow], call: &ToolCallRequest) -> Too
     }
 }
 
-fn call_function(owner: pg_sys::Oid, function: &SqlFunction, arguments: &str) -> Result<String, String> {
+fn call_function(
+    owner: pg_sys::Oid,
+    function: &SqlFunction,
+    arguments: &str,
+) -> Result<String, String> {
     let bound = bind_arguments(function, arguments)?;
     let statement = call_statement(function, &bound);
     run_statement(owner, &statement, &bound, OnSuccess::Keep)
@@ -125,8 +133,16 @@ fn run_statement(
             }
             let args: Vec<_> = bound.iter().map(|b| b.text.clone().into()).collect();
             let table = client.update(statement, Some(2), &args)?;
-            let value = if table.is_empty() { None } else { table.first().get::<JsonB>(1)? };
-            Ok::<_, pgrx::spi::Error>(value.map(|j| j.0.to_string()).unwrap_or_else(|| "null".into()))
+            let value = if table.is_empty() {
+                None
+            } else {
+                table.first().get::<JsonB>(1)?
+            };
+            Ok::<_, pgrx::spi::Error>(
+                value
+                    .map(|j| j.0.to_string())
+                    .unwrap_or_else(|| "null".into()),
+            )
         })
     })?
     .map_err(|e| e.to_string())

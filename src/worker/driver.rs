@@ -53,8 +53,16 @@ pub extern "C-unwind" fn agent_loop_worker_main(arg: pg_sys::Datum) {
     let Some(slot) = shmem::claim_slot(database) else {
         return; // another worker serves this database
     };
-    unsafe { pg_sys::before_shmem_exit(Some(release_slot_at_exit), pg_sys::Datum::from(slot as *const _ as usize)) };
-    log!("agent_loop worker started for database {}", database.to_u32());
+    unsafe {
+        pg_sys::before_shmem_exit(
+            Some(release_slot_at_exit),
+            pg_sys::Datum::from(slot as *const _ as usize),
+        )
+    };
+    log!(
+        "agent_loop worker started for database {}",
+        database.to_u32()
+    );
     Worker::new(slot).run();
 }
 
@@ -113,7 +121,9 @@ impl Worker {
             self.apply_cancellations();
             self.dispatch_ready();
             self.slot.in_flight.store(self.tasks.len() as i32, Relaxed);
-            self.slot.helper_threads.store(self.pool.threads() as i32, Relaxed);
+            self.slot
+                .helper_threads
+                .store(self.pool.threads() as i32, Relaxed);
             let poll = Duration::from_millis(settings::POLL_INTERVAL_MS.get() as u64);
             if !BackgroundWorker::wait_latch(Some(poll)) {
                 break;
@@ -138,21 +148,26 @@ impl Worker {
         }));
         match result {
             Ok(Ok(0)) => {}
-            Ok(Ok(requeued)) => log!("agent_loop: re-queued {requeued} task(s) whose worker's lease expired"),
+            Ok(Ok(requeued)) => {
+                log!("agent_loop: re-queued {requeued} task(s) whose worker's lease expired")
+            }
             Ok(Err(e)) => warning!("agent_loop housekeeping: {e}"),
             Err(e) => warning!("agent_loop housekeeping: {e}"),
         }
     }
 
     fn apply_cancellations(&mut self) {
-        let (ended, running) = match in_transaction(AssertUnwindSafe(|| self.store.cancellations())) {
+        let (ended, running) = match in_transaction(AssertUnwindSafe(|| self.store.cancellations()))
+        {
             Ok(Ok(ids)) => ids,
             Ok(Err(e)) => return warning!("agent_loop: reading cancellations: {e}"),
             Err(e) => return warning!("agent_loop: reading cancellations: {e}"),
         };
         ended.into_iter().for_each(shmem::announce_task_ended);
         for id in running {
-            let Some(mut task) = self.tasks.remove(&id) else { continue };
+            let Some(mut task) = self.tasks.remove(&id) else {
+                continue;
+            };
             self.forget_call(&task);
             let pid = self.pid;
             let cancelled = in_transaction(AssertUnwindSafe(|| {
@@ -173,17 +188,24 @@ impl Worker {
     /// Claims queued tasks up to capacity. False when the extension has been dropped.
     fn claim(&mut self) -> bool {
         let capacity = settings::MAX_IN_FLIGHT.get() as usize;
-        let batch = capacity.saturating_sub(self.tasks.len()).min(settings::CLAIM_BATCH.get() as usize) as i32;
+        let batch = capacity
+            .saturating_sub(self.tasks.len())
+            .min(settings::CLAIM_BATCH.get() as usize) as i32;
         let pid = self.pid;
         let claimed = in_transaction(AssertUnwindSafe(|| -> Result<Option<Vec<Task>>, String> {
             // A cheap index probe, so DROP EXTENSION is noticed at the next wake-up.
-            if unsafe { pg_sys::get_extension_oid(c"agent_loop".as_ptr(), true) } == pg_sys::InvalidOid {
+            if unsafe { pg_sys::get_extension_oid(c"agent_loop".as_ptr(), true) }
+                == pg_sys::InvalidOid
+            {
                 return Ok(None);
             }
             if batch == 0 {
                 return Ok(Some(Vec::new()));
             }
-            let claimed = self.store.claim(batch, pid, lease_seconds()).map_err(|e| e.to_string())?;
+            let claimed = self
+                .store
+                .claim(batch, pid, lease_seconds())
+                .map_err(|e| e.to_string())?;
             let mut tasks = Vec::with_capacity(claimed.len());
             for claim in claimed {
                 tasks.push(self.prepare(claim).map_err(|e| e.to_string())?);
@@ -202,7 +224,9 @@ impl Worker {
             // More may be waiting: come straight back instead of sleeping.
             unsafe { pg_sys::SetLatch(pg_sys::MyLatch) };
         }
-        self.slot.tasks_claimed.fetch_add(tasks.len() as i64, Relaxed);
+        self.slot
+            .tasks_claimed
+            .fetch_add(tasks.len() as i64, Relaxed);
         for task in tasks {
             self.ready.push_back(task.id);
             self.tasks.insert(task.id, task);
@@ -221,7 +245,10 @@ impl Worker {
             Ok(items) => items,
             Err(bad_row) => {
                 // A log that cannot be read cannot be resumed; start over from the goal.
-                warning!("agent_loop: task {}: {bad_row}; its log is ignored", claim.id);
+                warning!(
+                    "agent_loop: task {}: {bad_row}; its log is ignored",
+                    claim.id
+                );
                 Vec::new()
             }
         };
@@ -229,7 +256,9 @@ impl Worker {
         let (owner, goal) = (claim.owner, claim.goal.clone());
         let mut task = Task::new(claim, tools, items);
         if fresh {
-            let memories = self.store.recall(owner, &goal, settings::MEMORY_LIMIT.get())?;
+            let memories = self
+                .store
+                .recall(owner, &goal, settings::MEMORY_LIMIT.get())?;
             task.perceive(&mut self.store, memories)?;
         }
         Ok(task)
@@ -239,9 +268,14 @@ impl Worker {
     fn dispatch_ready(&mut self) {
         let mut deferred = VecDeque::new();
         while let Some(id) = self.ready.pop_front() {
-            let Some(task) = self.tasks.get(&id) else { continue };
+            let Some(task) = self.tasks.get(&id) else {
+                continue;
+            };
             let Some(model) = self.models.get(&task.model).cloned() else {
-                let error = ModelError::new(ErrorClass::BadRequest, format!("model \"{}\" no longer exists", task.model));
+                let error = ModelError::new(
+                    ErrorClass::BadRequest,
+                    format!("model \"{}\" no longer exists", task.model),
+                );
                 self.end_task(id, Outcome::Failed(Failure::Model(error)));
                 continue;
             };
@@ -278,8 +312,19 @@ impl Worker {
         let instructions = settings::string(&settings::SYSTEM_PROMPT).unwrap_or_default();
         let prompt = build_prompt(&instructions, &task.items, task.tool_specs());
         let request = match model.provider.as_str() {
-            "openai_chat" => openai_chat::build_request(&model.base_url, &model.model, api_key.as_deref(), &model.options, &prompt),
-            other => return Err(ModelError::new(ErrorClass::BadRequest, format!("unknown provider \"{other}\""))),
+            "openai_chat" => openai_chat::build_request(
+                &model.base_url,
+                &model.model,
+                api_key.as_deref(),
+                &model.options,
+                &prompt,
+            ),
+            other => {
+                return Err(ModelError::new(
+                    ErrorClass::BadRequest,
+                    format!("unknown provider \"{other}\""),
+                ))
+            }
         };
         Ok(ModelJob {
             task_id: task.id,
@@ -307,7 +352,11 @@ impl Worker {
     fn on_model_outcome(&mut self, outcome: ModelOutcome) {
         let id = outcome.task_id;
         // A task cancelled, lost or re-claimed meanwhile: the answer belongs to nobody.
-        if !self.tasks.get(&id).is_some_and(|t| t.attempt as i64 == outcome.ticket) {
+        if self
+            .tasks
+            .get(&id)
+            .is_none_or(|t| t.attempt as i64 != outcome.ticket)
+        {
             return;
         }
         let mut task = self.tasks.remove(&id).expect("checked above");
@@ -342,7 +391,9 @@ impl Worker {
 
     /// Ends a task outside a model answer (limits before a decide, configuration errors).
     fn end_task(&mut self, id: i64, outcome: Outcome) {
-        let Some(mut task) = self.tasks.remove(&id) else { return };
+        let Some(mut task) = self.tasks.remove(&id) else {
+            return;
+        };
         let pid = self.pid;
         let store = &mut self.store;
         let ended = in_transaction(AssertUnwindSafe(|| {
@@ -369,5 +420,8 @@ fn lease_duration() -> Duration {
 }
 
 fn now_epoch() -> f64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
 }

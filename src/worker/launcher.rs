@@ -24,14 +24,17 @@ pub fn register_launcher() {
 /// Starts a worker for `database` (from the launcher or from a backend). A duplicate exits
 /// by itself, so a race between two starters is harmless.
 pub fn start_worker(database: pg_sys::Oid) {
-    let started = BackgroundWorkerBuilder::new(&format!("agent_loop worker for database {}", database.to_u32()))
-        .set_type("agent_loop worker")
-        .set_library("agent_loop")
-        .set_function("agent_loop_worker_main")
-        .set_argument(database.into_datum())
-        .enable_spi_access()
-        .set_restart_time(None)
-        .load_dynamic();
+    let started = BackgroundWorkerBuilder::new(&format!(
+        "agent_loop worker for database {}",
+        database.to_u32()
+    ))
+    .set_type("agent_loop worker")
+    .set_library("agent_loop")
+    .set_function("agent_loop_worker_main")
+    .set_argument(database.into_datum())
+    .enable_spi_access()
+    .set_restart_time(None)
+    .load_dynamic();
     if started.is_err() {
         warning!(
             "could not start an agent_loop worker for database {}: no background worker slot is free",

@@ -88,19 +88,38 @@ impl Task {
         latency_ms: Option<i32>,
     ) -> SpiResult<()> {
         let n = self.items.len() as i32 + 1;
-        store.insert_step(self.id, self.owner, NewStep { n, turn, item: &item, usage, latency_ms })?;
+        store.insert_step(
+            self.id,
+            self.owner,
+            NewStep {
+                n,
+                turn,
+                item: &item,
+                usage,
+                latency_ms,
+            },
+        )?;
         self.items.push(item);
         Ok(())
     }
 
     /// The perceive phase of a task's first claim: the goal and the lessons recalled for it.
     pub fn perceive(&mut self, store: &mut Store, memories: Vec<String>) -> SpiResult<()> {
-        let goal = Item::Goal { text: self.goal.clone(), memories };
+        let goal = Item::Goal {
+            text: self.goal.clone(),
+            memories,
+        };
         self.append(store, 0, goal, None, None)
     }
 
     /// One step, after the model call returned. Runs inside the step's transaction.
-    pub fn step(&mut self, store: &mut Store, worker_pid: i32, call: &CallOutcome, lease_seconds: i32) -> SpiResult<StepEnd> {
+    pub fn step(
+        &mut self,
+        store: &mut Store,
+        worker_pid: i32,
+        call: &CallOutcome,
+        lease_seconds: i32,
+    ) -> SpiResult<StepEnd> {
         match store.lock_task(self.id, worker_pid, self.attempt)? {
             None => return Ok(StepEnd::Lost),
             Some(true) => {
@@ -122,19 +141,20 @@ impl Task {
             self.progress.steps_done = turn;
             self.progress.add(&reply.usage);
             // Usage and latency go on the first row of the model's answer.
-            let latency = Some(call.latency.as_millis().min(i32::MAX as u128) as i32);
-            let mut usage = Some(&reply.usage);
+            let latency = call.latency.as_millis().min(i32::MAX as u128) as i32;
+            let mut first_row = Some((&reply.usage, latency));
+            let mut rows = Vec::new();
             if let Some(text) = reply.text.as_ref().filter(|t| !t.trim().is_empty()) {
-                let item = Item::AssistantMessage { text: text.clone() };
-                self.append(store, turn, item, usage.take(), latency)?;
+                rows.push(Item::AssistantMessage { text: text.clone() });
             }
-            for c in &reply.tool_calls {
-                let item = Item::ToolCall {
-                    call_id: c.call_id.clone(),
-                    name: c.name.clone(),
-                    arguments: c.arguments.clone(),
-                };
-                self.append(store, turn, item, usage.take(), latency)?;
+            rows.extend(reply.tool_calls.iter().map(|c| Item::ToolCall {
+                call_id: c.call_id.clone(),
+                name: c.name.clone(),
+                arguments: c.arguments.clone(),
+            }));
+            for item in rows {
+                let (usage, latency) = first_row.take().unzip();
+                self.append(store, turn, item, usage, latency)?;
             }
         }
         match agent::after_decide(&self.limits, &self.progress, call.result.as_ref()) {
@@ -180,9 +200,13 @@ impl Task {
             }
         };
         let tools_used: Vec<String> = self.tools_used.iter().cloned().collect();
-        let lesson = reflection::lesson(&self.goal, &outcome, self.progress.steps_done, &tools_used);
+        let lesson =
+            reflection::lesson(&self.goal, &outcome, self.progress.steps_done, &tools_used);
         let outcome_name = reflection::outcome_name(&outcome);
-        let item = Item::Reflection { outcome: outcome_name.into(), lesson: lesson.clone() };
+        let item = Item::Reflection {
+            outcome: outcome_name.into(),
+            lesson: lesson.clone(),
+        };
         self.append(store, turn, item, None, None)?;
         store.insert_reflection(self.owner, self.id, outcome_name, &lesson)?;
         store.finish(

@@ -110,7 +110,7 @@ pub fn call_with_retries(
             }
             Err(error) => error,
         };
-        match policy.next_delay(retry, &error, jitter.next()) {
+        match policy.next_delay(retry, &error, jitter.next_unit()) {
             Some(delay) => {
                 failed_attempts.push(error);
                 sleep(delay);
@@ -235,7 +235,8 @@ mod tests {
 
     #[test]
     fn real_socket_body_cut_short_and_oversized_body() {
-        let url = serve_once("HTTP/1.1 200 OK\r\nContent-Length: 100\r\nConnection: close\r\n\r\n{\"cho");
+        let url =
+            serve_once("HTTP/1.1 200 OK\r\nContent-Length: 100\r\nConnection: close\r\n\r\n{\"cho");
         let err = send(&new_agent(), &request(url), &settings(1024)).unwrap_err();
         assert_eq!(err.class, ErrorClass::Transport, "{err}");
 
@@ -246,8 +247,17 @@ mod tests {
 
     #[test]
     fn real_socket_connection_refused_is_transport() {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let err = send(&new_agent(), &request(format!("http://127.0.0.1:{port}")), &settings(10)).unwrap_err();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let err = send(
+            &new_agent(),
+            &request(format!("http://127.0.0.1:{port}")),
+            &settings(10),
+        )
+        .unwrap_err();
         assert_eq!(err.class, ErrorClass::Transport, "{err}");
     }
 }

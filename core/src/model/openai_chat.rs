@@ -4,7 +4,9 @@
 use serde_json::{json, Map, Value};
 
 use super::retry::parse_retry_after;
-use super::{ErrorClass, HttpRequest, HttpResponse, ModelError, ModelReply, ToolCallRequest, Usage};
+use super::{
+    ErrorClass, HttpRequest, HttpResponse, ModelError, ModelReply, ToolCallRequest, Usage,
+};
 use crate::context::{Message, Prompt};
 
 /// Builds the request. `options` (e.g. `{"temperature": 0}`) is merged into the body; it cannot
@@ -77,18 +79,30 @@ pub fn parse_response(response: &HttpResponse) -> Result<ModelReply, ModelError>
         status: Some(response.status),
         ..ModelError::new(ErrorClass::BadResponse, why.to_owned())
     };
-    let body: Value = serde_json::from_str(&response.body)
-        .map_err(|e| bad(&format!("response is not JSON ({e}): {}", snippet(&response.body))))?;
+    let body: Value = serde_json::from_str(&response.body).map_err(|e| {
+        bad(&format!(
+            "response is not JSON ({e}): {}",
+            snippet(&response.body)
+        ))
+    })?;
     let choice = body
         .get("choices")
         .and_then(Value::as_array)
         .and_then(|c| c.first())
-        .ok_or_else(|| bad(&format!("response has no choices: {}", snippet(&response.body))))?;
+        .ok_or_else(|| {
+            bad(&format!(
+                "response has no choices: {}",
+                snippet(&response.body)
+            ))
+        })?;
     let message = choice
         .get("message")
         .filter(|m| m.is_object())
         .ok_or_else(|| bad("choice has no message object"))?;
-    let text = message.get("content").and_then(Value::as_str).map(str::to_owned);
+    let text = message
+        .get("content")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
     let mut tool_calls = Vec::new();
     for (i, call) in message
         .get("tool_calls")
@@ -153,7 +167,12 @@ fn parse_usage(usage: Option<&Value>) -> Usage {
 pub fn classify_error(response: &HttpResponse) -> ModelError {
     let body: Option<Value> = serde_json::from_str(&response.body).ok();
     let error = body.as_ref().and_then(|b| b.get("error"));
-    let field = |k: &str| error.and_then(|e| e.get(k)).and_then(Value::as_str).unwrap_or("");
+    let field = |k: &str| {
+        error
+            .and_then(|e| e.get(k))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+    };
     let code = field("code");
     let kind = field("type");
     let message = match field("message") {
@@ -229,11 +248,16 @@ mod tests {
             &prompt,
         );
         assert_eq!(req.url, "http://h/v1/chat/completions");
-        assert!(req.headers.contains(&("Authorization".into(), "Bearer sk".into())));
+        assert!(req
+            .headers
+            .contains(&("Authorization".into(), "Bearer sk".into())));
         let body: Value = serde_json::from_str(&req.body).unwrap();
         assert_eq!(body["model"], "m");
         assert_eq!(body["temperature"], 0);
-        assert_eq!(body["messages"][2]["tool_calls"][0]["function"]["arguments"], "{\"a\":1}");
+        assert_eq!(
+            body["messages"][2]["tool_calls"][0]["function"]["arguments"],
+            "{\"a\":1}"
+        );
         assert_eq!(body["messages"][3]["tool_call_id"], "c1");
         assert_eq!(body["tools"][0]["function"]["name"], "f");
     }
@@ -271,9 +295,15 @@ mod tests {
             retry_after: None,
             body: "{\"choices\": [".into(),
         };
-        assert_eq!(parse_response(&cut).unwrap_err().class, ErrorClass::BadResponse);
+        assert_eq!(
+            parse_response(&cut).unwrap_err().class,
+            ErrorClass::BadResponse
+        );
         let shape = ok(json!({"id": "x", "object": "chat.completion"}));
-        assert_eq!(parse_response(&shape).unwrap_err().class, ErrorClass::BadResponse);
+        assert_eq!(
+            parse_response(&shape).unwrap_err().class,
+            ErrorClass::BadResponse
+        );
     }
 
     #[test]
@@ -283,16 +313,47 @@ mod tests {
             retry_after: ra.map(str::to_owned),
             body: body.to_string(),
         };
-        let e = parse_response(&resp(429, json!({"error": {"message": "slow down"}}), Some("1"))).unwrap_err();
-        assert_eq!((e.class, e.retry_after), (ErrorClass::RateLimited, Some(Duration::from_secs(1))));
-        let e = parse_response(&resp(429, json!({"error": {"code": "insufficient_quota", "message": "pay"}}), None))
-            .unwrap_err();
+        let e = parse_response(&resp(
+            429,
+            json!({"error": {"message": "slow down"}}),
+            Some("1"),
+        ))
+        .unwrap_err();
+        assert_eq!(
+            (e.class, e.retry_after),
+            (ErrorClass::RateLimited, Some(Duration::from_secs(1)))
+        );
+        let e = parse_response(&resp(
+            429,
+            json!({"error": {"code": "insufficient_quota", "message": "pay"}}),
+            None,
+        ))
+        .unwrap_err();
         assert_eq!(e.class, ErrorClass::Quota);
-        let e = parse_response(&resp(400, json!({"error": {"code": "context_length_exceeded", "message": "long"}}), None))
-            .unwrap_err();
+        let e = parse_response(&resp(
+            400,
+            json!({"error": {"code": "context_length_exceeded", "message": "long"}}),
+            None,
+        ))
+        .unwrap_err();
         assert_eq!(e.class, ErrorClass::ContextLength);
-        assert_eq!(parse_response(&resp(503, json!("x"), None)).unwrap_err().class, ErrorClass::Server);
-        assert_eq!(parse_response(&resp(401, json!({}), None)).unwrap_err().class, ErrorClass::Auth);
-        assert_eq!(parse_response(&resp(404, json!({}), None)).unwrap_err().class, ErrorClass::BadRequest);
+        assert_eq!(
+            parse_response(&resp(503, json!("x"), None))
+                .unwrap_err()
+                .class,
+            ErrorClass::Server
+        );
+        assert_eq!(
+            parse_response(&resp(401, json!({}), None))
+                .unwrap_err()
+                .class,
+            ErrorClass::Auth
+        );
+        assert_eq!(
+            parse_response(&resp(404, json!({}), None))
+                .unwrap_err()
+                .class,
+            ErrorClass::BadRequest
+        );
     }
 }

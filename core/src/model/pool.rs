@@ -195,7 +195,11 @@ mod tests {
         let woken = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&woken);
         let mut pool = ModelPool::new(4, Arc::new(move || flag.store(true, Ordering::SeqCst)));
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         for task_id in 0..3 {
             pool.submit(ModelJob {
                 task_id,

@@ -60,7 +60,7 @@ impl Jitter {
         Jitter(seed | 1)
     }
 
-    pub fn next(&mut self) -> f64 {
+    pub fn next_unit(&mut self) -> f64 {
         let mut x = self.0;
         x ^= x << 13;
         x ^= x >> 7;
@@ -86,10 +86,22 @@ mod tests {
     #[test]
     fn backoff_doubles_with_jitter_and_is_capped() {
         let e = ModelError::new(ErrorClass::Server, "503");
-        assert_eq!(policy().next_delay(0, &e, 0.0), Some(Duration::from_millis(50)));
-        assert_eq!(policy().next_delay(0, &e, 1.0), Some(Duration::from_millis(100)));
-        assert_eq!(policy().next_delay(1, &e, 1.0), Some(Duration::from_millis(200)));
-        assert_eq!(policy().next_delay(2, &e, 1.0), Some(Duration::from_millis(350)));
+        assert_eq!(
+            policy().next_delay(0, &e, 0.0),
+            Some(Duration::from_millis(50))
+        );
+        assert_eq!(
+            policy().next_delay(0, &e, 1.0),
+            Some(Duration::from_millis(100))
+        );
+        assert_eq!(
+            policy().next_delay(1, &e, 1.0),
+            Some(Duration::from_millis(200))
+        );
+        assert_eq!(
+            policy().next_delay(2, &e, 1.0),
+            Some(Duration::from_millis(350))
+        );
         assert_eq!(policy().next_delay(3, &e, 1.0), None, "retries used up");
     }
 
@@ -97,22 +109,38 @@ mod tests {
     fn retry_after_is_honoured_up_to_the_cap() {
         let mut e = ModelError::new(ErrorClass::RateLimited, "429");
         e.retry_after = Some(Duration::from_millis(300));
-        assert_eq!(policy().next_delay(0, &e, 0.0), Some(Duration::from_millis(300)));
+        assert_eq!(
+            policy().next_delay(0, &e, 0.0),
+            Some(Duration::from_millis(300))
+        );
         e.retry_after = Some(Duration::from_secs(10));
-        assert_eq!(policy().next_delay(0, &e, 0.0), Some(Duration::from_millis(350)));
+        assert_eq!(
+            policy().next_delay(0, &e, 0.0),
+            Some(Duration::from_millis(350))
+        );
     }
 
     #[test]
     fn permanent_errors_are_never_retried() {
-        for class in [ErrorClass::ContextLength, ErrorClass::Quota, ErrorClass::Auth] {
-            assert_eq!(policy().next_delay(0, &ModelError::new(class, "no"), 0.5), None);
+        for class in [
+            ErrorClass::ContextLength,
+            ErrorClass::Quota,
+            ErrorClass::Auth,
+        ] {
+            assert_eq!(
+                policy().next_delay(0, &ModelError::new(class, "no"), 0.5),
+                None
+            );
         }
     }
 
     #[test]
     fn retry_after_parses_seconds_only() {
         assert_eq!(parse_retry_after("2"), Some(Duration::from_secs(2)));
-        assert_eq!(parse_retry_after(" 0.25 "), Some(Duration::from_millis(250)));
+        assert_eq!(
+            parse_retry_after(" 0.25 "),
+            Some(Duration::from_millis(250))
+        );
         assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
         assert_eq!(parse_retry_after("-1"), None);
     }
@@ -121,7 +149,7 @@ mod tests {
     fn jitter_stays_in_range() {
         let mut j = Jitter::seeded(42);
         for _ in 0..1000 {
-            let x = j.next();
+            let x = j.next_unit();
             assert!((0.0..1.0).contains(&x));
         }
     }

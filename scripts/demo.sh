@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# The demo, end to end: builds and installs agent_loop, starts a throwaway cluster, loads sample
+# sales data, has an agent answer a question about it as an unprivileged role, and prints the
+# loop step by step.
+#
+# The model: a real one when you point the demo at it —
+#   OPENAI_API_KEY=sk-...                                 (OpenAI, model gpt-4.1-mini), or
+#   AGENT_LOOP_MODEL_URL=http://localhost:11434/v1 AGENT_LOOP_MODEL=llama3.1   (any OpenAI-
+#   compatible server: Ollama, vLLM, llama.cpp, LM Studio; AGENT_LOOP_API_KEY if it wants one)
+# — otherwise the bundled scripted model server, and the demo says so.
+# Pass --keep to leave the cluster running for psql afterwards.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib/cluster.sh
+
+bash scripts/setup.sh
+
+work=/tmp/agent_loop_demo
+cluster_stop "$work" 2>/dev/null || true
+[ -f "$work/model.pid" ] && kill "$(cat "$work/model.pid")" 2>/dev/null || true
+rm -rf "$work"; mkdir -p "$work"; chmod 755 "$work"
+
+if [ -n "${AGENT_LOOP_MODEL_URL:-}" ]; then
+    base_url=$AGENT_LOOP_MODEL_URL model=${AGENT_LOOP_MODEL:?set AGENT_LOOP_MODEL to the model name}
+    export AGENT_LOOP_API_KEY=${AGENT_LOOP_API_KEY:-unused}
+    key_env=AGENT_LOOP_API_KEY
+    echo "demo: using the model \"$model\" at $base_url"
+elif [ -n "${OPENAI_API_KEY:-}" ]; then
+    base_url=https://api.openai.com/v1 model=${AGENT_LOOP_MODEL:-gpt-4.1-mini} key_env=OPENAI_API_KEY
+    echo "demo: using OpenAI ($model)"
+else
+    model_server_start "$work"
+    echo "$MODEL_PID" >"$work/model.pid"
+    base_url="http://127.0.0.1:$MODEL_PORT/v1" model=demo key_env=
+    echo "demo: no OPENAI_API_KEY or AGENT_LOOP_MODEL_URL given, so the agent talks to the"
+    echo "      bundled SCRIPTED model server (pg_test/model_server.py), not a real model."
+fi
+
+PGPORT=$(free_port) cluster_start "$work"
+as_postgres "$PG_BIN/createdb" -h "$PGHOST" -p "$PGPORT" demo
+
+psql -X -q -d demo -v ON_ERROR_STOP=1 -v base_url="$base_url" -v model="$model" -v key_env="$key_env" <<'SQL'
+\set QUIET on
+CREATE EXTENSION agent_loop;
+SELECT agent_loop.add_model('demo', :'base_url', :'model', api_key_env => nullif(:'key_env', '')) \g /dev/null
+
+-- Sample data, readable by an unprivileged analyst role.
+CREATE SCHEMA demo;
+CREATE TABLE demo.sales (id serial PRIMARY KEY, day date, product text, quantity int, price numeric);
+INSERT INTO demo.sales (day, product, quantity, price)
+SELECT date '2026-11-01' + (g % 20), (ARRAY['kettle', 'teapot', 'mug', 'strainer', 'tea tin'])[1 + g % 5],
+       1 + (g * 7) % 9, (ARRAY[49, 35, 9, 6, 12])[1 + g % 5]
+  FROM generate_series(1, 400) g;
+CREATE ROLE analyst;
+GRANT USAGE ON SCHEMA demo TO analyst;
+GRANT SELECT ON demo.sales TO analyst;
+
+SET ROLE analyst;
+SELECT agent_loop.submit(
+    'Which three products sold the most units in demo.sales, and what revenue did each bring?',
+    model => 'demo', tools => '{sql_query}', max_steps => 6) AS task \gset
+\set QUIET off
+\echo
+\echo Submitted task :task as role analyst. Waiting for it (server-side, no polling):
+SELECT status, steps_done, result->>'answer' AS answer, error_code, error_message
+  FROM agent_loop.wait(:task, '120 seconds');
+\echo The loop, step by step (agent_loop.trace):
+SELECT n, turn, phase, kind, left(summary, 160) AS summary, tokens, latency_ms
+  FROM agent_loop.trace(:task);
+SELECT * FROM agent_loop.tasks_overview;
+SQL
+
+if [ "${1:-}" = --keep ]; then
+    echo "demo: cluster left running: psql -h $PGHOST -p $PGPORT -U postgres demo"
+else
+    cluster_stop "$work"
+    [ -f "$work/model.pid" ] && kill "$(cat "$work/model.pid")" 2>/dev/null || true
+fi
