@@ -21,8 +21,10 @@ echo "== end-to-end tests (pg_test/)"
 e2e_log=$(mktemp)
 e2e_status=0
 pg_test/run 2>&1 | tee "$e2e_log" || e2e_status=$?
-e2e_passed=$(grep -Eo '^e2e: [0-9]+ passed' "$e2e_log" | grep -Eo '[0-9]+' || echo 0)
-e2e_failed=$(grep -Eo '[0-9]+ failed' "$e2e_log" | tail -n 1 | grep -Eo '[0-9]+' || echo 1)
+read -r e2e_passed e2e_failed < <(sed -n 's/^e2e: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' "$e2e_log" | tail -n 1)
+e2e_passed=${e2e_passed:-0} e2e_failed=${e2e_failed:-1}
 
 echo "tests: $((unit_passed + e2e_passed)) passed, $((unit_failed + e2e_failed)) failed"
-[ "$unit_failed" -eq 0 ] && [ "$e2e_status" -eq 0 ]
+if [ "$unit_failed" -ne 0 ] || [ "$e2e_status" -ne 0 ] || [ "$e2e_failed" -ne 0 ]; then
+    exit 1
+fi

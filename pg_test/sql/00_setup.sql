@@ -60,6 +60,19 @@ BEGIN
 EXCEPTION WHEN OTHERS THEN
     RETURN SQLSTATE || ': ' || regexp_replace(SQLERRM, 'task \d+', 'task N');
 END $$;
+-- For tests that act on a task mid-flight: waits (10 s at most) until it runs with at least
+-- `steps` steps committed.
+CREATE FUNCTION await_running(task bigint, steps int DEFAULT 0) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+    FOR i IN 1..200 LOOP
+        IF EXISTS (SELECT FROM agent_loop.tasks t
+                    WHERE t.id = task AND t.status = 'running' AND t.steps_done >= steps) THEN
+            RETURN true;
+        END IF;
+        PERFORM pg_sleep(0.05);
+    END LOOP;
+    RETURN false;
+END $$;
 SELECT statement, error_of(statement) FROM (VALUES
     ($$SELECT agent_loop.submit('')$$),
     ($$SELECT agent_loop.submit('goal')$$),

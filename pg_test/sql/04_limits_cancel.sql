@@ -23,8 +23,7 @@ SELECT status, error_code, error_message, steps_done FROM agent_loop.wait(:id, '
 -- Cancel while the model call is in flight: the task ends cancelled at once, without another step.
 SELECT agent_loop.submit($$Take your time. SCRIPT: [{"delay_ms": 4000, "answer": "finished"}]$$,
        model => 'scripted') AS id \gset
-SELECT pg_sleep(0.5);
-SELECT status FROM agent_loop.tasks WHERE id = :id;
+SELECT await_running(:id);
 SELECT clock_timestamp() AS t0 \gset
 SELECT agent_loop.cancel(:id);
 SELECT status, error_code, result FROM agent_loop.wait(:id, '30 seconds');

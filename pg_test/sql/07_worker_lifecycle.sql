@@ -7,12 +7,14 @@ SELECT agent_loop.submit($$Survive a restart. SCRIPT: [
   {"delay_ms": 1500, "answer": "finished"}]$$,
   model => 'scripted', tools => '{add_note}') AS id \gset
 -- Let the first step commit and the second model call start, then stop the worker.
-SELECT pg_sleep(0.7);
-SELECT status, steps_done FROM agent_loop.tasks WHERE id = :id;
+SELECT await_running(:id, 1);
+SELECT lease_worker AS old_worker FROM agent_loop.tasks WHERE id = :id \gset
 SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE backend_type = 'agent_loop worker' AND datname = current_database();
 SELECT pg_sleep(0.3);
--- The task went back to the queue, keeping its log; the next submit starts a new worker.
-SELECT status, attempts FROM agent_loop.tasks WHERE id = :id;
+-- The stopped worker handed the task back (to the queue, or already to a new worker the
+-- launcher started), keeping its log; a submit also starts a worker if none runs.
+SELECT status IN ('queued', 'running') AS handed_back, lease_worker IS DISTINCT FROM :old_worker AS released
+  FROM agent_loop.tasks WHERE id = :id;
 SELECT agent_loop.submit($$Wake up. SCRIPT: [{"answer": "awake"}]$$, model => 'scripted') AS other \gset
 SELECT status, result->>'answer' AS answer, steps_done FROM agent_loop.wait(:id, '30 seconds');
 SELECT attempts FROM agent_loop.tasks WHERE id = :id;
