@@ -34,6 +34,9 @@ struct Shared {
     /// Databases whose worker found no extension; the launcher skips them until a submit or a
     /// CREATE EXTENSION starts a worker there again.
     without_extension: [AtomicU32; MAX_WORKERS],
+    /// Databases a worker was requested for, and when (µs): one request per database until
+    /// that worker registers, however many sessions submit meanwhile.
+    start_requested: [(AtomicU32, AtomicI64); MAX_WORKERS],
     task_ended: [pg_sys::ConditionVariable; WAIT_CHANNELS],
 }
 
@@ -178,14 +181,58 @@ pub fn known_without_extension(database: pg_sys::Oid) -> bool {
     })
 }
 
-/// Whether a worker serves `database` right now.
-pub fn has_worker(database: pg_sys::Oid) -> bool {
-    shared().is_some_and(|shared| {
-        shared
+/// A start request older than this is assumed lost (the worker failed before registering).
+const START_GRACE_US: i64 = 5_000_000;
+
+/// Whether the caller should start a worker for `database`: none serves it and no start was
+/// requested in the last few seconds. A true answer records the request.
+pub fn claim_worker_start(database: pg_sys::Oid) -> bool {
+    let Some(shared) = shared() else { return false };
+    let db = database.to_u32();
+    let now = now_us();
+    with_registry(shared, || {
+        if shared
             .slots
             .iter()
-            .any(|s| s.database.load(Ordering::Acquire) == database.to_u32())
+            .any(|s| s.database.load(Ordering::Acquire) == db)
+        {
+            return false;
+        }
+        let requests = &shared.start_requested;
+        if let Some((_, at)) = requests
+            .iter()
+            .find(|(d, _)| d.load(Ordering::Relaxed) == db)
+        {
+            if now - at.load(Ordering::Relaxed) < START_GRACE_US {
+                return false;
+            }
+            at.store(now, Ordering::Relaxed);
+            return true;
+        }
+        let entry = requests
+            .iter()
+            .find(|(d, at)| {
+                d.load(Ordering::Relaxed) == 0 || now - at.load(Ordering::Relaxed) >= START_GRACE_US
+            })
+            .unwrap_or(&requests[0]);
+        entry.0.store(db, Ordering::Relaxed);
+        entry.1.store(now, Ordering::Relaxed);
+        true
     })
+}
+
+/// Forgets the start request for `database`: its worker registered, or found nothing to do.
+pub fn clear_start_request(database: pg_sys::Oid) {
+    if let Some(shared) = shared() {
+        for (requested, _) in &shared.start_requested {
+            let _ = requested.compare_exchange(
+                database.to_u32(),
+                0,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
+        }
+    }
 }
 
 /// Sets the latch of the worker serving `database`, if there is one. Safe in a commit callback:

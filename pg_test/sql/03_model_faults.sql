@@ -56,6 +56,24 @@ SELECT status, answer FROM outcome(:id);
 -- A missing environment variable is a clear error, without a request.
 SELECT fault_task('[{"answer": "never"}]', 'keyless') AS id \gset
 SELECT * FROM outcome(:id);
+-- Or from the superuser-only setting agent_loop.api_keys, for models without api_key_env; a
+-- wrong key is an auth error, not retried.
+ALTER SYSTEM SET agent_loop.api_keys = 'via_setting=secret-test-key,wrong_key=not-the-key';
+SELECT pg_reload_conf();
+SELECT pg_sleep(1);
+SELECT agent_loop.add_model('via_setting', :'secured_url', 'scripted');
+SELECT agent_loop.add_model('wrong_key', :'secured_url', 'scripted');
+SELECT fault_task('[{"answer": "key from the setting"}]', 'via_setting') AS id \gset
+SELECT status, answer FROM outcome(:id);
+SELECT fault_task('[{"answer": "never"}]', 'wrong_key') AS id \gset
+SELECT * FROM outcome(:id);
+SELECT count(*) AS error_rows FROM errors(:id);
+SET ROLE alice;
+SHOW agent_loop.api_keys;
+SELECT count(*) AS listed FROM pg_settings WHERE name = 'agent_loop.api_keys';
+RESET ROLE;
+ALTER SYSTEM RESET agent_loop.api_keys;
+SELECT pg_reload_conf();
 -- No key appears anywhere in the database.
 SELECT count(*) AS leaked FROM agent_loop.steps WHERE content::text LIKE '%secret-test-key%';
 SELECT count(*) AS leaked FROM agent_loop.tasks WHERE error_message LIKE '%secret-test-key%';

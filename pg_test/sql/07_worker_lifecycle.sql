@@ -23,6 +23,17 @@ SELECT count(*) AS notes FROM notes WHERE body = 'before the restart';
 SELECT n, turn, phase, kind FROM agent_loop.trace(:id);
 SELECT status FROM agent_loop.wait(:other, '30 seconds');
 
+-- Settings reload on SIGHUP (pg_reload_conf), without restarting the worker.
+ALTER SYSTEM SET agent_loop.sql_query_row_limit = 2;
+SELECT pg_reload_conf();
+SELECT pg_sleep(1);
+SELECT agent_loop.submit($$Count to ten. SCRIPT: [
+  {"calls": [{"name": "sql_query", "arguments": {"query": "select g from generate_series(1, 10) g"}}]},
+  {"answer": "{{last_tool_result}}"}]$$, model => 'scripted', tools => '{sql_query}') AS id \gset
+SELECT result->>'answer' AS answer FROM agent_loop.wait(:id, '30 seconds');
+ALTER SYSTEM RESET agent_loop.sql_query_row_limit;
+SELECT pg_reload_conf();
+
 -- A second database: a worker starts with its first submit and leaves on DROP EXTENSION.
 CREATE DATABASE lifecycle;
 \c lifecycle

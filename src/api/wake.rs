@@ -22,7 +22,7 @@ fn _wake_worker() {
         return;
     }
     let database = unsafe { pg_sys::MyDatabaseId };
-    if !shmem::has_worker(database) {
+    if shmem::claim_worker_start(database) {
         worker::start_worker(database);
     }
     if WAKE_PENDING.swap(true, Ordering::Relaxed) {

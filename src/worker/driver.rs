@@ -47,10 +47,13 @@ pub extern "C-unwind" fn agent_loop_worker_main(arg: pg_sys::Datum) {
     });
     if installed != Ok(true) {
         shmem::set_without_extension(database, true);
+        shmem::clear_start_request(database);
         return;
     }
     shmem::set_without_extension(database, false);
-    let Some(slot) = shmem::claim_slot(database) else {
+    let slot = shmem::claim_slot(database);
+    shmem::clear_start_request(database);
+    let Some(slot) = slot else {
         return; // another worker serves this database
     };
     unsafe {
@@ -69,6 +72,15 @@ pub extern "C-unwind" fn agent_loop_worker_main(arg: pg_sys::Datum) {
 #[pg_guard]
 unsafe extern "C-unwind" fn release_slot_at_exit(_code: i32, slot: pg_sys::Datum) {
     shmem::release_slot(&*(slot.value() as *const WorkerSlot));
+}
+
+/// What a claiming transaction found.
+struct Claimed {
+    tasks: Vec<Task>,
+    /// Queued tasks it cancelled.
+    cancelled: Vec<i64>,
+    /// Running tasks whose cancel was requested.
+    cancel_running: Vec<i64>,
 }
 
 struct Worker {
@@ -111,14 +123,14 @@ impl Worker {
                 next_housekeeping = Instant::now() + lease_duration() / 3;
             }
             // Claiming first: it also notices a dropped extension before anything else runs.
-            if !self.claim() {
+            let Some(cancel_running) = self.claim() else {
                 log!("agent_loop extension dropped; worker exits");
                 return;
-            }
+            };
             while let Some(outcome) = self.pool.try_next() {
                 self.on_model_outcome(outcome);
             }
-            self.apply_cancellations();
+            self.cancel_running(cancel_running);
             self.dispatch_ready();
             self.slot.in_flight.store(self.tasks.len() as i32, Relaxed);
             self.slot
@@ -156,17 +168,11 @@ impl Worker {
         }
     }
 
-    fn apply_cancellations(&mut self) {
-        let (ended, running) = match in_transaction(AssertUnwindSafe(|| self.store.cancellations()))
-        {
-            Ok(Ok(ids)) => ids,
-            Ok(Err(e)) => return warning!("agent_loop: reading cancellations: {e}"),
-            Err(e) => return warning!("agent_loop: reading cancellations: {e}"),
-        };
-        ended.into_iter().for_each(shmem::announce_task_ended);
-        for id in running {
+    /// Ends the running tasks of this worker whose cancel was requested.
+    fn cancel_running(&mut self, requested: Vec<i64>) {
+        for id in requested {
             let Some(mut task) = self.tasks.remove(&id) else {
-                continue;
+                continue; // another worker's, or already ended
             };
             self.forget_call(&task);
             let pid = self.pid;
@@ -185,53 +191,64 @@ impl Worker {
         }
     }
 
-    /// Claims queued tasks up to capacity. False when the extension has been dropped.
-    fn claim(&mut self) -> bool {
+    /// One transaction per wake-up: ends queued tasks whose cancel was requested, claims queued
+    /// tasks up to capacity, and returns the running tasks with a pending cancel. `None` when
+    /// the extension has been dropped.
+    fn claim(&mut self) -> Option<Vec<i64>> {
         let capacity = settings::MAX_IN_FLIGHT.get() as usize;
         let batch = capacity
             .saturating_sub(self.tasks.len())
             .min(settings::CLAIM_BATCH.get() as usize) as i32;
         let pid = self.pid;
-        let claimed = in_transaction(AssertUnwindSafe(|| -> Result<Option<Vec<Task>>, String> {
+        let claimed = in_transaction(AssertUnwindSafe(|| -> Result<Option<Claimed>, String> {
             // A cheap index probe, so DROP EXTENSION is noticed at the next wake-up.
             if unsafe { pg_sys::get_extension_oid(c"agent_loop".as_ptr(), true) }
                 == pg_sys::InvalidOid
             {
                 return Ok(None);
             }
-            if batch == 0 {
-                return Ok(Some(Vec::new()));
+            let (cancelled, cancel_running) =
+                self.store.cancellations().map_err(|e| e.to_string())?;
+            let mut tasks = Vec::new();
+            if batch > 0 {
+                let claims = self
+                    .store
+                    .claim(batch, pid, lease_seconds())
+                    .map_err(|e| e.to_string())?;
+                for claim in claims {
+                    tasks.push(self.prepare(claim).map_err(|e| e.to_string())?);
+                }
             }
-            let claimed = self
-                .store
-                .claim(batch, pid, lease_seconds())
-                .map_err(|e| e.to_string())?;
-            let mut tasks = Vec::with_capacity(claimed.len());
-            for claim in claimed {
-                tasks.push(self.prepare(claim).map_err(|e| e.to_string())?);
-            }
-            Ok(Some(tasks))
+            Ok(Some(Claimed {
+                tasks,
+                cancelled,
+                cancel_running,
+            }))
         }));
-        let tasks = match claimed {
-            Ok(Ok(Some(tasks))) => tasks,
-            Ok(Ok(None)) => return false,
+        let claimed = match claimed {
+            Ok(Ok(Some(claimed))) => claimed,
+            Ok(Ok(None)) => return None,
             Ok(Err(e)) | Err(e) => {
                 warning!("agent_loop: claiming tasks: {e}");
-                return true;
+                return Some(Vec::new());
             }
         };
-        if batch > 0 && tasks.len() as i32 == batch {
+        claimed
+            .cancelled
+            .into_iter()
+            .for_each(shmem::announce_task_ended);
+        if batch > 0 && claimed.tasks.len() as i32 == batch {
             // More may be waiting: come straight back instead of sleeping.
             unsafe { pg_sys::SetLatch(pg_sys::MyLatch) };
         }
         self.slot
             .tasks_claimed
-            .fetch_add(tasks.len() as i64, Relaxed);
-        for task in tasks {
+            .fetch_add(claimed.tasks.len() as i64, Relaxed);
+        for task in claimed.tasks {
             self.ready.push_back(task.id);
             self.tasks.insert(task.id, task);
         }
-        true
+        Some(claimed.cancel_running)
     }
 
     /// Loads what a claimed task needs; a fresh task gets its perceive phase written.

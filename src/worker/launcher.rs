@@ -51,7 +51,7 @@ pub extern "C-unwind" fn agent_loop_launcher_main(_arg: pg_sys::Datum) {
     BackgroundWorker::connect_worker_to_spi(None, None);
     loop {
         for database in connectable_databases() {
-            if !shmem::has_worker(database) && !shmem::known_without_extension(database) {
+            if !shmem::known_without_extension(database) && shmem::claim_worker_start(database) {
                 start_worker(database);
             }
         }
