@@ -95,13 +95,17 @@ pub static TOOLS: Sql = Sql {
     types: &[TEXT_ARRAY],
 };
 
-/// The goal's words OR-ed together, ranked; a goal of stop words alone recalls nothing.
+/// The goal's words OR-ed together, ranked; a goal of stop words alone recalls nothing. Only
+/// the owner's latest 1000 lessons are ranked, so a perceive phase costs the same however
+/// much an owner has learned (ranking every match made it grow without bound).
 pub static RECALL: Sql = Sql {
-    text: "WITH q AS (SELECT replace(plainto_tsquery('english', $2)::text, ' & ', ' | ') AS words)
-           SELECT r.lesson FROM agent_loop.reflections r, q
-            WHERE q.words <> '' AND r.owner = $1::regrole
-              AND r.lesson_tsv @@ q.words::tsquery
-            ORDER BY ts_rank(r.lesson_tsv, q.words::tsquery) DESC, r.id DESC
+    text: "WITH q AS MATERIALIZED (
+                  SELECT nullif(replace(plainto_tsquery('english', $2)::text, ' & ', ' | '), '')::tsquery AS query),
+                latest AS (SELECT id, lesson, lesson_tsv FROM agent_loop.reflections
+                            WHERE owner = $1::regrole ORDER BY id DESC LIMIT 1000)
+           SELECT r.lesson FROM latest r, q
+            WHERE r.lesson_tsv @@ q.query
+            ORDER BY ts_rank(r.lesson_tsv, q.query) DESC, r.id DESC
             LIMIT $3",
     types: &[OID, TEXT, INT4],
 };

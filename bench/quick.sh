@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# A quick throughput probe, not the full benchmark: a throwaway cluster (fsync on, default
+# settings) and the scripted model server answering at once. Prints tasks/s and steps/s for
+# 1-step tasks (an answer) and 3-step tasks (two tool calls, then an answer), the pickup
+# latency (submit commit -> claimed), and WAL bytes per step.
+# Usage: bench/quick.sh [TASKS]   (default 2000)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib/cluster.sh
+tasks=${1:-2000}
+work=$(mktemp -d /tmp/agent_loop_bench.XXXXXX); chmod 755 "$work"
+trap 'cluster_stop "$work"; kill "${MODEL_PID:-}" 2>/dev/null; rm -rf "$work"' EXIT
+model_server_start "$work"
+cluster_start "$work" "shared_buffers = 256MB" "max_wal_size = 4GB" "agent_loop.max_in_flight = 64" ${BENCH_CONF:+"$BENCH_CONF"}
+as_postgres "$PG_BIN/createdb" -h "$PGHOST" -p "$PGPORT" bench
+q() { psql -X -qAt -d bench -v ON_ERROR_STOP=1 "$@"; }
+q -v url="http://127.0.0.1:$MODEL_PORT/v1" <<'SQL'
+CREATE EXTENSION agent_loop;
+SELECT agent_loop.add_model('echo', :'url', 'echo', max_concurrency => 64) \g /dev/null
+SELECT agent_loop.add_model('scripted', :'url', 'scripted', max_concurrency => 64) \g /dev/null
+CREATE FUNCTION noop(x int) RETURNS int LANGUAGE sql AS 'SELECT x';
+SELECT agent_loop.register_tool('noop(int)', 'Returns its argument') \g /dev/null
+SQL
+
+run() {  # run NAME MODEL STEPS_PER_TASK GOAL TOOLS
+    local name=$1 model=$2 steps=$3 goal=$4 tools=$5
+    local lsn0 t0 t1 lsn1 last
+    lsn0=$(q -c "SELECT pg_current_wal_lsn()")
+    t0=$(date +%s.%N)
+    q -c "SELECT count(agent_loop.submit('#' || i || ' ' || \$g\$$goal\$g\$, model => '$model', tools => '$tools'))
+            FROM generate_series(1, $tasks) i" >/dev/null
+    last=$(q -c "SELECT max(id) FROM agent_loop.tasks")
+    q -c "SELECT status FROM agent_loop.wait($last, '600 seconds')" >/dev/null
+    while [ "$(q -c "SELECT count(*) FROM agent_loop.tasks WHERE status IN ('queued','running')")" != 0 ]; do sleep 0.05; done
+    t1=$(date +%s.%N)
+    lsn1=$(q -c "SELECT pg_current_wal_lsn()")
+    q -c "SELECT format('%-24s %s tasks  %s tasks/s  %s steps/s  WAL %s B/step  not succeeded: %s',
+                  '$name', count(*), round(count(*) / ($t1 - $t0)), round(sum(steps_done) / ($t1 - $t0)),
+                  (pg_wal_lsn_diff('$lsn1', '$lsn0') / nullif(sum(steps_done), 0))::int,
+                  count(*) FILTER (WHERE status <> 'succeeded'))
+            FROM agent_loop.tasks WHERE model = '$model'"
+}
+echo "agent_loop quick probe: $tasks tasks per run, $(nproc) cores, one worker, instant model"
+run "1 step (answer)" echo 1 "probe" "{}"
+run "3 steps (2 tool calls)" scripted 3 'Probe. SCRIPT: [{"calls": [{"name": "noop", "arguments": {"x": 1}}]}, {"calls": [{"name": "noop", "arguments": {"x": 2}}]}, {"answer": "done"}]' "{noop}"
+
+# Pickup latency: one task at a time into an idle worker, submit commit -> claimed.
+for i in $(seq 1 50); do
+    id=$(q -c "SELECT agent_loop.submit('pickup $i', model => 'echo')")
+    q -c "SELECT status FROM agent_loop.wait($id, '10 seconds')" >/dev/null
+    sleep 0.02
+done
+q -c "SELECT format('pickup latency (submit -> claimed): p50 %s ms, p99 %s ms, max %s ms over %s tasks',
+              round(percentile_cont(0.5) WITHIN GROUP (ORDER BY ms)::numeric, 2),
+              round(percentile_cont(0.99) WITHIN GROUP (ORDER BY ms)::numeric, 2),
+              round(max(ms)::numeric, 2), count(*))
+        FROM (SELECT extract(epoch FROM started_at - created_at) * 1000 AS ms
+                FROM agent_loop.tasks WHERE goal LIKE 'pickup %') p"
