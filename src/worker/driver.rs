@@ -42,8 +42,11 @@ pub extern "C-unwind" fn agent_loop_worker_main(arg: pg_sys::Datum) {
     BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
     BackgroundWorker::connect_worker_to_spi_by_oid(Some(database), None);
 
-    let installed = in_transaction(|| unsafe {
-        pg_sys::get_extension_oid(c"agent_loop".as_ptr(), true) != pg_sys::InvalidOid
+    let installed = in_transaction(|| {
+        Ok::<_, String>(
+            unsafe { pg_sys::get_extension_oid(c"agent_loop".as_ptr(), true) }
+                != pg_sys::InvalidOid,
+        )
     });
     if installed != Ok(true) {
         shmem::set_without_extension(database, true);
@@ -159,11 +162,10 @@ impl Worker {
             self.store.requeue_expired()
         }));
         match result {
-            Ok(Ok(0)) => {}
-            Ok(Ok(requeued)) => {
+            Ok(0) => {}
+            Ok(requeued) => {
                 log!("agent_loop: re-queued {requeued} task(s) whose worker's lease expired")
             }
-            Ok(Err(e)) => warning!("agent_loop housekeeping: {e}"),
             Err(e) => warning!("agent_loop housekeeping: {e}"),
         }
     }
@@ -171,22 +173,10 @@ impl Worker {
     /// Ends the running tasks of this worker whose cancel was requested.
     fn cancel_running(&mut self, requested: Vec<i64>) {
         for id in requested {
-            let Some(mut task) = self.tasks.remove(&id) else {
-                continue; // another worker's, or already ended
-            };
-            self.forget_call(&task);
-            let pid = self.pid;
-            let cancelled = in_transaction(AssertUnwindSafe(|| {
-                match self.store.lock_task(task.id, pid, task.attempt)? {
-                    Some(_) => task.cancel(&mut self.store).map(|_| true),
-                    None => Ok(false),
-                }
-            }));
-            match cancelled {
-                Ok(Ok(true)) => shmem::announce_task_ended(id),
-                Ok(Ok(false)) => {}
-                Ok(Err(e)) => warning!("agent_loop: cancelling task {id}: {e}"),
-                Err(e) => warning!("agent_loop: cancelling task {id}: {e}"),
+            // Not in the map: another worker's task, or already ended.
+            if let Some(task) = self.tasks.remove(&id) {
+                self.forget_call(&task);
+                self.conclude(task, "cancelling", |task, store| task.cancel(store));
             }
         }
     }
@@ -226,9 +216,9 @@ impl Worker {
             }))
         }));
         let claimed = match claimed {
-            Ok(Ok(Some(claimed))) => claimed,
-            Ok(Ok(None)) => return None,
-            Ok(Err(e)) | Err(e) => {
+            Ok(Some(claimed)) => claimed,
+            Ok(None) => return None,
+            Err(e) => {
                 warning!("agent_loop: claiming tasks: {e}");
                 return Some(Vec::new());
             }
@@ -383,7 +373,6 @@ impl Worker {
         let store = &mut self.store;
         let step = in_transaction(AssertUnwindSafe(|| {
             task.step(store, pid, &call, lease_seconds())
-                .unwrap_or_else(|e| error!("step of task {id}: {e}"))
         }));
         self.slot.steps_done.fetch_add(1, Relaxed);
         match step {
@@ -399,7 +388,7 @@ impl Worker {
                 let failed = in_transaction(AssertUnwindSafe(|| {
                     self.store.fail_after_error(id, pid, attempt, &message)
                 }));
-                if matches!(failed, Ok(Ok(true))) {
+                if failed == Ok(true) {
                     shmem::announce_task_ended(id);
                 }
             }
@@ -408,22 +397,31 @@ impl Worker {
 
     /// Ends a task outside a model answer (limits before a decide, configuration errors).
     fn end_task(&mut self, id: i64, outcome: Outcome) {
-        let Some(mut task) = self.tasks.remove(&id) else {
-            return;
-        };
-        let pid = self.pid;
+        if let Some(task) = self.tasks.remove(&id) {
+            self.conclude(task, "ending", |task, store| task.end(store, outcome));
+        }
+    }
+
+    /// Writes a task's final state in its own transaction, if this worker still holds it, and
+    /// wakes its waiters.
+    fn conclude(
+        &mut self,
+        mut task: Task,
+        doing: &str,
+        write: impl FnOnce(&mut Task, &mut Store) -> pgrx::spi::SpiResult<()>,
+    ) {
+        let (id, pid) = (task.id, self.pid);
         let store = &mut self.store;
         let ended = in_transaction(AssertUnwindSafe(|| {
             match store.lock_task(task.id, pid, task.attempt)? {
-                Some(_) => task.end(store, outcome).map(|_| true),
+                Some(_) => write(&mut task, store).map(|_| true),
                 None => Ok(false),
             }
         }));
         match ended {
-            Ok(Ok(true)) => shmem::announce_task_ended(id),
-            Ok(Ok(false)) => {}
-            Ok(Err(e)) => warning!("agent_loop: ending task {id}: {e}"),
-            Err(e) => warning!("agent_loop: ending task {id}: {e}"),
+            Ok(true) => shmem::announce_task_ended(id),
+            Ok(false) => {}
+            Err(e) => warning!("agent_loop: {doing} task {id}: {e}"),
         }
     }
 }

@@ -24,21 +24,29 @@ pub fn describe(error: &CaughtError) -> String {
     }
 }
 
-/// Runs `body` in its own transaction and commits it. On any error the transaction is rolled
-/// back and the error returned.
-pub fn in_transaction<R>(body: impl FnOnce() -> R + std::panic::UnwindSafe) -> Result<R, String> {
+/// Runs `body` in its own transaction. It commits when `body` returns `Ok`; when `body`
+/// returns `Err`, raises an ERROR or panics, the transaction is rolled back and the error
+/// returned as text.
+pub fn in_transaction<R, E: std::fmt::Display>(
+    body: impl FnOnce() -> Result<R, E> + std::panic::UnwindSafe,
+) -> Result<R, String> {
     unsafe {
         pg_sys::SetCurrentStatementStartTimestamp();
         pg_sys::StartTransactionCommand();
         pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
     }
-    PgTryBuilder::new(|| {
-        let result = body();
-        unsafe {
-            pg_sys::PopActiveSnapshot();
-            pg_sys::CommitTransactionCommand();
+    PgTryBuilder::new(|| match body() {
+        Ok(result) => {
+            unsafe {
+                pg_sys::PopActiveSnapshot();
+                pg_sys::CommitTransactionCommand();
+            }
+            Ok(result)
         }
-        Ok(result)
+        Err(error) => {
+            unsafe { pg_sys::AbortCurrentTransaction() };
+            Err(error.to_string())
+        }
     })
     .catch_others(|error| {
         unsafe { pg_sys::AbortCurrentTransaction() };
