@@ -50,3 +50,13 @@ SELECT * FROM agent_loop.wait(1, '1 second');
 ROLLBACK;
 -- A rolled-back submit leaves nothing behind.
 SELECT count(*) FROM agent_loop.tasks WHERE goal LIKE 'In a transaction%';
+
+-- A model's max_concurrency caps its calls in flight: two 1-second calls on a model capped at
+-- one run one after the other.
+SELECT agent_loop.add_model('serial', :'model_url', 'scripted', max_concurrency => 1);
+SELECT agent_loop.submit($$One. SCRIPT: [{"delay_ms": 1000, "answer": "one"}]$$, model => 'serial') AS a,
+       agent_loop.submit($$Two. SCRIPT: [{"delay_ms": 1000, "answer": "two"}]$$, model => 'serial') AS b \gset
+SELECT status FROM agent_loop.wait(:a, '30 seconds');
+SELECT status FROM agent_loop.wait(:b, '30 seconds');
+SELECT abs(extract(epoch FROM (SELECT finished_at FROM agent_loop.tasks WHERE id = :a)
+                            - (SELECT finished_at FROM agent_loop.tasks WHERE id = :b))) >= 0.9 AS one_after_the_other;

@@ -174,8 +174,8 @@ impl Worker {
     fn cancel_running(&mut self, requested: Vec<i64>) {
         for id in requested {
             // Not in the map: another worker's task, or already ended.
-            if let Some(task) = self.tasks.remove(&id) {
-                self.forget_call(&task);
+            if let Some(mut task) = self.tasks.remove(&id) {
+                self.forget_call(&mut task);
                 self.conclude(task, "cancelling", |task, store| task.cancel(store));
             }
         }
@@ -299,6 +299,9 @@ impl Worker {
                 Ok(job) => {
                     self.pool.submit(job);
                     *self.calls_per_model.entry(model.name.clone()).or_default() += 1;
+                    if let Some(task) = self.tasks.get_mut(&id) {
+                        task.awaiting_model = true;
+                    }
                 }
                 Err(error) => self.end_task(id, Outcome::Failed(Failure::Model(error))),
             }
@@ -350,9 +353,12 @@ impl Worker {
         })
     }
 
-    fn forget_call(&mut self, task: &Task) {
-        if let Some(n) = self.calls_per_model.get_mut(&task.model) {
-            *n = n.saturating_sub(1);
+    /// The task's model call is over (answered or abandoned): free its place under the cap.
+    fn forget_call(&mut self, task: &mut Task) {
+        if std::mem::take(&mut task.awaiting_model) {
+            if let Some(n) = self.calls_per_model.get_mut(&task.model) {
+                *n = n.saturating_sub(1);
+            }
         }
     }
 
@@ -367,7 +373,7 @@ impl Worker {
             return;
         }
         let mut task = self.tasks.remove(&id).expect("checked above");
-        self.forget_call(&task);
+        self.forget_call(&mut task);
         let pid = self.pid;
         let call: CallOutcome = outcome.call;
         let store = &mut self.store;

@@ -31,6 +31,8 @@ pub struct Task {
     pub limits: Limits,
     pub progress: Progress,
     pub items: Vec<Item>,
+    /// A model call for this task is in flight (counted against its model's concurrency cap).
+    pub awaiting_model: bool,
     tools_used: BTreeSet<String>,
 }
 
@@ -63,6 +65,7 @@ impl Task {
             limits: claimed.limits,
             progress: claimed.progress,
             items,
+            awaiting_model: false,
             tools_used,
         }
     }
