@@ -250,6 +250,14 @@ pub fn wake_worker(database: pg_sys::Oid) {
     }
 }
 
+/// Process ids of every live worker of this server.
+pub fn live_worker_pids() -> Vec<i32> {
+    live_slots()
+        .iter()
+        .map(|s| s.pid.load(Ordering::Relaxed))
+        .collect()
+}
+
 /// Snapshot of the registry for the `workers` view.
 pub fn live_slots() -> Vec<&'static WorkerSlot> {
     shared()

@@ -114,6 +114,15 @@ impl Store {
         Spi::connect_mut(|c| Ok(self.run(c, &sql::REQUEUE_EXPIRED, &[])?.len()))
     }
 
+    /// Re-queues running tasks whose worker is not among `live_workers`.
+    pub fn requeue_orphans(&mut self, live_workers: Vec<i32>) -> SpiResult<usize> {
+        Spi::connect_mut(|c| {
+            Ok(self
+                .run(c, &sql::REQUEUE_ORPHANS, &[live_workers.into()])?
+                .len())
+        })
+    }
+
     pub fn claim(
         &mut self,
         limit: i32,

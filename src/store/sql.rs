@@ -13,6 +13,7 @@ const INT8: PgOid = PgOid::BuiltIn(T::INT8OID);
 const TEXT: PgOid = PgOid::BuiltIn(T::TEXTOID);
 const OID: PgOid = PgOid::BuiltIn(T::OIDOID);
 const JSONB: PgOid = PgOid::BuiltIn(T::JSONBOID);
+const INT4_ARRAY: PgOid = PgOid::BuiltIn(T::INT4ARRAYOID);
 const INT8_ARRAY: PgOid = PgOid::BuiltIn(T::INT8ARRAYOID);
 const TEXT_ARRAY: PgOid = PgOid::BuiltIn(T::TEXTARRAYOID);
 
@@ -60,6 +61,15 @@ pub static CLAIM: Sql = Sql {
                   extract(epoch FROM t.deadline)::float8, t.attempts, t.steps_done,
                   t.input_tokens, t.cached_tokens, t.output_tokens, t.reasoning_tokens",
     types: &[INT4, INT4, INT4],
+};
+
+/// At worker start: tasks leased to a process that is no longer a live worker (after a crash
+/// or kill) go back to the queue at once instead of waiting for their lease to expire.
+pub static REQUEUE_ORPHANS: Sql = Sql {
+    text: "UPDATE agent_loop.tasks
+              SET status = 'queued', lease_worker = NULL, lease_until = NULL
+            WHERE status = 'running' AND lease_worker <> ALL ($1)",
+    types: &[INT4_ARRAY],
 };
 
 pub static RENEW_LEASES: Sql = Sql {

@@ -115,6 +115,14 @@ impl Worker {
     }
 
     fn run(&mut self) {
+        let orphans = in_transaction(AssertUnwindSafe(|| {
+            self.store.requeue_orphans(shmem::live_worker_pids())
+        }));
+        match orphans {
+            Ok(0) => {}
+            Ok(n) => log!("agent_loop: resuming {n} task(s) whose worker is gone"),
+            Err(e) => warning!("agent_loop: re-queueing orphaned tasks: {e}"),
+        }
         let mut next_housekeeping = Instant::now();
         loop {
             self.slot.last_wakeup_us.store(shmem::now_us(), Relaxed);
