@@ -226,6 +226,12 @@ SELECT t.id,
   FROM agent_loop.tasks t;
 COMMENT ON VIEW tasks_overview IS 'One line per visible task: state, progress, tokens, time, error.';
 
+COMMENT ON FUNCTION retry IS
+    'Re-queues a failed or cancelled task; it resumes from its last committed step with '
+    'max_steps more steps (default: its original number) and a deadline timeout from now.';
+COMMENT ON FUNCTION prune IS
+    'Deletes your tasks (all, for agent_loop_admin) that ended more than older_than ago, '
+    'with their steps; returns how many. Lessons stay.';
 COMMENT ON FUNCTION worker_status IS 'Raw rows behind the workers view, read from shared memory.';
 
 CREATE VIEW workers WITH (security_invoker = true) AS

@@ -1,6 +1,7 @@
 //! SQL functions written in Rust. The rest of the API (submit, cancel, trace, add_model,
 //! register_tool, the views) is plain SQL in `sql/api.sql`.
 
+mod manage;
 mod wait;
 mod wake;
 

@@ -25,6 +25,12 @@ fn _wake_worker() {
     if shmem::claim_worker_start(database) {
         worker::start_worker(database);
     }
+    wake_worker_at_commit();
+}
+
+/// Sets the worker's latch when the current transaction commits (once per transaction).
+pub fn wake_worker_at_commit() {
+    let database = unsafe { pg_sys::MyDatabaseId };
     if WAKE_PENDING.swap(true, Ordering::Relaxed) {
         return;
     }
