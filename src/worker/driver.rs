@@ -42,12 +42,7 @@ pub extern "C-unwind" fn agent_loop_worker_main(arg: pg_sys::Datum) {
     BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
     BackgroundWorker::connect_worker_to_spi_by_oid(Some(database), None);
 
-    let installed = in_transaction(|| {
-        Ok::<_, String>(
-            unsafe { pg_sys::get_extension_oid(c"agent_loop".as_ptr(), true) }
-                != pg_sys::InvalidOid,
-        )
-    });
+    let installed = in_transaction(|| Ok::<_, String>(extension_installed()));
     if installed != Ok(true) {
         shmem::set_without_extension(database, true);
         shmem::clear_start_request(database);
@@ -200,9 +195,7 @@ impl Worker {
         let pid = self.pid;
         let claimed = in_transaction(AssertUnwindSafe(|| -> Result<Option<Claimed>, String> {
             // A cheap index probe, so DROP EXTENSION is noticed at the next wake-up.
-            if unsafe { pg_sys::get_extension_oid(c"agent_loop".as_ptr(), true) }
-                == pg_sys::InvalidOid
-            {
+            if !extension_installed() {
                 return Ok(None);
             }
             let (cancelled, cancel_running) =
@@ -213,6 +206,16 @@ impl Worker {
                     .store
                     .claim(batch, pid, lease_seconds())
                     .map_err(|e| e.to_string())?;
+                // Each model of the batch is read once; re-reading at each claim lets
+                // add_model() changes reach a running worker.
+                let mut names: Vec<&str> = claims.iter().map(|c| c.model.as_str()).collect();
+                names.sort_unstable();
+                names.dedup();
+                for name in names {
+                    if let Some(model) = self.store.model(name).map_err(|e| e.to_string())? {
+                        self.models.insert(model.name.clone(), model);
+                    }
+                }
                 for claim in claims {
                     tasks.push(self.prepare(claim).map_err(|e| e.to_string())?);
                 }
@@ -251,10 +254,6 @@ impl Worker {
 
     /// Loads what a claimed task needs; a fresh task gets its perceive phase written.
     fn prepare(&mut self, claim: crate::store::ClaimedTask) -> pgrx::spi::SpiResult<Task> {
-        // Re-read at each claim so add_model() changes reach a running worker.
-        if let Some(model) = self.store.model(&claim.model)? {
-            self.models.insert(model.name.clone(), model);
-        }
         let tools = self.store.tools(claim.tools.clone())?;
         let items = match self.store.load_items(claim.id)? {
             Ok(items) => items,
@@ -438,6 +437,11 @@ impl Worker {
             Err(e) => warning!("agent_loop: {doing} task {id}: {e}"),
         }
     }
+}
+
+/// Whether the agent_loop extension exists in this database (needs a transaction).
+fn extension_installed() -> bool {
+    unsafe { pg_sys::get_extension_oid(c"agent_loop".as_ptr(), true) != pg_sys::InvalidOid }
 }
 
 fn lease_seconds() -> i32 {
