@@ -24,8 +24,9 @@ SQL
 
 run() {  # run NAME MODEL STEPS_PER_TASK GOAL TOOLS
     local name=$1 model=$2 steps=$3 goal=$4 tools=$5
-    local lsn0 t0 t1 lsn1 last
+    local lsn0 t0 t1 lsn1 last wal0
     lsn0=$(q -c "SELECT pg_current_wal_lsn()")
+    wal0=$(q -c "SELECT wal_records || ',' || wal_write || ',' || wal_sync FROM pg_stat_wal")
     t0=$(date +%s.%N)
     q -c "SELECT count(agent_loop.submit('#' || i || ' ' || \$g\$$goal\$g\$, model => '$model', tools => '$tools'))
             FROM generate_series(1, $tasks) i" >/dev/null
@@ -39,6 +40,12 @@ run() {  # run NAME MODEL STEPS_PER_TASK GOAL TOOLS
                   (pg_wal_lsn_diff('$lsn1', '$lsn0') / nullif(sum(steps_done), 0))::int,
                   count(*) FILTER (WHERE status <> 'succeeded'))
             FROM agent_loop.tasks WHERE model = '$model'"
+    sleep 2.2   # the worker reports its statistics at most once a second
+    q -c "SELECT format('  %s WAL records/step, %s WAL writes/step, %s WAL syncs/step',
+                  round((wal_records - split_part('$wal0', ',', 1)::bigint) / s, 1),
+                  round((wal_write - split_part('$wal0', ',', 2)::bigint) / s, 2),
+                  round((wal_sync - split_part('$wal0', ',', 3)::bigint) / s, 2))
+            FROM pg_stat_wal, (SELECT sum(steps_done)::numeric AS s FROM agent_loop.tasks WHERE model = '$model') t"
 }
 echo "agent_loop quick probe: $tasks tasks per run, $(nproc) cores, one worker, instant model"
 run "1 step (answer)" echo 1 "probe" "{}"

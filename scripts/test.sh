@@ -9,7 +9,7 @@ bash scripts/setup.sh
 echo "== cargo fmt --check"
 cargo fmt --all --check
 echo "== cargo clippy"
-cargo clippy --all-targets --release --quiet -- -D warnings
+cargo clippy --workspace --all-targets --release --quiet -- -D warnings
 
 echo "== unit tests (agent_loop_core, no PostgreSQL)"
 unit_log=$(mktemp)

@@ -3,7 +3,20 @@
 
 use std::ffi::CString;
 
-use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting};
+use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting, PostgresGucEnum};
+
+/// How a step that does not end its task commits.
+#[derive(PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum StepCommit {
+    /// Waits for the WAL flush, like any commit.
+    #[name = c"sync"]
+    Sync,
+    /// `synchronous_commit = off`: a crash may lose the latest steps, which are then redone;
+    /// a step's effects and its record are lost together. Claims and terminal transitions
+    /// stay synchronous.
+    #[name = c"async"]
+    Async,
+}
 
 pub static POLL_INTERVAL_MS: GucSetting<i32> = GucSetting::<i32>::new(1000);
 pub static LEASE_SECONDS: GucSetting<i32> = GucSetting::<i32>::new(60);
@@ -23,6 +36,9 @@ pub static SYSTEM_PROMPT: GucSetting<Option<CString>> = GucSetting::<Option<CStr
 ));
 pub static DEFAULT_MODEL: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 pub static API_KEYS: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static STEP_COMMIT: GucSetting<StepCommit> = GucSetting::<StepCommit>::new(StepCommit::Sync);
+pub static RETENTION_SECONDS: GucSetting<i32> = GucSetting::<i32>::new(0);
+pub static FAULT_INJECTION: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 
 pub fn define() {
     use GucContext::{Sighup, Suset, Userset};
@@ -142,6 +158,31 @@ pub fn define() {
         100,
         Sighup,
         GucFlags::default(),
+    );
+    int(
+        c"agent_loop.retention",
+        c"Ended tasks older than this are deleted with their steps by the worker; 0 keeps them.",
+        &RETENTION_SECONDS,
+        0,
+        i32::MAX,
+        Sighup,
+        GucFlags::UNIT_S,
+    );
+    GucRegistry::define_enum_guc(
+        c"agent_loop.step_commit",
+        c"sync, or async: steps that do not end their task commit without waiting for WAL flush.",
+        c"Terminal transitions and claims are always synchronous.",
+        &STEP_COMMIT,
+        Sighup,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"agent_loop.fault_injection",
+        c"For durability tests only: point:action:task_id entries where the worker crashes, errs or panics.",
+        c"Points: claimed, decided, acted, stepped, finishing, finished. Actions: crash, error, panic.",
+        &FAULT_INJECTION,
+        Sighup,
+        GucFlags::SUPERUSER_ONLY,
     );
     GucRegistry::define_string_guc(
         c"agent_loop.system_prompt",

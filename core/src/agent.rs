@@ -221,8 +221,10 @@ mod tests {
 
     #[test]
     fn max_steps_ends_the_task_after_the_last_act() {
-        let mut progress = Progress::default();
-        progress.steps_done = 1;
+        let mut progress = Progress {
+            steps_done: 1,
+            ..Progress::default()
+        };
         assert_eq!(after_act(&limits(2), &progress), None);
         progress.steps_done = 2;
         assert_eq!(

@@ -2,11 +2,13 @@
 //!
 //! Nothing in this crate links PostgreSQL: the loop's state machine ([`agent`]), the step log
 //! ([`items`]), prompt assembly ([`context`]), the model wire formats, retry policy and HTTP
-//! helper threads ([`model`]), tool argument handling ([`tools`]) and reflection text
-//! ([`reflection`]) all unit-test in milliseconds. The pgrx crate ties them to SPI.
+//! helper threads ([`model`]), tool argument handling ([`tools`]), reflection text
+//! ([`reflection`]) and the fault-injection plan of the durability tests ([`faults`]) all
+//! unit-test in milliseconds. The pgrx crate ties them to SPI.
 
 pub mod agent;
 pub mod context;
+pub mod faults;
 pub mod items;
 pub mod model;
 pub mod reflection;

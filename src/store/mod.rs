@@ -114,6 +114,15 @@ impl Store {
         Spi::connect_mut(|c| Ok(self.run(c, &sql::REQUEUE_EXPIRED, &[])?.len()))
     }
 
+    /// Deletes up to `limit` tasks that ended more than `age_seconds` ago, with their steps.
+    pub fn prune_ended(&mut self, age_seconds: i32, limit: i32) -> SpiResult<usize> {
+        Spi::connect_mut(|c| {
+            Ok(self
+                .run(c, &sql::PRUNE_ENDED, &[age_seconds.into(), limit.into()])?
+                .len())
+        })
+    }
+
     /// Re-queues running tasks whose worker is not among `live_workers`.
     pub fn requeue_orphans(&mut self, live_workers: Vec<i32>) -> SpiResult<usize> {
         Spi::connect_mut(|c| {

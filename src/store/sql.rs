@@ -72,6 +72,21 @@ pub static REQUEUE_ORPHANS: Sql = Sql {
     types: &[INT4_ARRAY],
 };
 
+/// `agent_loop.retention`: the oldest ended tasks go, with their steps, a bounded batch at a
+/// time so one round never holds many locks. Lessons stay in `reflections`.
+pub static PRUNE_ENDED: Sql = Sql {
+    text: "WITH old AS (SELECT id FROM agent_loop.tasks
+                         WHERE status IN ('succeeded', 'failed', 'cancelled')
+                           AND finished_at < now() - $1 * interval '1 second'
+                         ORDER BY finished_at
+                         LIMIT $2
+                           FOR UPDATE SKIP LOCKED),
+                steps AS (DELETE FROM agent_loop.steps s USING old WHERE s.task_id = old.id)
+           DELETE FROM agent_loop.tasks t USING old WHERE t.id = old.id
+           RETURNING t.id",
+    types: &[INT4, INT4],
+};
+
 pub static RENEW_LEASES: Sql = Sql {
     text: "UPDATE agent_loop.tasks SET lease_until = now() + $3 * interval '1 second'
             WHERE id = ANY ($1) AND lease_worker = $2 AND status = 'running'",

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use agent_loop_core::agent::{self, Failure, Outcome};
 use agent_loop_core::context::build_prompt;
+use agent_loop_core::faults::Point;
 use agent_loop_core::model::http::{CallOutcome, CallSettings};
 use agent_loop_core::model::pool::{ModelJob, ModelOutcome, ModelPool};
 use agent_loop_core::model::retry::RetryPolicy;
@@ -21,6 +22,7 @@ use pgrx::bgworkers::{BackgroundWorker, SignalWakeFlags};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 
+use super::faults;
 use super::task::{StepEnd, Task};
 use super::txn::in_transaction;
 use crate::settings;
@@ -119,6 +121,7 @@ impl Worker {
             Err(e) => warning!("agent_loop: re-queueing orphaned tasks: {e}"),
         }
         let mut next_housekeeping = Instant::now();
+        let mut next_prune = Instant::now();
         loop {
             self.slot.last_wakeup_us.store(shmem::now_us(), Relaxed);
             if BackgroundWorker::sighup_received() {
@@ -127,6 +130,10 @@ impl Worker {
             if Instant::now() >= next_housekeeping {
                 self.housekeeping();
                 next_housekeeping = Instant::now() + lease_duration() / 3;
+            }
+            let retention = settings::RETENTION_SECONDS.get();
+            if retention > 0 && Instant::now() >= next_prune {
+                next_prune = Instant::now() + self.prune(retention);
             }
             // Claiming first: it also notices a dropped extension before anything else runs.
             let Some(cancel_running) = self.claim() else {
@@ -142,6 +149,9 @@ impl Worker {
             self.slot
                 .helper_threads
                 .store(self.pool.threads() as i32, Relaxed);
+            // A background worker reports its statistics itself (rate-limited to once a second
+            // inside): without them autovacuum never learns of the dead tuples steps leave.
+            unsafe { pg_sys::pgstat_report_stat(false) };
             let poll = Duration::from_millis(settings::POLL_INTERVAL_MS.get() as u64);
             if !BackgroundWorker::wait_latch(Some(poll)) {
                 break;
@@ -171,6 +181,21 @@ impl Worker {
             }
             Err(e) => warning!("agent_loop housekeeping: {e}"),
         }
+    }
+
+    /// Deletes tasks older than `agent_loop.retention`; returns when to do it next: soon while
+    /// a backlog remains, otherwise after a quarter of the retention (between 1 s and 1 min).
+    fn prune(&mut self, retention: i32) -> Duration {
+        const BATCH: i32 = 5000;
+        let pruned = in_transaction(AssertUnwindSafe(|| {
+            self.store.prune_ended(retention, BATCH)
+        }));
+        match pruned {
+            Ok(n) if n as i32 == BATCH => return Duration::from_millis(100),
+            Ok(_) => {}
+            Err(e) => warning!("agent_loop: pruning ended tasks: {e}"),
+        }
+        Duration::from_secs((retention as u64 / 4).clamp(1, 60))
     }
 
     /// Ends the running tasks of this worker whose cancel was requested.
@@ -246,6 +271,7 @@ impl Worker {
             .tasks_claimed
             .fetch_add(claimed.tasks.len() as i64, Relaxed);
         for task in claimed.tasks {
+            faults::at(Point::Claimed, task.id, task.attempt);
             self.ready.push_back(task.id);
             self.tasks.insert(task.id, task);
         }
@@ -381,6 +407,7 @@ impl Worker {
         }
         let mut task = self.tasks.remove(&id).expect("checked above");
         self.forget_call(&mut task);
+        faults::at(Point::Decided, id, task.attempt);
         let pid = self.pid;
         let call: CallOutcome = outcome.call;
         let store = &mut self.store;
@@ -390,10 +417,14 @@ impl Worker {
         self.slot.steps_done.fetch_add(1, Relaxed);
         match step {
             Ok(StepEnd::Continue) => {
+                faults::at(Point::Stepped, id, task.attempt);
                 self.tasks.insert(id, task);
                 self.ready.push_back(id);
             }
-            Ok(StepEnd::Ended) => shmem::announce_task_ended(id),
+            Ok(StepEnd::Ended) => {
+                faults::at(Point::Finished, id, task.attempt);
+                shmem::announce_task_ended(id)
+            }
             Ok(StepEnd::Lost) => {}
             Err(message) => {
                 warning!("agent_loop: step of task {id} failed and was rolled back: {message}");
@@ -423,7 +454,7 @@ impl Worker {
         doing: &str,
         write: impl FnOnce(&mut Task, &mut Store) -> pgrx::spi::SpiResult<()>,
     ) {
-        let (id, pid) = (task.id, self.pid);
+        let (id, attempt, pid) = (task.id, task.attempt, self.pid);
         let store = &mut self.store;
         let ended = in_transaction(AssertUnwindSafe(|| {
             match store.lock_task(task.id, pid, task.attempt)? {
@@ -432,7 +463,10 @@ impl Worker {
             }
         }));
         match ended {
-            Ok(true) => shmem::announce_task_ended(id),
+            Ok(true) => {
+                faults::at(Point::Finished, id, attempt);
+                shmem::announce_task_ended(id)
+            }
             Ok(false) => {}
             Err(e) => warning!("agent_loop: {doing} task {id}: {e}"),
         }

@@ -6,6 +6,7 @@
 //! from its first task on.
 
 mod driver;
+mod faults;
 mod launcher;
 mod task;
 pub mod txn;

@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 
 use agent_loop_core::agent::{self, Failure, Limits, Next, Outcome, Progress};
 use agent_loop_core::context::ToolSpec;
+use agent_loop_core::faults::Point;
 use agent_loop_core::items::{Item, Phase};
 use agent_loop_core::model::http::CallOutcome;
 use agent_loop_core::model::Usage;
@@ -16,6 +17,9 @@ use pgrx::pg_sys;
 use pgrx::spi::SpiResult;
 use serde_json::json;
 
+use super::faults;
+use super::txn::commit_without_flush;
+use crate::settings::{self, StepCommit};
 use crate::store::{ClaimedTask, Ending, NewStep, Store, ToolRow};
 use crate::tools;
 
@@ -177,11 +181,16 @@ impl Task {
                     };
                     self.append(store, turn, item, None, Some(run.elapsed_ms))?;
                 }
+                faults::at(Point::Acted, self.id, self.attempt);
                 if let Some(outcome) = agent::after_act(&self.limits, &self.progress) {
                     self.end(store, outcome)?;
                     return Ok(StepEnd::Ended);
                 }
                 store.save_progress(self.id, "decide", &self.progress, lease_seconds)?;
+                // A lost intermediate step is redone after a crash, effects and record alike.
+                if settings::STEP_COMMIT.get() == StepCommit::Async {
+                    commit_without_flush();
+                }
                 Ok(StepEnd::Continue)
             }
         }
@@ -221,7 +230,9 @@ impl Task {
                 error_message: error.map(Failure::message),
                 progress: &self.progress,
             },
-        )
+        )?;
+        faults::at(Point::Finishing, self.id, self.attempt);
+        Ok(())
     }
 
     /// Ends the task as cancelled. No lesson: a cancel says nothing about how to do the work.

@@ -55,6 +55,23 @@ pub fn in_transaction<R, E: std::fmt::Display>(
     .execute()
 }
 
+/// Lets the current transaction commit without waiting for its WAL to reach disk, like
+/// `SET LOCAL synchronous_commit = off`.
+pub fn commit_without_flush() {
+    unsafe {
+        pg_sys::set_config_option(
+            c"synchronous_commit".as_ptr(),
+            c"off".as_ptr(),
+            pg_sys::GucContext::PGC_USERSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+            pg_sys::GucAction::GUC_ACTION_LOCAL,
+            true,
+            0,
+            false,
+        );
+    }
+}
+
 extern "C" {
     // utils/timeout.h is not in pgrx's bindings. Neither function raises an error in use.
     fn enable_timeout_after(id: u32, delay_ms: std::ffi::c_int);

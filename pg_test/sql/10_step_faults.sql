@@ -1,0 +1,50 @@
+-- A PostgreSQL error or a Rust panic inside a step (injected with agent_loop.fault_injection)
+-- rolls the step back, effects included, and fails the task with internal_error and a step row
+-- saying why. The worker goes on with other tasks; retry() resumes the task from its last
+-- committed step.
+\set VERBOSITY terse
+\set SHOW_CONTEXT never
+CREATE FUNCTION two_notes(tag text) RETURNS text LANGUAGE sql AS $$
+  SELECT format($s$%s. SCRIPT: [
+    {"calls": [{"name": "add_note", "arguments": {"body": "%s one"}}]},
+    {"calls": [{"name": "add_note", "arguments": {"body": "%s two"}}]},
+    {"answer": "two notes"}]$s$, tag, tag, tag) $$;
+-- Held back until the faults are armed.
+SELECT agent_loop.submit(two_notes('err'), model => 'scripted', tools => '{add_note}',
+                         run_after => now() + interval '1 hour') AS err,
+       agent_loop.submit(two_notes('panic'), model => 'scripted', tools => '{add_note}',
+                         run_after => now() + interval '1 hour') AS panic,
+       agent_loop.submit(two_notes('fin'), model => 'scripted', tools => '{add_note}',
+                         run_after => now() + interval '1 hour') AS fin \gset
+SELECT format('acted:error:%s, acted:panic:%s, finishing:error:%s', :err, :panic, :fin) AS plan \gset
+ALTER SYSTEM SET agent_loop.fault_injection = :'plan';
+SELECT pg_reload_conf();
+SELECT pg_sleep(0.5);
+BEGIN;
+UPDATE agent_loop.tasks SET run_after = now() WHERE id IN (:err, :panic, :fin);
+SELECT agent_loop.submit(two_notes('bystander'), model => 'scripted', tools => '{add_note}') AS bystander \gset
+COMMIT;
+SELECT t.id = :err AS err, w.status, w.error_code, regexp_replace(w.error_message, 'task \d+', 'task N') AS error_message
+  FROM (VALUES (:err), (:panic), (:fin), (:bystander)) t(id), agent_loop.wait(t.id, '30 seconds') w;
+-- The failing step left no effect and no record of its tool calls; the error is in the log.
+SELECT body, count(*) FROM notes WHERE body ~ '^(err|panic|fin|bystander) ' GROUP BY body ORDER BY body;
+SELECT n, phase, kind, regexp_replace(summary, 'task \d+', 'task N') AS summary FROM agent_loop.trace(:err) WHERE n > 1;
+SELECT n, phase, kind FROM agent_loop.trace(:fin);
+-- Retried, the tasks resume where they stopped (their second claim passes the fault).
+SELECT agent_loop.retry(:err), agent_loop.retry(:panic), agent_loop.retry(:fin);
+SELECT w.status, w.result->>'answer' AS answer
+  FROM (VALUES (:err), (:panic), (:fin)) t(id), agent_loop.wait(t.id, '30 seconds') w;
+SELECT body, count(*) FROM notes WHERE body ~ '^(err|panic|fin) ' GROUP BY body ORDER BY body;
+SELECT n, phase, kind FROM agent_loop.trace(:fin) WHERE n > 1;
+-- A plan the worker cannot read is refused as a whole (with a warning in the server log) and
+-- injects nothing, not even its valid entries.
+SELECT agent_loop.submit(two_notes('bad plan'), model => 'scripted', tools => '{add_note}',
+                         run_after => now() + interval '1 hour') AS id \gset
+SELECT format('acted:error:%s, decided:error:%s', :id, :id) AS plan \gset
+ALTER SYSTEM SET agent_loop.fault_injection = :'plan';
+SELECT pg_reload_conf();
+SELECT pg_sleep(0.5);
+UPDATE agent_loop.tasks SET run_after = now() WHERE id = :id;
+SELECT status FROM agent_loop.wait(:id, '30 seconds');
+ALTER SYSTEM RESET agent_loop.fault_injection;
+SELECT pg_reload_conf();
