@@ -231,7 +231,8 @@ COMMENT ON FUNCTION retry IS
     'max_steps more steps (default: its original number) and a deadline timeout from now.';
 COMMENT ON FUNCTION prune IS
     'Deletes your tasks (all, for agent_loop_admin) that ended more than older_than ago, '
-    'with their steps; returns how many. Lessons stay.';
+    'with their steps; returns how many. Lessons stay. The setting agent_loop.retention '
+    'makes the worker do this on its own.';
 COMMENT ON FUNCTION worker_status IS 'Raw rows behind the workers view, read from shared memory.';
 
 CREATE VIEW workers WITH (security_invoker = true) AS

@@ -16,6 +16,8 @@ use pgrx::spi::{OwnedPreparedStatement, SpiClient, SpiResult, SpiTupleTable};
 use pgrx::JsonB;
 use serde_json::Value;
 
+use crate::worker::txn::with_local_settings;
+
 pub use sql::Sql;
 
 /// The prepared statements of one worker.
@@ -87,7 +89,14 @@ impl Store {
             let plan = client.prepare_mut(sql.text, sql.types)?.keep();
             self.plans.insert(sql.text, plan);
         }
-        client.update(&self.plans[sql.text], None, args)
+        let plan = &self.plans[sql.text];
+        if sql::INDEX_WALKS.iter().any(|walk| std::ptr::eq(*walk, sql)) {
+            // Plans are made while executing (the generic one at the sixth call).
+            let index_only = [(c"enable_bitmapscan", c"off"), (c"enable_seqscan", c"off")];
+            with_local_settings(&index_only, || client.update(plan, None, args))
+        } else {
+            client.update(plan, None, args)
+        }
     }
 
     /// Cancels queued tasks whose cancel was requested; returns their ids, and the ids of

@@ -18,6 +18,13 @@ const INT8_ARRAY: PgOid = PgOid::BuiltIn(T::INT8ARRAYOID);
 const TEXT_ARRAY: PgOid = PgOid::BuiltIn(T::TEXTARRAYOID);
 
 /// Queued tasks whose cancel was requested end here, before they ever run.
+/// Statements over tables that grow and shrink by the thousand between two ANALYZEs, whose
+/// good plan walks an index in order and stops early. A plan is cached for the worker's life;
+/// one made from stale statistics ("3 rows") read every queued task or every lesson of the
+/// owner through a bitmap and sorted them, at each call (a 6x slower drain of a fresh install's
+/// first burst). They run without bitmap and sequential scans: the index walk is what is left.
+pub static INDEX_WALKS: [&Sql; 4] = [&CLAIM, &CANCEL_QUEUED, &CANCEL_REQUESTED_RUNNING, &RECALL];
+
 pub static CANCEL_QUEUED: Sql = Sql {
     text: "UPDATE agent_loop.tasks
               SET status = 'cancelled', finished_at = now(), error_code = 'cancelled',

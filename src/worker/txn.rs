@@ -3,6 +3,8 @@
 //! A PostgreSQL ERROR raised inside must not kill the worker: it is caught, the transaction is
 //! rolled back, and the caller decides what the failure means for the task.
 
+use std::ffi::CStr;
+
 use pgrx::pg_sys;
 use pgrx::pg_sys::panic::CaughtError;
 use pgrx::PgTryBuilder;
@@ -58,10 +60,37 @@ pub fn in_transaction<R, E: std::fmt::Display>(
 /// Lets the current transaction commit without waiting for its WAL to reach disk, like
 /// `SET LOCAL synchronous_commit = off`.
 pub fn commit_without_flush() {
+    set_local(c"synchronous_commit", c"off");
+}
+
+/// Runs `body` with each setting of `settings` (name, value) in force, then puts back the values
+/// they had; like `SET LOCAL`, an error inside leaves nothing behind once the transaction rolls
+/// back.
+pub fn with_local_settings<R>(settings: &[(&CStr, &CStr)], body: impl FnOnce() -> R) -> R {
+    let previous: Vec<_> = settings
+        .iter()
+        .map(|(name, value)| {
+            // SAFETY: the setting exists (missing_ok = false raises otherwise); the returned
+            // string is copied before anything can change it.
+            let before =
+                unsafe { CStr::from_ptr(pg_sys::GetConfigOption(name.as_ptr(), false, false)) }
+                    .to_owned();
+            set_local(name, value);
+            (*name, before)
+        })
+        .collect();
+    let result = body();
+    for (name, before) in previous {
+        set_local(name, &before);
+    }
+    result
+}
+
+fn set_local(name: &CStr, value: &CStr) {
     unsafe {
         pg_sys::set_config_option(
-            c"synchronous_commit".as_ptr(),
-            c"off".as_ptr(),
+            name.as_ptr(),
+            value.as_ptr(),
             pg_sys::GucContext::PGC_USERSET,
             pg_sys::GucSource::PGC_S_SESSION,
             pg_sys::GucAction::GUC_ACTION_LOCAL,
