@@ -36,6 +36,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 FAULT_COUNTS = {}
 FAULT_LOCK = threading.Lock()
+LOG_LOCK = threading.Lock()
 STATS = {"requests": 0}
 
 
@@ -153,6 +154,7 @@ class Handler(BaseHTTPRequestHandler):
         self.error(404, "not found")
 
     def do_POST(self):
+        arrived = time.time()
         STATS["requests"] += 1
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         if not self.path.endswith("/chat/completions"):
@@ -172,6 +174,10 @@ class Handler(BaseHTTPRequestHandler):
         messages = body["messages"]
         tools = [t["function"]["name"] for t in body.get("tools") or []]
         turn = sum(1 for m in messages if m.get("role") == "assistant")
+        if turn == 0 and self.server.request_log:
+            with LOG_LOCK:
+                self.server.request_log.write(f"{arrived:.6f} {goal_of(messages)}\n")
+                self.server.request_log.flush()
         model = body["model"]
         if model == "echo":
             return self.send(200, completion(model, "echo: " + goal_of(messages), None, messages))
@@ -252,6 +258,13 @@ class Handler(BaseHTTPRequestHandler):
         self.send(200, completion("demo", answer, None, messages))
 
 
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    # The listen backlog is fixed when the socket is bound: hundreds of tasks in flight open
+    # their connections at once, and the default of 5 turns that into refused connections.
+    request_queue_size = 1024
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=0)
@@ -259,12 +272,13 @@ def main():
     parser.add_argument("--latency-ms", type=int, default=0, help="added to every answer")
     parser.add_argument("--api-key", default=os.environ.get("MODEL_SERVER_KEY", "test-key"),
                         help="key required under /secured/")
+    parser.add_argument("--request-log",
+                        help="append '<arrival epoch> <goal>' for each task's first request")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args()
-    server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
-    server.daemon_threads = True
-    server.request_queue_size = 1024
+    server = Server(("127.0.0.1", args.port), Handler)
     server.latency_ms, server.api_key, server.verbose = args.latency_ms, args.api_key, args.verbose
+    server.request_log = open(args.request_log, "a") if args.request_log else None
     if args.port_file:
         with open(args.port_file + ".tmp", "w") as f:
             f.write(str(server.server_address[1]))

@@ -237,12 +237,29 @@ COMMENT ON FUNCTION worker_status IS 'Raw rows behind the workers view, read fro
 
 CREATE VIEW workers WITH (security_invoker = true) AS
 SELECT d.datname AS database, w.pid, to_timestamp(w.started_at) AS started_at, w.in_flight,
-       w.helper_threads, w.tasks_claimed, w.steps_done, to_timestamp(w.last_wakeup) AS last_wakeup
+       w.helper_threads, w.tasks_claimed, w.steps_done, to_timestamp(w.last_wakeup) AS last_wakeup,
+       w.prewarmed_blocks
   FROM agent_loop.worker_status() w
   LEFT JOIN pg_database d ON d.oid = w.database_oid::oid;
 COMMENT ON VIEW workers IS 'Running agent_loop workers of this server: one per database with the extension.';
 
-GRANT SELECT ON tasks_overview, workers TO PUBLIC;
+-- The worker names the tool call it runs in application_name ("agent_loop task 42 step 3
+-- orders_by_day") and reports the statement, which starts with a comment naming the same.
+CREATE VIEW tool_activity WITH (security_invoker = true) AS
+SELECT t.id AS task_id, split_part(a.application_name, ' ', 5)::int AS step,
+       split_part(a.application_name, ' ', 6) AS tool, t.owner, a.datname AS database, a.pid,
+       clock_timestamp() - a.state_change AS running_for, a.wait_event_type, a.wait_event,
+       a.query_id, a.query
+  FROM pg_stat_activity a
+  JOIN agent_loop.tasks t
+    ON t.id = substring(a.application_name FROM '^agent_loop task ([0-9]+) ')::bigint
+ WHERE a.backend_type = 'agent_loop worker' AND a.state = 'active';
+COMMENT ON VIEW tool_activity IS
+    'Tool calls running now: which task, step and tool runs which statement, for how long, and '
+    'what it waits on. query_id joins pg_stat_statements.queryid; the statement text there '
+    'starts with /* agent_loop task=N step=N tool=name */ (of the first call it saw).';
+
+GRANT SELECT ON tasks_overview, workers, tool_activity TO PUBLIC;
 
 -- ---------------------------------------------------------------------------------------------
 CREATE FUNCTION wait(task_id bigint, timeout interval DEFAULT '30 seconds')

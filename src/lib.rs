@@ -20,6 +20,7 @@ mod worker;
 ::pgrx::pg_module_magic!();
 
 extension_sql_file!("../sql/schema.sql", name = "schema", bootstrap);
+extension_sql_file!("../sql/tuning.sql", name = "tuning", requires = ["schema"]);
 extension_sql_file!("../sql/api.sql", name = "api", finalize);
 
 #[pg_guard]

@@ -24,6 +24,8 @@ pub struct WorkerSlot {
     pub tasks_claimed: AtomicI64,
     pub steps_done: AtomicI64,
     pub last_wakeup_us: AtomicI64,
+    /// Blocks `pg_prewarm` read at start; -1 when it did not run.
+    pub prewarmed_blocks: AtomicI64,
 }
 
 #[repr(C)]
@@ -141,6 +143,7 @@ pub fn claim_slot(database: pg_sys::Oid) -> Option<&'static WorkerSlot> {
         }
         slot.in_flight.store(0, Ordering::Relaxed);
         slot.helper_threads.store(0, Ordering::Relaxed);
+        slot.prewarmed_blocks.store(-1, Ordering::Relaxed);
         slot.database.store(db, Ordering::Release);
         Some(slot)
     })

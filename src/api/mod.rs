@@ -48,6 +48,7 @@ fn worker_status() -> TableIterator<
         name!(tasks_claimed, i64),
         name!(steps_done, i64),
         name!(last_wakeup, Option<f64>),
+        name!(prewarmed_blocks, Option<i64>),
     ),
 > {
     use std::sync::atomic::Ordering::Relaxed;
@@ -55,6 +56,7 @@ fn worker_status() -> TableIterator<
         .into_iter()
         .map(|s| {
             let last = s.last_wakeup_us.load(Relaxed);
+            let prewarmed = s.prewarmed_blocks.load(Relaxed);
             (
                 s.database.load(Relaxed) as i64,
                 s.pid.load(Relaxed),
@@ -64,6 +66,7 @@ fn worker_status() -> TableIterator<
                 s.tasks_claimed.load(Relaxed),
                 s.steps_done.load(Relaxed),
                 (last != 0).then(|| last as f64 / 1e6),
+                (prewarmed >= 0).then_some(prewarmed),
             )
         })
         .collect();

@@ -141,6 +141,24 @@ impl Store {
         })
     }
 
+    /// Loads the hot relations (the task rows and the indexes of tasks, steps and lessons)
+    /// into shared buffers with `pg_prewarm`, when that extension is installed in the database
+    /// and they fit in half of shared_buffers. Returns the blocks read, `None` when skipped.
+    /// Run once, at the worker's start: not prepared.
+    pub fn prewarm(&mut self) -> SpiResult<Option<i64>> {
+        Spi::connect_mut(|c| {
+            let function = c
+                .select(sql::PREWARM_FUNCTION, Some(1), &[])?
+                .first()
+                .get::<String>(1)?;
+            let Some(function) = function else {
+                return Ok(None);
+            };
+            let statement = sql::PREWARM.replace("{pg_prewarm}", &function);
+            c.update(&statement, Some(1), &[])?.first().get::<i64>(1)
+        })
+    }
+
     pub fn claim(
         &mut self,
         limit: i32,

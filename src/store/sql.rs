@@ -205,3 +205,22 @@ pub static FAIL_AFTER_ERROR: Sql = Sql {
            RETURNING task_id",
     types: &[INT8, INT4, INT4, TEXT],
 };
+
+/// The schema-qualified name of `pg_prewarm(regclass)`, when the extension is installed.
+pub const PREWARM_FUNCTION: &str = "SELECT format('%I.pg_prewarm', n.nspname)
+       FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace
+      WHERE e.extname = 'pg_prewarm'";
+
+/// Prewarms the hot relations if they fit in half of shared_buffers (more would only evict
+/// each other); `{pg_prewarm}` is replaced by the function's qualified name.
+pub const PREWARM: &str = "WITH hot AS (
+             SELECT c.oid FROM pg_catalog.pg_class c
+              WHERE c.oid = 'agent_loop.tasks'::regclass
+                 OR c.oid IN (SELECT indexrelid FROM pg_catalog.pg_index
+                               WHERE indrelid IN ('agent_loop.tasks'::regclass,
+                                                  'agent_loop.steps'::regclass,
+                                                  'agent_loop.reflections'::regclass)))
+           SELECT CASE WHEN sum(pg_catalog.pg_relation_size(oid))
+                            <= pg_catalog.pg_size_bytes(pg_catalog.current_setting('shared_buffers')) / 2
+                       THEN (SELECT sum({pg_prewarm}(oid))::int8 FROM hot) END
+             FROM hot";

@@ -5,6 +5,7 @@
 //! with the step that records them); `sql_query` is read-only and always rolled back. Any
 //! error becomes the tool's result, which the model sees.
 
+use std::ffi::CString;
 use std::time::Instant;
 
 use agent_loop_core::model::{truncate, ToolCallRequest};
@@ -16,7 +17,7 @@ use serde_json::Value;
 
 use crate::settings;
 use crate::store::ToolRow;
-use crate::worker::txn::{as_role_in_subtransaction, OnSuccess};
+use crate::worker::txn::{as_role_in_subtransaction, set_for_session, OnSuccess};
 
 /// What a tool call produced.
 pub struct ToolRun {
@@ -25,8 +26,50 @@ pub struct ToolRun {
     pub elapsed_ms: i32,
 }
 
-pub fn run(owner: pg_sys::Oid, tools: &[ToolRow], call: &ToolCallRequest) -> ToolRun {
+/// Which task and step a tool call belongs to, so a DBA can tell whose SQL is running.
+pub struct Attribution {
+    pub task_id: i64,
+    pub turn: i32,
+}
+
+impl Attribution {
+    /// `application_name` while the call runs: in `pg_stat_activity` and in log lines (`%a`).
+    fn application_name(&self, tool: &str) -> CString {
+        let name = format!("agent_loop task {} step {} {tool}", self.task_id, self.turn);
+        // NAMEDATALEN: longer names are cut by PostgreSQL anyway, and must not end mid-char.
+        CString::new(truncate_bytes(&name, 63)).unwrap_or_default()
+    }
+
+    /// A leading comment, so the statement names its task in `pg_stat_activity.query` and in
+    /// `pg_stat_statements` (which keeps the first text it saw of a statement).
+    fn comment(&self, tool: &str) -> String {
+        let tool: String = tool
+            .chars()
+            .filter(|c| c.is_alphanumeric() || *c == '_')
+            .collect();
+        format!(
+            "/* agent_loop task={} step={} tool={tool} */ ",
+            self.task_id, self.turn
+        )
+    }
+}
+
+fn truncate_bytes(text: &str, max: usize) -> &str {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+pub fn run(
+    owner: pg_sys::Oid,
+    tools: &[ToolRow],
+    call: &ToolCallRequest,
+    attribution: &Attribution,
+) -> ToolRun {
     let started = Instant::now();
+    let _activity = Activity::report(attribution, &call.name);
     let result = match tools.iter().find(|t| t.name == call.name) {
         None => Err(format!(
             "unknown tool \"{}\"; the tools of this task are: {}",
@@ -37,10 +80,13 @@ pub fn run(owner: pg_sys::Oid, tools: &[ToolRow], call: &ToolCallRequest) -> Too
                 .collect::<Vec<_>>()
                 .join(", ")
         )),
-        Some(tool) => match &tool.function {
-            None => sql_query(owner, &call.arguments),
-            Some(function) => call_function(owner, function, &call.arguments),
-        },
+        Some(tool) => {
+            let comment = attribution.comment(&tool.name);
+            match &tool.function {
+                None => sql_query(owner, &call.arguments, &comment),
+                Some(function) => call_function(owner, function, &call.arguments, &comment),
+            }
+        }
     };
     let limit = settings::MAX_TOOL_OUTPUT_BYTES.get().max(256) as usize;
     let (output, is_error) = match result {
@@ -58,14 +104,15 @@ fn call_function(
     owner: pg_sys::Oid,
     function: &SqlFunction,
     arguments: &str,
+    comment: &str,
 ) -> Result<String, String> {
     let bound = bind_arguments(function, arguments)?;
-    let statement = call_statement(function, &bound);
+    let statement = comment.to_owned() + &call_statement(function, &bound);
     run_statement(owner, &statement, &bound, OnSuccess::Keep)
 }
 
 /// The built-in read-only query tool: rows as a JSON array, at most the row limit.
-fn sql_query(owner: pg_sys::Oid, arguments: &str) -> Result<String, String> {
+fn sql_query(owner: pg_sys::Oid, arguments: &str, comment: &str) -> Result<String, String> {
     let signature = SqlFunction {
         target: String::new(),
         args: vec![SqlArg {
@@ -97,7 +144,7 @@ fn sql_query(owner: pg_sys::Oid, arguments: &str) -> Result<String, String> {
     let limit = settings::SQL_QUERY_ROW_LIMIT.get().max(1);
     // The newline keeps a trailing "-- comment" in the query from swallowing the wrapper.
     let statement = format!(
-        "SELECT coalesce(jsonb_agg(r), '[]'::jsonb) FROM \
+        "{comment}SELECT coalesce(jsonb_agg(r), '[]'::jsonb) FROM \
          (SELECT to_jsonb(q) AS r FROM ({query}\n) AS q LIMIT {}) AS rows",
         limit + 1
     );
@@ -126,6 +173,13 @@ fn run_statement(
 ) -> Result<String, String> {
     let read_only = on_success == OnSuccess::Discard;
     let timeout = settings::TOOL_TIMEOUT_MS.get();
+    // SPI does not report what it runs; `pg_stat_activity.query` shows the statement with its
+    // leading comment, and parse analysis then reports its `query_id`.
+    if let Ok(text) = CString::new(statement) {
+        unsafe {
+            pg_sys::pgstat_report_activity(pg_sys::BackendState::STATE_RUNNING, text.as_ptr())
+        };
+    }
     as_role_in_subtransaction(owner, timeout, on_success, || {
         Spi::connect_mut(|client| {
             if read_only {
@@ -146,4 +200,27 @@ fn run_statement(
         })
     })?
     .map_err(|e| e.to_string())
+}
+
+/// While it lives, the worker's `application_name` names the task, step and tool (seen in
+/// `pg_stat_activity`, and in log lines through `%a`).
+struct Activity;
+
+impl Activity {
+    fn report(attribution: &Attribution, tool: &str) -> Activity {
+        set_for_session(c"application_name", &attribution.application_name(tool));
+        Activity
+    }
+}
+
+impl Drop for Activity {
+    fn drop(&mut self) {
+        report_idle();
+    }
+}
+
+/// The worker between tool calls: `application_name` "agent_loop worker", state idle.
+pub fn report_idle() {
+    set_for_session(c"application_name", c"agent_loop worker");
+    unsafe { pg_sys::pgstat_report_activity(pg_sys::BackendState::STATE_IDLE, std::ptr::null()) };
 }

@@ -24,8 +24,8 @@ use pgrx::prelude::*;
 
 use super::faults;
 use super::task::{StepEnd, Task};
-use super::txn::in_transaction;
-use crate::settings;
+use super::txn::{commit_without_flush, in_subtransaction, in_transaction};
+use crate::settings::{self, StepCommit};
 use crate::shmem::{self, WorkerSlot};
 use crate::store::{ModelRow, Store};
 
@@ -74,6 +74,16 @@ unsafe extern "C-unwind" fn release_slot_at_exit(_code: i32, slot: pg_sys::Datum
     shmem::release_slot(&*(slot.value() as *const WorkerSlot));
 }
 
+/// Most steps committed together. Each step's subtransaction takes a subtransaction id (and a
+/// tool that writes, another); past 64 in one transaction, other sessions' snapshots get slow.
+const STEP_GROUP: usize = 16;
+
+/// A step rolled back: why, and whether the task could be marked failed.
+struct StepFailed {
+    message: String,
+    failed: bool,
+}
+
 /// What a claiming transaction found.
 struct Claimed {
     tasks: Vec<Task>,
@@ -113,12 +123,27 @@ impl Worker {
 
     fn run(&mut self) {
         let orphans = in_transaction(AssertUnwindSafe(|| {
+            crate::tools::report_idle();
             self.store.requeue_orphans(shmem::live_worker_pids())
         }));
         match orphans {
             Ok(0) => {}
             Ok(n) => log!("agent_loop: resuming {n} task(s) whose worker is gone"),
             Err(e) => warning!("agent_loop: re-queueing orphaned tasks: {e}"),
+        }
+        // After a restart the hot relations are cold: the first claims would each wait on
+        // reads from disk.
+        let started = Instant::now();
+        match in_transaction(AssertUnwindSafe(|| self.store.prewarm())) {
+            Ok(Some(blocks)) => {
+                self.slot.prewarmed_blocks.store(blocks, Relaxed);
+                log!(
+                    "agent_loop: prewarmed {blocks} blocks of its tables and indexes in {} ms",
+                    started.elapsed().as_millis()
+                )
+            }
+            Ok(None) => {}
+            Err(e) => warning!("agent_loop: prewarming: {e}"),
         }
         let mut next_housekeeping = Instant::now();
         let mut next_prune = Instant::now();
@@ -140,8 +165,14 @@ impl Worker {
                 log!("agent_loop extension dropped; worker exits");
                 return;
             };
-            while let Some(outcome) = self.pool.try_next() {
-                self.on_model_outcome(outcome);
+            loop {
+                let answers: Vec<_> = std::iter::from_fn(|| self.pool.try_next())
+                    .take(STEP_GROUP)
+                    .collect();
+                if answers.is_empty() {
+                    break;
+                }
+                self.step_group(answers);
             }
             self.cancel_running(cancel_running);
             self.dispatch_ready();
@@ -245,6 +276,8 @@ impl Worker {
                     tasks.push(self.prepare(claim).map_err(|e| e.to_string())?);
                 }
             }
+            // The claim commits synchronously, also in async mode: it counts the attempt, and
+            // a claim lost in a crash would let a task that crashes the worker do it forever.
             Ok(Some(Claimed {
                 tasks,
                 cancelled,
@@ -395,27 +428,85 @@ impl Worker {
         }
     }
 
-    fn on_model_outcome(&mut self, outcome: ModelOutcome) {
-        let id = outcome.task_id;
-        // A task cancelled, lost or re-claimed meanwhile: the answer belongs to nobody.
-        if self
-            .tasks
-            .get(&id)
-            .is_none_or(|t| t.attempt as i64 != outcome.ticket)
-        {
+    /// The steps of the model answers that are in, in one transaction: each step in a
+    /// subtransaction of its own, so one that fails rolls back alone and fails its task; one
+    /// commit, so one WAL flush, for them all. The group commits asynchronously only when
+    /// `step_commit = async` and none of its steps ends its task.
+    fn step_group(&mut self, answers: Vec<ModelOutcome>) {
+        let mut group: Vec<(Task, CallOutcome)> = Vec::with_capacity(answers.len());
+        for answer in answers {
+            let id = answer.task_id;
+            // A task cancelled, lost or re-claimed meanwhile: the answer belongs to nobody.
+            if self
+                .tasks
+                .get(&id)
+                .is_none_or(|t| t.attempt as i64 != answer.ticket)
+            {
+                continue;
+            }
+            let mut task = self.tasks.remove(&id).expect("checked above");
+            self.forget_call(&mut task);
+            faults::at(Point::Decided, id, task.attempt);
+            group.push((task, answer.call));
+        }
+        if group.is_empty() {
             return;
         }
-        let mut task = self.tasks.remove(&id).expect("checked above");
-        self.forget_call(&mut task);
-        faults::at(Point::Decided, id, task.attempt);
         let pid = self.pid;
-        let call: CallOutcome = outcome.call;
         let store = &mut self.store;
-        let step = in_transaction(AssertUnwindSafe(|| {
-            task.step(store, pid, &call, lease_seconds())
+        let committed = in_transaction(AssertUnwindSafe(|| {
+            let mut ends = Vec::with_capacity(group.len());
+            for (task, call) in group.iter_mut() {
+                let step = in_subtransaction(AssertUnwindSafe(|| {
+                    task.step(store, pid, call, lease_seconds())
+                }));
+                ends.push(match step {
+                    Ok(end) => Ok(end),
+                    Err(message) => {
+                        let failed =
+                            store.fail_after_error(task.id, pid, task.attempt, &message)?;
+                        Err(StepFailed { message, failed })
+                    }
+                });
+            }
+            let all_continue = ends.iter().all(|e| matches!(e, Ok(StepEnd::Continue)));
+            if all_continue && settings::STEP_COMMIT.get() == StepCommit::Async {
+                // A lost intermediate step is redone after a crash, effects and record alike.
+                commit_without_flush();
+            }
+            Ok::<_, pgrx::spi::Error>(ends)
         }));
-        self.slot.steps_done.fetch_add(1, Relaxed);
-        match step {
+        self.slot.steps_done.fetch_add(group.len() as i64, Relaxed);
+        match committed {
+            Ok(ends) => {
+                for ((task, _), end) in group.into_iter().zip(ends) {
+                    self.after_step(task, end);
+                }
+            }
+            // Nothing of the group committed (an error at commit): each task fails as its
+            // step would have alone.
+            Err(message) => {
+                for (task, _) in group {
+                    let (id, attempt) = (task.id, task.attempt);
+                    let failed = in_transaction(AssertUnwindSafe(|| {
+                        self.store.fail_after_error(id, pid, attempt, &message)
+                    }));
+                    self.after_step(
+                        task,
+                        Err(StepFailed {
+                            message: message.clone(),
+                            failed: failed == Ok(true),
+                        }),
+                    );
+                }
+            }
+        }
+    }
+
+    /// What follows a step's commit: decide again, or wake the task's waiters.
+    fn after_step(&mut self, task: Task, end: Result<StepEnd, StepFailed>) {
+        let id = task.id;
+        match end {
             Ok(StepEnd::Continue) => {
                 faults::at(Point::Stepped, id, task.attempt);
                 self.tasks.insert(id, task);
@@ -426,13 +517,9 @@ impl Worker {
                 shmem::announce_task_ended(id)
             }
             Ok(StepEnd::Lost) => {}
-            Err(message) => {
+            Err(StepFailed { message, failed }) => {
                 warning!("agent_loop: step of task {id} failed and was rolled back: {message}");
-                let attempt = task.attempt;
-                let failed = in_transaction(AssertUnwindSafe(|| {
-                    self.store.fail_after_error(id, pid, attempt, &message)
-                }));
-                if failed == Ok(true) {
+                if failed {
                     shmem::announce_task_ended(id);
                 }
             }

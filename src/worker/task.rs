@@ -18,8 +18,6 @@ use pgrx::spi::SpiResult;
 use serde_json::json;
 
 use super::faults;
-use super::txn::commit_without_flush;
-use crate::settings::{self, StepCommit};
 use crate::store::{ClaimedTask, Ending, NewStep, Store, ToolRow};
 use crate::tools;
 
@@ -171,7 +169,11 @@ impl Task {
             }
             Next::RunTools(calls) => {
                 for c in &calls {
-                    let run = tools::run(self.owner, &self.tools, c);
+                    let attribution = tools::Attribution {
+                        task_id: self.id,
+                        turn,
+                    };
+                    let run = tools::run(self.owner, &self.tools, c, &attribution);
                     self.tools_used.insert(c.name.clone());
                     let item = Item::ToolResult {
                         call_id: c.call_id.clone(),
@@ -187,10 +189,6 @@ impl Task {
                     return Ok(StepEnd::Ended);
                 }
                 store.save_progress(self.id, "decide", &self.progress, lease_seconds)?;
-                // A lost intermediate step is redone after a crash, effects and record alike.
-                if settings::STEP_COMMIT.get() == StepCommit::Async {
-                    commit_without_flush();
-                }
                 Ok(StepEnd::Continue)
             }
         }

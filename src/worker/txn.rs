@@ -4,6 +4,7 @@
 //! rolled back, and the caller decides what the failure means for the task.
 
 use std::ffi::CStr;
+use std::panic::AssertUnwindSafe;
 
 use pgrx::pg_sys;
 use pgrx::pg_sys::panic::CaughtError;
@@ -57,6 +58,42 @@ pub fn in_transaction<R, E: std::fmt::Display>(
     .execute()
 }
 
+/// Runs `body` in a subtransaction of the current transaction: released when `body` returns
+/// `Ok`; rolled back when it returns `Err`, raises an ERROR or panics, the error coming back
+/// as text. The enclosing transaction goes on either way.
+pub fn in_subtransaction<R, E: std::fmt::Display>(
+    body: impl FnOnce() -> Result<R, E> + std::panic::UnwindSafe,
+) -> Result<R, String> {
+    subtransaction(
+        || body().map_err(|e| e.to_string()),
+        |result| result.is_ok(),
+    )
+}
+
+/// Begins a subtransaction, runs `body` catching errors and panics, then releases it if `keep`
+/// (which sees the result, and may clean up first) says so, else rolls it back.
+fn subtransaction<R>(
+    body: impl FnOnce() -> Result<R, String> + std::panic::UnwindSafe,
+    keep: impl FnOnce(&Result<R, String>) -> bool,
+) -> Result<R, String> {
+    let (memory_context, resource_owner) =
+        unsafe { (pg_sys::CurrentMemoryContext, pg_sys::CurrentResourceOwner) };
+    unsafe { pg_sys::BeginInternalSubTransaction(std::ptr::null()) };
+    let result = PgTryBuilder::new(body)
+        .catch_others(|error| Err(describe(&error)))
+        .execute();
+    unsafe {
+        if keep(&result) {
+            pg_sys::ReleaseCurrentSubTransaction();
+        } else {
+            pg_sys::RollbackAndReleaseCurrentSubTransaction();
+        }
+        pg_sys::MemoryContextSwitchTo(memory_context);
+        pg_sys::CurrentResourceOwner = resource_owner;
+    }
+    result
+}
+
 /// Lets the current transaction commit without waiting for its WAL to reach disk, like
 /// `SET LOCAL synchronous_commit = off`.
 pub fn commit_without_flush() {
@@ -87,13 +124,22 @@ pub fn with_local_settings<R>(settings: &[(&CStr, &CStr)], body: impl FnOnce() -
 }
 
 fn set_local(name: &CStr, value: &CStr) {
+    set(name, value, pg_sys::GucAction::GUC_ACTION_LOCAL);
+}
+
+/// Sets `name` for the rest of the session, like `SET` (undone if the transaction rolls back).
+pub fn set_for_session(name: &CStr, value: &CStr) {
+    set(name, value, pg_sys::GucAction::GUC_ACTION_SET);
+}
+
+fn set(name: &CStr, value: &CStr, action: pg_sys::GucAction::Type) {
     unsafe {
         pg_sys::set_config_option(
             name.as_ptr(),
             value.as_ptr(),
             pg_sys::GucContext::PGC_USERSET,
             pg_sys::GucSource::PGC_S_SESSION,
-            pg_sys::GucAction::GUC_ACTION_LOCAL,
+            action,
             true,
             0,
             false,
@@ -126,37 +172,34 @@ pub fn as_role_in_subtransaction<R>(
     on_success: OnSuccess,
     body: impl FnOnce() -> R + std::panic::UnwindSafe,
 ) -> Result<R, String> {
-    let (memory_context, resource_owner) =
-        unsafe { (pg_sys::CurrentMemoryContext, pg_sys::CurrentResourceOwner) };
-    let mut saved_user = pg_sys::InvalidOid;
-    let mut saved_context = 0;
-    unsafe {
-        pg_sys::BeginInternalSubTransaction(std::ptr::null());
-        pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut saved_context);
+    let saved = std::cell::Cell::new((pg_sys::InvalidOid, 0));
+    let enter_as_owner = || unsafe {
+        let (mut user, mut context) = (pg_sys::InvalidOid, 0);
+        pg_sys::GetUserIdAndSecContext(&mut user, &mut context);
+        saved.set((user, context));
         pg_sys::SetUserIdAndSecContext(
             owner,
-            saved_context
+            context
                 | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32
                 | pg_sys::SECURITY_RESTRICTED_OPERATION as i32,
         );
         enable_timeout_after(STATEMENT_TIMEOUT, timeout_ms);
-    }
-    let result = PgTryBuilder::new(|| Ok(body()))
-        .catch_others(|error| Err(describe(&error)))
-        .execute();
-    unsafe {
-        disable_timeout(STATEMENT_TIMEOUT, false);
-        // Aborting a subtransaction restores the user by itself; releasing one does not.
-        if result.is_ok() {
-            pg_sys::SetUserIdAndSecContext(saved_user, saved_context);
-        }
-        if result.is_ok() && on_success == OnSuccess::Keep {
-            pg_sys::ReleaseCurrentSubTransaction();
-        } else {
-            pg_sys::RollbackAndReleaseCurrentSubTransaction();
-        }
-        pg_sys::MemoryContextSwitchTo(memory_context);
-        pg_sys::CurrentResourceOwner = resource_owner;
-    }
-    result
+    };
+    subtransaction(
+        AssertUnwindSafe(|| {
+            enter_as_owner();
+            Ok(body())
+        }),
+        |result| {
+            unsafe {
+                disable_timeout(STATEMENT_TIMEOUT, false);
+                // Aborting a subtransaction restores the user by itself; releasing one does not.
+                if result.is_ok() {
+                    let (user, context) = saved.get();
+                    pg_sys::SetUserIdAndSecContext(user, context);
+                }
+            }
+            result.is_ok() && on_success == OnSuccess::Keep
+        },
+    )
 }

@@ -1,0 +1,314 @@
+#!/usr/bin/env python3
+"""The agent_loop benchmark's workloads, run by bench/run.sh against its throwaway cluster.
+
+Each figure is the median of RUNS runs; every ratio compares figures measured in this run.
+Writes bench/RESULTS.md and bench/results.svg, and prints the table.
+Environment (set by run.sh): PGHOST PGPORT PGUSER, CLUSTER_DIR, FAST_URL (instant model),
+SLOW_URL (1 s model), REQUEST_LOG (the instant server's first-request log), BENCH_TASKS,
+BENCH_RUNS, BENCH_IN_FLIGHT.
+"""
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+import report  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PG_BIN = "/usr/lib/postgresql/15/bin"
+TASKS = int(os.environ.get("BENCH_TASKS", "2000"))
+RUNS = int(os.environ.get("BENCH_RUNS", "3"))
+IN_FLIGHT = int(os.environ.get("BENCH_IN_FLIGHT", "1000"))
+CLIENTS = 8
+THREE_STEPS = json.dumps([
+    {"calls": [{"name": "noop", "arguments": {"x": 1}}]},
+    {"calls": [{"name": "noop", "arguments": {"x": 2}}]},
+    {"answer": "done"},
+])
+
+
+def psql(sql, db="bench", extra=()):
+    out = subprocess.run(["psql", "-X", "-qAt", "-v", "ON_ERROR_STOP=1", "-d", db, *extra, "-c", sql],
+                         check=True, capture_output=True, text=True)
+    return out.stdout.strip()
+
+
+def as_postgres(*cmd, **kw):
+    return subprocess.run(["sudo", "-u", "postgres", "-E", *cmd], check=True, **kw)
+
+
+def median(xs):
+    return statistics.median(xs)
+
+
+def wal_mark():
+    """LSN and cumulative WAL counters, after the backends' stats reached shared memory."""
+    time.sleep(2.2)  # backends (the worker too) report their statistics at most once a second
+    lsn, records, writes, syncs = psql(
+        "SELECT pg_current_wal_lsn() - '0/0', wal_records, wal_write, wal_sync FROM pg_stat_wal").split("|")
+    return float(lsn), int(records), int(writes), int(syncs)
+
+
+def wal_delta(before, after):
+    return [a - b for a, b in zip(after, before)]
+
+
+def cpu_ticks(pid=None):
+    """CPU time in seconds: of one process, or of the whole machine (all cores, busy only)."""
+    hz = os.sysconf("SC_CLK_TCK")
+    if pid:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / hz
+    with open("/proc/stat") as f:
+        cpu = [int(x) for x in f.readline().split()[1:]]
+    return (sum(cpu) - cpu[3] - cpu[4]) / hz
+
+
+def worker_pid():
+    for _ in range(100):
+        pid = psql("SELECT pid FROM agent_loop.workers LIMIT 1")
+        if pid:
+            return int(pid)
+        time.sleep(0.1)
+    raise SystemExit("bench: no agent_loop worker is running")
+
+
+def set_step_commit(mode):
+    psql(f"ALTER SYSTEM SET agent_loop.step_commit = '{mode}'")
+    psql("SELECT pg_reload_conf()")
+    time.sleep(0.5)
+
+
+def drain(goal, model, tools, n):
+    """Submits n tasks in one transaction; returns seconds from its commit to the last finish."""
+    psql("TRUNCATE agent_loop.steps, agent_loop.tasks, agent_loop.reflections")
+    marker = f"run {time.time()}"
+    committed = float(psql(
+        f"BEGIN; SELECT count(agent_loop.submit({sql_str(marker)} || ' ' || i || ' ' || {sql_str(goal)}, model => '{model}',"
+        f" tools => {tools}, max_steps => 5)) FROM generate_series(1, {n}) i; COMMIT;"
+        " SELECT extract(epoch FROM clock_timestamp())").splitlines()[-1])
+    while True:
+        left = int(psql("SELECT count(*) FROM agent_loop.tasks WHERE status IN ('queued', 'running')"))
+        if left == 0:
+            break
+        time.sleep(0.05)
+    failed = psql("SELECT count(*), min(error_message) FROM agent_loop.tasks WHERE status <> 'succeeded'")
+    if not failed.startswith("0|"):
+        raise SystemExit(f"bench: tasks did not succeed (count|first error): {failed}")
+    last = float(psql("SELECT extract(epoch FROM max(finished_at)) FROM agent_loop.tasks"))
+    return last - committed
+
+
+def sql_str(text):
+    return "'" + text.replace("'", "''") + "'"
+
+
+def throughput(mode, steps):
+    """Workload 1 (and the agent side of 3): n tasks of `steps` steps against the instant model."""
+    set_step_commit(mode)
+    if steps == 1:
+        goal, model, tools = "noop", "echo", "'{}'"
+    else:
+        goal, model, tools = "SCRIPT: " + THREE_STEPS, "scripted", "'{noop}'"
+    runs = []
+    for _ in range(RUNS):
+        pid = worker_pid()
+        wal0, cpu0, machine0 = wal_mark(), cpu_ticks(pid), cpu_ticks()
+        seconds = drain(goal, model, tools, TASKS)
+        cpu1, machine1 = cpu_ticks(pid), cpu_ticks()
+        lsn, records, writes, syncs = wal_delta(wal0, wal_mark())
+        n_steps = TASKS * steps
+        runs.append({
+            "tasks_per_s": TASKS / seconds, "steps_per_s": n_steps / seconds,
+            "worker_cpu_us_per_step": (cpu1 - cpu0) / n_steps * 1e6,
+            "machine_cpu_us_per_step": (machine1 - machine0) / n_steps * 1e6,
+            "wal_bytes_per_step": lsn / n_steps, "wal_bytes_per_task": lsn / TASKS,
+            "wal_records_per_step": records / n_steps, "wal_syncs_per_step": syncs / n_steps,
+        })
+    return {k: median(r[k] for r in runs) for k in runs[0]}
+
+
+CEILING_SETUP = """
+DROP SCHEMA IF EXISTS ceiling CASCADE;
+CREATE SCHEMA ceiling;
+CREATE TABLE ceiling.tasks (LIKE agent_loop.tasks INCLUDING ALL) WITH (fillfactor = 80);
+CREATE TABLE ceiling.steps (LIKE agent_loop.steps INCLUDING ALL);
+INSERT INTO ceiling.tasks (goal, model, owner, status, lease_worker, attempts, max_steps, deadline)
+SELECT 'ceiling ' || i, 'scripted', current_user::regrole, 'running', 1, 1, 5, now() + interval '1 day'
+  FROM generate_series(1, 1000) i;
+CREATE SEQUENCE ceiling.step_n;
+"""
+
+
+def ceiling(mode, clients):
+    """Workload 2: one tool step's statements as a pgbench script: lock the task, record the
+    model's tool call, run the tool, record its result, save the progress."""
+    call, result = psql(
+        "SELECT (SELECT content FROM agent_loop.steps WHERE kind = 'tool_call' LIMIT 1),"
+        "       (SELECT content FROM agent_loop.steps WHERE kind = 'tool_result' LIMIT 1)").split("|")
+    script = f"""\\set id random(1, 1000)
+BEGIN;
+SELECT cancel_requested_at IS NOT NULL FROM ceiling.tasks WHERE id = :id AND status = 'running' AND lease_worker = 1 AND attempts = 1 FOR UPDATE;
+INSERT INTO ceiling.steps (task_id, n, turn, owner, phase, kind, content, input_tokens, cached_tokens, output_tokens, reasoning_tokens, latency_ms) VALUES (:id, nextval('ceiling.step_n'), 1, current_user::regrole, 'decide', 'tool_call', {sql_str(call)}, 50, 0, 10, 0, 1);
+SELECT noop(1);
+INSERT INTO ceiling.steps (task_id, n, turn, owner, phase, kind, content) VALUES (:id, nextval('ceiling.step_n'), 1, current_user::regrole, 'act', 'tool_result', {sql_str(result)});
+UPDATE ceiling.tasks SET phase = 'decide', steps_done = steps_done + 1, input_tokens = input_tokens + 50, cached_tokens = 0, output_tokens = output_tokens + 10, reasoning_tokens = 0, lease_until = now() + interval '60 seconds' WHERE id = :id;
+COMMIT;
+"""
+    with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False, dir="/tmp") as f:
+        f.write(script)
+    os.chmod(f.name, 0o644)
+    runs = []
+    env = dict(os.environ, PGOPTIONS="-c synchronous_commit=" + ("on" if mode == "sync" else "off"))
+    for _ in range(RUNS):
+        psql("TRUNCATE ceiling.steps")
+        wal0 = wal_mark()
+        out = as_postgres(f"{PG_BIN}/pgbench", "-n", "-f", f.name, "-c", str(clients), "-j", "2", "-T", "8",
+                          "-h", os.environ["PGHOST"], "-p", os.environ["PGPORT"], "-U", "postgres", "bench",
+                          capture_output=True, text=True, env=env).stdout
+        tps = float(next(l for l in out.splitlines() if l.startswith("tps")).split()[2])
+        done = int(next(l for l in out.splitlines() if "transactions actually processed" in l).split()[-1].split("/")[0])
+        lsn, records, _, syncs = wal_delta(wal0, wal_mark())
+        runs.append({"steps_per_s": tps, "wal_bytes_per_step": lsn / done, "wal_records_per_step": records / done})
+    os.unlink(f.name)
+    return {k: median(r[k] for r in runs) for k in runs[0]}
+
+
+def pickup(samples=100):
+    """Workload 4: a submit's commit -> the model's first request for it, with the worker idle.
+    One psql session submits every 30 ms; each transaction reads the clock just before COMMIT."""
+    set_step_commit("sync")
+    psql("TRUNCATE agent_loop.steps, agent_loop.tasks, agent_loop.reflections")
+    log = os.environ["REQUEST_LOG"]
+    open(log, "w").close()
+    script = "".join(
+        f"BEGIN;\nSELECT agent_loop.submit('pickup {i}', model => 'echo') \\g /dev/null\n"
+        f"SELECT 'pickup {i}', extract(epoch FROM clock_timestamp());\nCOMMIT;\n"
+        "SELECT pg_sleep(0.03) \\g /dev/null\n" for i in range(samples))
+    out = subprocess.run(["psql", "-X", "-qAt", "-v", "ON_ERROR_STOP=1", "-d", "bench"], input=script,
+                         check=True, capture_output=True, text=True).stdout
+    committed = dict(line.split("|") for line in out.splitlines() if line.startswith("pickup "))
+    time.sleep(1)
+    arrivals = {}
+    with open(log) as f:
+        for line in f:
+            at, goal = line.rstrip("\n").split(" ", 1)
+            arrivals[goal] = float(at)
+    lat = sorted((arrivals[g] - float(t)) * 1000 for g, t in committed.items() if g in arrivals)
+    if len(lat) < samples:
+        raise SystemExit(f"bench: only {len(lat)} of {samples} pickups reached the model")
+    return {"p50_ms": lat[len(lat) // 2], "p99_ms": lat[max(0, int(len(lat) * 0.99) - 1)], "max_ms": lat[-1]}
+
+
+def peer(name):
+    """Workload 3: a peer queue drains TASKS no-op jobs in its own database of this cluster."""
+    db = "peer_" + name.replace("-", "_")
+    runs = []
+    for _ in range(RUNS):
+        psql(f"DROP DATABASE IF EXISTS {db}", db="postgres")
+        psql(f"CREATE DATABASE {db}", db="postgres")
+        wal0 = wal_mark()
+        out = subprocess.run(["node", os.path.join(HERE, "peers", "peers.mjs"), name, str(TASKS)],
+                             check=True, capture_output=True, text=True, env=dict(os.environ, PGDATABASE=db))
+        lsn, _, _, _ = wal_delta(wal0, wal_mark())
+        figures = json.loads(out.stdout.strip().splitlines()[-1])
+        # The pickup probes add 30 jobs to the drain's WAL; a negligible share at 2,000.
+        figures["wal_bytes_per_job"] = lsn / TASKS
+        runs.append(figures)
+    psql(f"DROP DATABASE IF EXISTS {db}", db="postgres")
+    return {k: median(r[k] for r in runs) for k in ("jobs_per_s", "pickup_p50_ms", "pickup_p99_ms", "wal_bytes_per_job")}
+
+
+def in_flight():
+    """Workload 6: IN_FLIGHT 3-step tasks at once against a model answering in 1 s."""
+    restart_with(f"agent_loop.max_in_flight = {IN_FLIGHT}")
+    psql(f"SELECT agent_loop.add_model('slow', '{os.environ['SLOW_URL']}', 'scripted', "
+         f"max_concurrency => {IN_FLIGHT})")
+    set_step_commit("sync")
+    runs = []
+    for _ in range(RUNS):
+        psql("TRUNCATE agent_loop.steps, agent_loop.tasks, agent_loop.reflections")
+        pid = worker_pid()
+        idle_submit = submit_latency()
+        t0 = time.time()
+        psql(f"SELECT count(agent_loop.submit(i || {sql_str(' SCRIPT: ' + THREE_STEPS)}, model => 'slow', "
+             f"tools => '{{noop}}')) FROM generate_series(1, {IN_FLIGHT}) i")
+        rss = threads = 0
+        busy_submit = None
+        while int(psql("SELECT count(*) FROM agent_loop.tasks WHERE status IN ('queued', 'running')"
+                       " AND goal <> 'probe'")):
+            with open(f"/proc/{pid}/status") as f:
+                status = dict(line.split(":", 1) for line in f)
+            rss = max(rss, int(status["VmRSS"].split()[0]) // 1024)
+            threads = max(threads, int(status["Threads"]))
+            if busy_submit is None and time.time() - t0 > 1:
+                busy_submit = submit_latency()
+            time.sleep(0.2)
+        psql("DELETE FROM agent_loop.tasks WHERE goal = 'probe'")
+        seconds = float(psql("SELECT extract(epoch FROM max(finished_at) - min(created_at)) FROM agent_loop.tasks"))
+        failed = int(psql("SELECT count(*) FROM agent_loop.tasks WHERE status <> 'succeeded'"))
+        runs.append({"seconds": seconds, "steps_per_s": IN_FLIGHT * 3 / seconds, "rss_mb": rss, "threads": threads,
+                     "failed": failed, "submit_idle_ms": idle_submit, "submit_busy_ms": busy_submit or 0})
+    return {k: median(r[k] for r in runs) for k in runs[0]}
+
+
+def submit_latency():
+    """Median of 20 submits in one session, as psql's \\timing reports them (scheduled for
+    later, so they do not join the load), in ms."""
+    script = "\\timing on\n" + "SELECT agent_loop.submit('probe', model => 'echo', run_after => now() + interval '1 day');\n" * 20
+    out = subprocess.run(["psql", "-X", "-qAt", "-d", "bench"], input=script, check=True,
+                         capture_output=True, text=True).stdout
+    times = [float(line.split()[1]) for line in out.splitlines() if line.startswith("Time:")]
+    return median(times)
+
+
+def restart_with(line):
+    conf = os.path.join(os.environ["CLUSTER_DIR"], "data", "postgresql.conf")
+    as_postgres("sh", "-c", f"echo \"{line}\" >> {conf}")
+    as_postgres(f"{PG_BIN}/pg_ctl", "-D", os.path.dirname(conf), "-w", "-m", "fast", "restart",
+                "-l", os.path.join(os.environ["CLUSTER_DIR"], "server.log"), stdout=subprocess.DEVNULL)
+
+
+def main():
+    psql(CEILING_SETUP)
+    results = {"machine": machine(), "tasks": TASKS, "runs": RUNS, "in_flight_tasks": IN_FLIGHT}
+    step = lambda msg: print(f"bench: {msg}", flush=True)  # noqa: E731
+    for mode in ("sync", "async"):
+        step(f"agent_loop, {TASKS} three-step tasks, step_commit = {mode}")
+        results[f"agent_3step_{mode}"] = throughput(mode, 3)
+        step(f"pgbench ceiling, {mode}")
+        results[f"ceiling_{mode}_1"] = ceiling(mode, 1)
+        results[f"ceiling_{mode}_{CLIENTS}"] = ceiling(mode, CLIENTS)
+    step(f"agent_loop, {TASKS} one-step tasks")
+    results["agent_1step_sync"] = throughput("sync", 1)
+    step("pickup latency")
+    results["pickup"] = pickup()
+    for name in ("pg-boss", "graphile-worker"):
+        step(f"{name}, {TASKS} no-op jobs")
+        results[name] = peer(name)
+    step(f"{IN_FLIGHT} tasks in flight against a 1 s model")
+    results["in_flight"] = in_flight()
+    with open(os.path.join(HERE, "results.json"), "w") as f:
+        json.dump(results, f, indent=1)
+    report.write(results, HERE)
+
+
+def machine():
+    with open("/proc/cpuinfo") as f:
+        model = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), "unknown CPU")
+    with open("/proc/meminfo") as f:
+        mem_gib = int(f.readline().split()[1]) / 1024 / 1024
+    return {"cpu": model, "cores": os.cpu_count(), "memory_gib": round(mem_gib),
+            "os": platform.platform(), "postgres": psql("SHOW server_version"),
+            "date": time.strftime("%Y-%m-%d")}
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,98 @@
+// Drains no-op jobs with a peer job queue on the benchmark's cluster and prints one JSON line:
+//   node peers.mjs pg-boss|graphile-worker JOBS
+// Jobs are inserted first (not timed), in batches; then workers start and the drain is timed
+// from their start to the last job's handler. Pickup latency: with the workers idle, single
+// jobs are sent one at a time and timed from the send to their handler.
+// Connection: the usual PGHOST, PGPORT, PGUSER, PGDATABASE variables.
+import pg from "pg";
+import PgBoss from "pg-boss";
+import { run, runMigrations } from "graphile-worker";
+
+const [peer, jobsArg] = process.argv.slice(2);
+const jobs = Number(jobsArg || 2000);
+const PICKUPS = 30;
+const connectionString = `postgres:///${process.env.PGDATABASE}?host=${process.env.PGHOST}&port=${process.env.PGPORT}&user=${process.env.PGUSER}`;
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const pct = (xs, p) => [...xs].sort((a, b) => a - b)[Math.max(0, Math.ceil(xs.length * p) - 1)];
+
+// Resolves once `n` handler calls were counted; `sentAt` gives pickup timings.
+function counter() {
+  let done = 0, target = Infinity, resolve;
+  const pickups = [];
+  const state = {
+    sentAt: null,
+    expect(n) { done = 0; target = n; return new Promise((r) => { resolve = r; }); },
+    hit(n = 1) {
+      if (state.sentAt !== null) { pickups.push(performance.now() - state.sentAt); state.sentAt = null; }
+      done += n;
+      if (done >= target) { target = Infinity; resolve(); }
+    },
+    pickups,
+  };
+  return state;
+}
+
+async function pgBoss() {
+  const boss = new PgBoss({ connectionString, max: 8 });
+  boss.on("error", (e) => console.error(e));
+  await boss.start();
+  await boss.createQueue("noop");
+  for (let i = 0; i < jobs; i += 1000) {
+    await boss.insert(Array.from({ length: Math.min(1000, jobs - i) }, () => ({ name: "noop", data: {} })));
+  }
+  const c = counter();
+  const drained = c.expect(jobs);
+  const t0 = performance.now();
+  // pg-boss fetches a batch, runs the handler, completes the batch: its fastest path. Its
+  // polling interval cannot go below 0.5 s.
+  for (let w = 0; w < 4; w++) {
+    await boss.work("noop", { batchSize: 100, pollingIntervalSeconds: 0.5 }, async (batch) => c.hit(batch.length));
+  }
+  await drained;
+  const seconds = (performance.now() - t0) / 1000;
+  for (let i = 0; i < PICKUPS; i++) {
+    const one = c.expect(1);
+    c.sentAt = performance.now();
+    await boss.send("noop", {});
+    await one;
+    await sleep(20);
+  }
+  await boss.stop({ graceful: false, wait: false });
+  return { seconds, pickups: c.pickups };
+}
+
+async function graphileWorker() {
+  await runMigrations({ connectionString });
+  const client = new pg.Client({ connectionString });
+  await client.connect();
+  await client.query("SELECT graphile_worker.add_job('noop', '{}') FROM generate_series(1, $1)", [jobs]);
+  const c = counter();
+  const drained = c.expect(jobs);
+  const t0 = performance.now();
+  const runner = await run({
+    connectionString, concurrency: 8, noHandleSignals: true, pollInterval: 1000,
+    taskList: { noop: async () => c.hit() },
+    logger: new (await import("graphile-worker")).Logger(() => () => {}),
+  });
+  await drained;
+  const seconds = (performance.now() - t0) / 1000;
+  for (let i = 0; i < PICKUPS; i++) {
+    const one = c.expect(1);
+    c.sentAt = performance.now();
+    await client.query("SELECT graphile_worker.add_job('noop', '{}')");
+    await one;
+    await sleep(20);
+  }
+  await runner.stop();
+  await client.end();
+  return { seconds, pickups: c.pickups };
+}
+
+const result = peer === "pg-boss" ? await pgBoss() : peer === "graphile-worker" ? await graphileWorker() : null;
+if (!result) { console.error(`unknown peer ${peer}`); process.exit(2); }
+console.log(JSON.stringify({
+  peer, jobs, seconds: result.seconds, jobs_per_s: jobs / result.seconds,
+  pickup_p50_ms: pct(result.pickups, 0.5), pickup_p99_ms: pct(result.pickups, 0.99),
+}));
+process.exit(0);

@@ -1,0 +1,107 @@
+"""Turns the benchmark's figures (bench/results.json) into bench/RESULTS.md and bench/results.svg.
+
+Run on its own to redraw from a saved results.json: python3 bench/report.py
+"""
+
+import json
+import os
+import sys
+
+
+def rows(r):
+    """The table: (workload, figure, value, note)."""
+    a_sync, a_async = r["agent_3step_sync"], r["agent_3step_async"]
+    c_sync1, c_async1 = r["ceiling_sync_1"], r["ceiling_async_1"]
+    c_sync8, c_async8 = r["ceiling_sync_8"], r["ceiling_async_8"]
+    one, boss, graphile = r["agent_1step_sync"], r["pg-boss"], r["graphile-worker"]
+    pick, fl = r["pickup"], r["in_flight"]
+    n = r["tasks"]
+    return [
+        ("1. throughput, sync", "3-step tasks/s · steps/s", f"{a_sync['tasks_per_s']:,.0f} · {a_sync['steps_per_s']:,.0f}", f"{n} tasks, one worker"),
+        ("", "CPU per step: worker · whole machine", f"{a_sync['worker_cpu_us_per_step']:,.0f} µs · {a_sync['machine_cpu_us_per_step']:,.0f} µs", "machine: PostgreSQL, model server, bench"),
+        ("1. throughput, async", "3-step tasks/s · steps/s", f"{a_async['tasks_per_s']:,.0f} · {a_async['steps_per_s']:,.0f}", "step_commit = async"),
+        ("", "CPU per step: worker · whole machine", f"{a_async['worker_cpu_us_per_step']:,.0f} µs · {a_async['machine_cpu_us_per_step']:,.0f} µs", ""),
+        ("2. ceiling, sync", "pgbench steps/s: 1 client · 8 clients", f"{c_sync1['steps_per_s']:,.0f} · {c_sync8['steps_per_s']:,.0f}", "one tool step's statements"),
+        ("", "agent_loop ÷ ceiling (1 · 8 clients)", f"{a_sync['steps_per_s'] / c_sync1['steps_per_s']:.2f} · {a_sync['steps_per_s'] / c_sync8['steps_per_s']:.2f}", "target ≥ 1.0"),
+        ("2. ceiling, async", "pgbench steps/s: 1 client · 8 clients", f"{c_async1['steps_per_s']:,.0f} · {c_async8['steps_per_s']:,.0f}", "synchronous_commit = off"),
+        ("", "agent_loop ÷ ceiling (1 · 8 clients)", f"{a_async['steps_per_s'] / c_async1['steps_per_s']:.2f} · {a_async['steps_per_s'] / c_async8['steps_per_s']:.2f}", "target ≥ 1.0"),
+        ("3. peers (no-op)", "agent_loop 1-step tasks/s", f"{one['tasks_per_s']:,.0f}", "a model call + reflection each"),
+        ("", "pg-boss jobs/s · ratio", f"{boss['jobs_per_s']:,.0f} · {one['tasks_per_s'] / boss['jobs_per_s']:.2f}", "agent_loop ÷ peer, target > 1"),
+        ("", "graphile-worker jobs/s · ratio", f"{graphile['jobs_per_s']:,.0f} · {one['tasks_per_s'] / graphile['jobs_per_s']:.2f}", "agent_loop ÷ peer, target > 1"),
+        ("", "3-step task vs 3 peer jobs (time)", f"{(3 / boss['jobs_per_s']) / (1 / a_sync['tasks_per_s']):.2f} · {(3 / graphile['jobs_per_s']) / (1 / a_sync['tasks_per_s']):.2f}", "pg-boss · graphile; > 1: the task is cheaper"),
+        ("", "pickup p50 / p99: pg-boss", f"{boss['pickup_p50_ms']:.1f} / {boss['pickup_p99_ms']:.1f} ms", "polls, 0.5 s minimum"),
+        ("", "pickup p50 / p99: graphile-worker", f"{graphile['pickup_p50_ms']:.1f} / {graphile['pickup_p99_ms']:.1f} ms", "LISTEN/NOTIFY"),
+        ("", "WAL per job: agent_loop · pg-boss · graphile", f"{one['wal_bytes_per_task']:,.0f} · {boss['wal_bytes_per_job']:,.0f} · {graphile['wal_bytes_per_job']:,.0f} B", "agent_loop: per 1-step task"),
+        ("4. pickup", "submit's commit → first model request p50 / p99", f"{pick['p50_ms']:.1f} / {pick['p99_ms']:.1f} ms", "idle worker; target p99 < 5 ms"),
+        ("5. WAL, sync", "per step · per 3-step task · records/step", f"{a_sync['wal_bytes_per_step']:,.0f} B · {a_sync['wal_bytes_per_task']:,.0f} B · {a_sync['wal_records_per_step']:.1f}", f"ceiling: {c_sync8['wal_bytes_per_step']:,.0f} B · {c_sync8['wal_records_per_step']:.1f} rec/step"),
+        ("", "WAL flushes per step", f"{a_sync['wal_syncs_per_step']:.2f}", ""),
+        ("5. WAL, async", "per step · per 3-step task · records/step", f"{a_async['wal_bytes_per_step']:,.0f} B · {a_async['wal_bytes_per_task']:,.0f} B · {a_async['wal_records_per_step']:.1f}", "target ≤ 1.4 KB/step"),
+        ("", "WAL flushes per step", f"{a_async['wal_syncs_per_step']:.2f}", "one per group of steps committed together"),
+        ("6. in flight", f"{r['in_flight_tasks']} 3-step tasks, 1 s model: steps/s", f"{fl['steps_per_s']:,.0f}", f"{fl['seconds']:.1f} s, {fl['failed']:.0f} failed; target ≥ 800"),
+        ("", "worker RSS peak · threads", f"{fl['rss_mb']:.0f} MB · {fl['threads']:.0f}", "target RSS < 200 MB"),
+        ("", "submit latency idle → under load", f"{fl['submit_idle_ms']:.1f} → {fl['submit_busy_ms']:.1f} ms", "median of 20, psql \\timing"),
+    ]
+
+
+def table(r):
+    lines = ["| workload | figure | value | note |", "|---|---|---|---|"]
+    lines += [f"| {w} | {f} | {v} | {n} |" for w, f, v, n in rows(r)]
+    return "\n".join(lines)
+
+
+def svg(r):
+    """Horizontal bars: steps (or jobs) per second of each contender, in the same run."""
+    bars = [
+        ("agent_loop steps/s, sync", r["agent_3step_sync"]["steps_per_s"], "#2f6db5"),
+        ("pgbench ceiling, sync, 1 client", r["ceiling_sync_1"]["steps_per_s"], "#999999"),
+        ("pgbench ceiling, sync, 8 clients", r["ceiling_sync_8"]["steps_per_s"], "#999999"),
+        ("agent_loop steps/s, async", r["agent_3step_async"]["steps_per_s"], "#2f6db5"),
+        ("pgbench ceiling, async, 1 client", r["ceiling_async_1"]["steps_per_s"], "#999999"),
+        ("pgbench ceiling, async, 8 clients", r["ceiling_async_8"]["steps_per_s"], "#999999"),
+        ("agent_loop 1-step tasks/s", r["agent_1step_sync"]["tasks_per_s"], "#2f6db5"),
+        ("pg-boss no-op jobs/s", r["pg-boss"]["jobs_per_s"], "#c0504d"),
+        ("graphile-worker no-op jobs/s", r["graphile-worker"]["jobs_per_s"], "#c0504d"),
+        (f"agent_loop steps/s, {r['in_flight_tasks']} in flight, 1 s model", r["in_flight"]["steps_per_s"], "#2f6db5"),
+    ]
+    top = max(v for _, v, _ in bars)
+    width, label_w, bar_h, gap = 860, 300, 22, 8
+    height = 40 + len(bars) * (bar_h + gap)
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="13">',
+           f'<text x="10" y="20" font-weight="bold">agent_loop benchmark, {r["machine"]["cores"]} cores ({r["machine"]["date"]}): per second, median of {r["runs"]} runs</text>']
+    for i, (label, value, colour) in enumerate(bars):
+        y = 35 + i * (bar_h + gap)
+        w = (width - label_w - 80) * value / top
+        out.append(f'<text x="{label_w - 8}" y="{y + 15}" text-anchor="end">{label}</text>')
+        out.append(f'<rect x="{label_w}" y="{y}" width="{w:.1f}" height="{bar_h}" fill="{colour}"/>')
+        out.append(f'<text x="{label_w + w + 6:.1f}" y="{y + 15}">{value:,.0f}</text>')
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
+
+
+def write(r, directory):
+    m = r["machine"]
+    text = f"""# Benchmark results
+
+Produced by `bench/run.sh` on {m['date']}: {m['cores']} cores ({m['cpu']}), {m['memory_gib']} GiB,
+{m['os']}, PostgreSQL {m['postgres']}. One throwaway cluster (fsync on, `shared_buffers = 256MB`),
+one agent_loop worker, the scripted model server on loopback. {r['tasks']:,} tasks or jobs per
+run; each figure is the median of {r['runs']} runs, and every ratio compares figures of this run.
+
+![figures](results.svg)
+
+{table(r)}
+
+What each workload does is described at the top of `bench/bench.py`; the raw figures are in
+`bench/results.json`.
+"""
+    with open(os.path.join(directory, "RESULTS.md"), "w") as f:
+        f.write(text)
+    with open(os.path.join(directory, "results.svg"), "w") as f:
+        f.write(svg(r))
+    print(table(r))
+
+
+if __name__ == "__main__":
+    here = os.path.dirname(os.path.abspath(__file__))
+    with open(sys.argv[1] if len(sys.argv) > 1 else os.path.join(here, "results.json")) as f:
+        write(json.load(f), here)

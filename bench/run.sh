@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The benchmark: a throwaway cluster (fsync on) with agent_loop preloaded, the scripted model
+# server twice (answering at once, and after 1 s), the peer queues from npm; runs the workloads
+# of bench/bench.py, prints the table and writes bench/RESULTS.md and bench/results.svg.
+# Usage: bench/run.sh            (BENCH_TASKS=2000 BENCH_RUNS=3 BENCH_IN_FLIGHT=1000 to change)
+#        SKIP_SETUP=1 bench/run.sh   (the extension is already built and installed)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib/cluster.sh
+[ -n "${SKIP_SETUP:-}" ] || bash scripts/setup.sh
+command -v node >/dev/null || {
+    echo "bench: installing nodejs and npm"
+    apt-get install -y -qq nodejs npm >/dev/null
+}
+(cd bench/peers && npm install --no-audit --no-fund --loglevel=error >/dev/null)
+
+work=$(mktemp -d /tmp/agent_loop_bench.XXXXXX); chmod 755 "$work"
+trap 'cluster_stop "$work"; kill "${FAST_PID:-}" "${SLOW_PID:-}" 2>/dev/null; rm -rf "$work"' EXIT
+model_server_start "$work" --request-log "$work/requests.log"
+FAST_PID=$MODEL_PID FAST_PORT=$MODEL_PORT
+mkdir -p "$work/slow"
+model_server_start "$work/slow" --latency-ms 1000
+SLOW_PID=$MODEL_PID SLOW_PORT=$MODEL_PORT
+cluster_start "$work" "shared_buffers = 256MB" "max_wal_size = 4GB" "agent_loop.max_in_flight = 64"
+as_postgres "$PG_BIN/createdb" -h "$PGHOST" -p "$PGPORT" bench
+psql -X -qAt -d bench -v ON_ERROR_STOP=1 -v url="http://127.0.0.1:$FAST_PORT/v1" >/dev/null <<'SQL'
+CREATE EXTENSION agent_loop;
+SELECT agent_loop.add_model('echo', :'url', 'echo', max_concurrency => 64);
+SELECT agent_loop.add_model('scripted', :'url', 'scripted', max_concurrency => 64);
+CREATE FUNCTION noop(x int) RETURNS int LANGUAGE sql AS 'SELECT x';
+SELECT agent_loop.register_tool('noop(int)', 'Returns its argument');
+SQL
+CLUSTER_DIR=$work FAST_URL="http://127.0.0.1:$FAST_PORT/v1" SLOW_URL="http://127.0.0.1:$SLOW_PORT/v1" \
+    REQUEST_LOG="$work/requests.log" python3 bench/bench.py
