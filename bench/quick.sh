@@ -26,6 +26,7 @@ run() {  # run NAME MODEL STEPS_PER_TASK GOAL TOOLS
     local name=$1 model=$2 steps=$3 goal=$4 tools=$5
     local lsn0 t0 t1 lsn1 last wal0
     lsn0=$(q -c "SELECT pg_current_wal_lsn()")
+    upd0=$(q -c "SELECT n_tup_upd || ',' || n_tup_hot_upd FROM pg_stat_user_tables WHERE relid = 'agent_loop.tasks'::regclass")
     wal0=$(q -c "SELECT wal_records || ',' || wal_write || ',' || wal_sync FROM pg_stat_wal")
     t0=$(date +%s.%N)
     q -c "SELECT count(agent_loop.submit('#' || i || ' ' || \$g\$$goal\$g\$, model => '$model', tools => '$tools'))
@@ -46,6 +47,13 @@ run() {  # run NAME MODEL STEPS_PER_TASK GOAL TOOLS
                   round((wal_write - split_part('$wal0', ',', 2)::bigint) / s, 2),
                   round((wal_sync - split_part('$wal0', ',', 3)::bigint) / s, 2))
             FROM pg_stat_wal, (SELECT sum(steps_done)::numeric AS s FROM agent_loop.tasks WHERE model = '$model') t"
+    # HOT: an update that changes no indexed column (nor one in an index's predicate) and finds
+    # room on its page adds no index entries.
+    q -c "SELECT format('  task row updates: %s per task, %s%% of them HOT',
+                  round((n_tup_upd - split_part('$upd0', ',', 1)::bigint) / $tasks::numeric, 1),
+                  round(100.0 * (n_tup_hot_upd - split_part('$upd0', ',', 2)::bigint)
+                        / nullif(n_tup_upd - split_part('$upd0', ',', 1)::bigint, 0)))
+            FROM pg_stat_user_tables WHERE relid = 'agent_loop.tasks'::regclass"
 }
 echo "agent_loop quick probe: $tasks tasks per run, $(nproc) cores, one worker, instant model"
 run "1 step (answer)" echo 1 "probe" "{}"

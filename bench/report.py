@@ -78,8 +78,9 @@ LIMITS = """What limits the targets missed (measured with this code on the devel
   (larger than the ceiling's 500 bytes), and each task adds its perceive, answer and reflection
   rows and a lesson: 12.7 WAL records per step against 7.8 for the bare tool step.
 - **1,000 in flight.** 1,000 tasks of three 1-second calls cannot finish in less than 3 s:
-  1,000 steps/s is the ceiling of this workload, and the run reaches about 80% of it. The
-  first claims take the tasks in batches (`agent_loop.claim_batch`), which staggers the start.
+  1,000 steps/s is the ceiling of this workload, and runs land at 79-82% of it, on either side
+  of the 800 target. The first claims take the tasks in batches (`agent_loop.claim_batch`),
+  which staggers the start.
 """
 
 
