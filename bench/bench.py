@@ -175,7 +175,7 @@ COMMIT;
                           capture_output=True, text=True, env=env).stdout
         tps = float(next(l for l in out.splitlines() if l.startswith("tps")).split()[2])
         done = int(next(l for l in out.splitlines() if "transactions actually processed" in l).split()[-1].split("/")[0])
-        lsn, records, _, syncs = wal_delta(wal0, wal_mark())
+        lsn, records, _, _ = wal_delta(wal0, wal_mark())
         runs.append({"steps_per_s": tps, "wal_bytes_per_step": lsn / done, "wal_records_per_step": records / done})
     os.unlink(f.name)
     return {k: median(r[k] for r in runs) for k in runs[0]}

@@ -1,5 +1,20 @@
 -- Tuning advice: the server's settings against what agent_loop's workload needs, and why.
 
+-- Read at every step: the task rows and their indexes, the step log's and the lessons' indexes
+-- (the log itself is appended to, and read back only to resume a task). The worker prewarms
+-- them at start; tuning_advice() sizes shared_buffers by them.
+CREATE FUNCTION _hot_relations() RETURNS SETOF regclass
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT 'agent_loop.tasks'::regclass
+    UNION ALL
+    SELECT indexrelid::regclass FROM pg_index
+     WHERE indrelid IN ('agent_loop.tasks'::regclass, 'agent_loop.steps'::regclass,
+                        'agent_loop.reflections'::regclass)
+$$;
+COMMENT ON FUNCTION _hot_relations IS
+    'Internal: the relations every step touches, which the worker prewarms and '
+    'tuning_advice() sizes shared_buffers by.';
+
 CREATE FUNCTION tuning_advice()
 RETURNS TABLE (setting text, current text, advice text, why text)
 LANGUAGE sql STABLE
@@ -9,18 +24,16 @@ SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 WITH hot AS (
-    -- Read at every step: the task rows and their indexes, the step log's and the lessons'
-    -- indexes (the log itself is appended to, and read back only to resume a task).
-    SELECT coalesce(sum(pg_relation_size(c.oid)), 0) AS bytes
-      FROM pg_class c
-     WHERE c.oid = 'agent_loop.tasks'::regclass
-        OR c.oid IN (SELECT indexrelid FROM pg_index
-                      WHERE indrelid IN ('agent_loop.tasks'::regclass, 'agent_loop.steps'::regclass,
-                                         'agent_loop.reflections'::regclass))
+    SELECT coalesce(sum(pg_relation_size(rel)), 0) AS bytes FROM agent_loop._hot_relations() rel
 ),
 checkpoints AS (SELECT checkpoints_timed AS timed, checkpoints_req AS requested FROM pg_stat_bgwriter),
-tasks_options AS (SELECT coalesce(reloptions, '{}') AS options FROM pg_class
-                   WHERE oid = 'agent_loop.tasks'::regclass),
+-- The queue table's own setting, or the server's when it has none.
+tasks_vacuum AS (
+    SELECT coalesce((SELECT split_part(o, '=', 2) FROM pg_class c, unnest(c.reloptions) o
+                      WHERE c.oid = 'agent_loop.tasks'::regclass
+                        AND o LIKE 'autovacuum_vacuum_scale_factor=%'),
+                    current_setting('autovacuum_vacuum_scale_factor')) AS scale_factor
+),
 capacity AS (SELECT coalesce(sum(max_concurrency), 0) AS model_slots FROM agent_loop.models)
 SELECT 'shared_preload_libraries', current_setting('shared_preload_libraries'),
        CASE WHEN current_setting('shared_preload_libraries') ~ '(^|[ ,])agent_loop($|[ ,])' THEN 'ok'
@@ -74,16 +87,11 @@ SELECT 'autovacuum_naptime', current_setting('autovacuum_naptime'),
        'Dead task versions pile up between two visits of autovacuum to the database: about three '
        || 'per task, so 180,000 in a minute at 1,000 tasks/s.'
 UNION ALL
-SELECT 'agent_loop.tasks (autovacuum_vacuum_scale_factor)',
-       coalesce((SELECT split_part(o, '=', 2) FROM unnest(options) o
-                  WHERE o LIKE 'autovacuum_vacuum_scale_factor=%'),
-                current_setting('autovacuum_vacuum_scale_factor')),
-       CASE WHEN coalesce((SELECT split_part(o, '=', 2) FROM unnest(options) o
-                            WHERE o LIKE 'autovacuum_vacuum_scale_factor=%')::float8,
-                          current_setting('autovacuum_vacuum_scale_factor')::float8) <= 0.05
+SELECT 'agent_loop.tasks (autovacuum_vacuum_scale_factor)', scale_factor,
+       CASE WHEN scale_factor::float8 <= 0.05
             THEN 'ok' ELSE 'ALTER TABLE agent_loop.tasks SET (autovacuum_vacuum_scale_factor = 0.02)' END,
        'A queue table: vacuumed after a few percent of its rows changed, not the default 20%.'
-  FROM tasks_options
+  FROM tasks_vacuum
 UNION ALL
 SELECT 'work_mem', current_setting('work_mem'),
        CASE WHEN pg_size_bytes(current_setting('work_mem')) >= 2 * 1024 * 1024 THEN 'ok'

@@ -6,7 +6,7 @@
 // Connection: the usual PGHOST, PGPORT, PGUSER, PGDATABASE variables.
 import pg from "pg";
 import PgBoss from "pg-boss";
-import { run, runMigrations } from "graphile-worker";
+import { Logger, run, runMigrations } from "graphile-worker";
 
 const [peer, jobsArg] = process.argv.slice(2);
 const jobs = Number(jobsArg || 2000);
@@ -73,7 +73,7 @@ async function graphileWorker() {
   const runner = await run({
     connectionString, concurrency: 8, noHandleSignals: true, pollInterval: 1000,
     taskList: { noop: async () => c.hit() },
-    logger: new (await import("graphile-worker")).Logger(() => () => {}),
+    logger: new Logger(() => () => {}),
   });
   await drained;
   const seconds = (performance.now() - t0) / 1000;

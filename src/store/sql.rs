@@ -17,7 +17,6 @@ const INT4_ARRAY: PgOid = PgOid::BuiltIn(T::INT4ARRAYOID);
 const INT8_ARRAY: PgOid = PgOid::BuiltIn(T::INT8ARRAYOID);
 const TEXT_ARRAY: PgOid = PgOid::BuiltIn(T::TEXTARRAYOID);
 
-/// Queued tasks whose cancel was requested end here, before they ever run.
 /// Statements over tables that grow and shrink by the thousand between two ANALYZEs, whose
 /// good plan walks an index in order and stops early. A plan is cached for the worker's life;
 /// one made from stale statistics ("3 rows") read every queued task or every lesson of the
@@ -25,6 +24,7 @@ const TEXT_ARRAY: PgOid = PgOid::BuiltIn(T::TEXTARRAYOID);
 /// first burst). They run without bitmap and sequential scans: the index walk is what is left.
 pub static INDEX_WALKS: [&Sql; 4] = [&CLAIM, &CANCEL_QUEUED, &CANCEL_REQUESTED_RUNNING, &RECALL];
 
+/// Queued tasks whose cancel was requested end here, before they ever run.
 pub static CANCEL_QUEUED: Sql = Sql {
     text: "UPDATE agent_loop.tasks
               SET status = 'cancelled', finished_at = now(), error_code = 'cancelled',
@@ -213,14 +213,8 @@ pub const PREWARM_FUNCTION: &str = "SELECT format('%I.pg_prewarm', n.nspname)
 
 /// Prewarms the hot relations if they fit in half of shared_buffers (more would only evict
 /// each other); `{pg_prewarm}` is replaced by the function's qualified name.
-pub const PREWARM: &str = "WITH hot AS (
-             SELECT c.oid FROM pg_catalog.pg_class c
-              WHERE c.oid = 'agent_loop.tasks'::regclass
-                 OR c.oid IN (SELECT indexrelid FROM pg_catalog.pg_index
-                               WHERE indrelid IN ('agent_loop.tasks'::regclass,
-                                                  'agent_loop.steps'::regclass,
-                                                  'agent_loop.reflections'::regclass)))
-           SELECT CASE WHEN sum(pg_catalog.pg_relation_size(oid))
+pub const PREWARM: &str = "WITH hot AS (SELECT rel FROM agent_loop._hot_relations() rel)
+           SELECT CASE WHEN sum(pg_catalog.pg_relation_size(rel))
                             <= pg_catalog.pg_size_bytes(pg_catalog.current_setting('shared_buffers')) / 2
-                       THEN (SELECT sum({pg_prewarm}(oid))::int8 FROM hot) END
+                       THEN (SELECT sum({pg_prewarm}(rel))::int8 FROM hot) END
              FROM hot";

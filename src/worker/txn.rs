@@ -172,22 +172,19 @@ pub fn as_role_in_subtransaction<R>(
     on_success: OnSuccess,
     body: impl FnOnce() -> R + std::panic::UnwindSafe,
 ) -> Result<R, String> {
-    let saved = std::cell::Cell::new((pg_sys::InvalidOid, 0));
-    let enter_as_owner = || unsafe {
-        let (mut user, mut context) = (pg_sys::InvalidOid, 0);
-        pg_sys::GetUserIdAndSecContext(&mut user, &mut context);
-        saved.set((user, context));
-        pg_sys::SetUserIdAndSecContext(
-            owner,
-            context
-                | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32
-                | pg_sys::SECURITY_RESTRICTED_OPERATION as i32,
-        );
-        enable_timeout_after(STATEMENT_TIMEOUT, timeout_ms);
-    };
+    let (mut saved_user, mut saved_context) = (pg_sys::InvalidOid, 0);
+    unsafe { pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut saved_context) };
     subtransaction(
         AssertUnwindSafe(|| {
-            enter_as_owner();
+            unsafe {
+                pg_sys::SetUserIdAndSecContext(
+                    owner,
+                    saved_context
+                        | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32
+                        | pg_sys::SECURITY_RESTRICTED_OPERATION as i32,
+                );
+                enable_timeout_after(STATEMENT_TIMEOUT, timeout_ms);
+            }
             Ok(body())
         }),
         |result| {
@@ -195,8 +192,7 @@ pub fn as_role_in_subtransaction<R>(
                 disable_timeout(STATEMENT_TIMEOUT, false);
                 // Aborting a subtransaction restores the user by itself; releasing one does not.
                 if result.is_ok() {
-                    let (user, context) = saved.get();
-                    pg_sys::SetUserIdAndSecContext(user, context);
+                    pg_sys::SetUserIdAndSecContext(saved_user, saved_context);
                 }
             }
             result.is_ok() && on_success == OnSuccess::Keep
