@@ -1,27 +1,36 @@
 #!/usr/bin/env python3
-"""A scripted model server speaking the OpenAI Chat Completions wire format over HTTP.
+"""A scripted model server speaking three wire formats over HTTP: OpenAI Chat Completions
+(POST .../chat/completions), OpenAI Responses (POST .../responses) and Anthropic Messages
+(POST .../messages).
 
 It stands in for a real model in agent_loop's end-to-end tests, demo and benchmark: a separate
-process on loopback, so requests travel the same HTTP path as in production.
+process on loopback, so requests travel the same HTTP path as in production. Each protocol is
+read into one neutral conversation (goal, system text, turns so far, tool results, user texts,
+reasoning handed back) and the answer is written back in the same protocol, so one script
+drives all three.
 
 Which answer it gives is decided by the request's "model" field:
 
   scripted   The goal (first user message) carries a script after the marker "SCRIPT:", a JSON
              array with one entry per model turn; turn k answers the request that already holds
-             k assistant messages (the last entry repeats). An entry may hold
+             k assistant turns (the last entry repeats). An entry may hold
                "content": text,      "calls": [{"name": ..., "arguments": {...} or "raw"}],
                "answer": final text (placeholders {{last_tool_result}}, {{tool_results}},
-                         {{lessons}}, {{tools}}),
-               "fault": "429" | "500" | "503" | "hang" | "malformed" | "wrong_shape" | "cut" |
-                        "huge" | "quota" | "context_length", with "times" (how many identical
-                        requests get the fault before the entry answers normally; default:
-                        always) and "retry_after",
+                         {{lessons}}, {{tools}}, {{last_user}}, {{reasoning_seen}}, {{turn}}),
+               "reasoning": text (sent as a reasoning item / thinking block with the turn),
+               "if_compacted": an entry used instead once the request carries a compaction
+                         summary (turns are counted in the request, so they restart then),
+               "fault": "429" | "500" | "503" | "overloaded" | "hang" | "malformed" |
+                        "wrong_shape" | "cut" | "huge" | "quota" | "context_length", with
+                        "times" (how many identical requests get the fault before the entry
+                        answers normally; default: always) and "retry_after",
                "delay_ms": latency before answering.
   demo       Looks up the best sellers with sql_query, then reports them.
   echo       Answers "echo: <goal>" at once (benchmarks).
 
-Requests are validated like a real server would: malformed JSON, a tool message without the
-assistant tool call it answers, or a missing API key (paths under /secured/) get 400 or 401.
+Requests are validated like the real servers would: malformed JSON, a tool result without the
+call it answers, reasoning or thinking not handed back unchanged, a missing API key (paths
+under /secured/) or anthropic-version header get 400 or 401.
 """
 
 import argparse
@@ -40,12 +49,44 @@ LOG_LOCK = threading.Lock()
 STATS = {"requests": 0}
 
 
-def goal_of(messages):
-    return next((m.get("content") or "" for m in messages if m.get("role") == "user"), "")
+class Conversation:
+    """What a request holds, whatever its protocol."""
+
+    def __init__(self):
+        self.system = ""
+        self.goal = ""
+        self.user_texts = []      # every user text after the goal (guidance, rejections, ...)
+        self.tool_results = []
+        self.turn = 0             # assistant turns so far
+        self.tools = []
+        self.reasoning_seen = []  # reasoning items handed back, by id or signature
+        self.size = 0
+
+    @property
+    def compacted(self):
+        """Whether agent_loop replaced older turns with a summary (context compaction)."""
+        return any(t.startswith(COMPACTION_PREFIX) for t in self.user_texts)
 
 
-def script_of(messages):
-    goal = goal_of(messages)
+COMPACTION_PREFIX = "Earlier steps of this task were summarised"
+
+
+def lessons(system):
+    return " | ".join(line[2:] for line in system.splitlines() if line.startswith("- ")) or "none"
+
+
+def fill(template, conv):
+    results = conv.tool_results
+    return (template.replace("{{last_tool_result}}", results[-1] if results else "none")
+                    .replace("{{tool_results}}", " ; ".join(results) or "none")
+                    .replace("{{lessons}}", lessons(conv.system))
+                    .replace("{{tools}}", ",".join(sorted(conv.tools)) or "none")
+                    .replace("{{last_user}}", conv.user_texts[-1] if conv.user_texts else "none")
+                    .replace("{{reasoning_seen}}", ",".join(conv.reasoning_seen) or "none")
+                    .replace("{{turn}}", str(conv.turn)))
+
+
+def script_of(goal):
     marker = goal.find("SCRIPT:")
     if marker < 0:
         return None, "scripted model: the goal has no SCRIPT: marker"
@@ -58,66 +99,247 @@ def script_of(messages):
     return script, None
 
 
-def tool_results(messages):
-    return [m.get("content") or "" for m in messages if m.get("role") == "tool"]
+def add_user_text(conv, text):
+    if not conv.goal:
+        conv.goal = text
+    else:
+        conv.user_texts.append(text)
 
 
-def lessons(messages):
-    system = next((m.get("content") or "" for m in messages if m.get("role") == "system"), "")
-    return " | ".join(line[2:] for line in system.splitlines() if line.startswith("- ")) or "none"
+def usage_numbers(conv, answer_size):
+    return conv.size // 4, answer_size // 4
 
 
-def fill(template, messages, tools):
-    results = tool_results(messages)
-    return (template.replace("{{last_tool_result}}", results[-1] if results else "none")
-                    .replace("{{tool_results}}", " ; ".join(results) or "none")
-                    .replace("{{lessons}}", lessons(messages))
-                    .replace("{{tools}}", ",".join(sorted(tools)) or "none"))
+class Chat:
+    """OpenAI Chat Completions."""
+    suffix = "/chat/completions"
+
+    @staticmethod
+    def authorized(headers, key):
+        return headers.get("Authorization") == f"Bearer {key}"
+
+    @staticmethod
+    def read(body, headers):
+        if not isinstance(body.get("model"), str):
+            return None, "'model' is required"
+        messages = body.get("messages")
+        if not isinstance(messages, list) or not messages:
+            return None, "'messages' must be a non-empty array"
+        conv, open_calls = Conversation(), set()
+        conv.size = len(json.dumps(messages))
+        for i, m in enumerate(messages):
+            role = m.get("role")
+            if role not in ("system", "user", "assistant", "tool"):
+                return None, f"messages[{i}]: invalid role {role!r}"
+            if role == "system":
+                conv.system += m.get("content") or ""
+            elif role == "user":
+                add_user_text(conv, m.get("content") or "")
+            elif role == "assistant":
+                conv.turn += 1
+                for call in m.get("tool_calls") or []:
+                    args = call.get("function", {}).get("arguments")
+                    if call.get("type") != "function" or not isinstance(args, str):
+                        return None, f"messages[{i}]: tool_calls need type 'function' and string arguments"
+                    open_calls.add(call.get("id"))
+            elif m.get("tool_call_id") not in open_calls:
+                return None, f"messages[{i}]: tool message answers no preceding tool call"
+            else:
+                conv.tool_results.append(m.get("content") or "")
+        for t in body.get("tools") or []:
+            if t.get("type") != "function" or not t.get("function", {}).get("name"):
+                return None, "each tool needs type 'function' and a function name"
+            conv.tools.append(t["function"]["name"])
+        return conv, None
+
+    @staticmethod
+    def answer(model, conv, content, calls, reasoning):
+        message = {"role": "assistant", "content": content}
+        if calls:
+            message["tool_calls"] = [{"id": c["id"], "type": "function",
+                                      "function": {"name": c["name"], "arguments": c["arguments"]}}
+                                     for c in calls]
+        prompt, completion = usage_numbers(conv, len(json.dumps(message)))
+        return {
+            "id": "chatcmpl-test", "object": "chat.completion", "created": int(time.time()),
+            "model": model,
+            "choices": [{"index": 0, "message": message,
+                         "finish_reason": "tool_calls" if calls else "stop"}],
+            "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
+                      "total_tokens": prompt + completion,
+                      "prompt_tokens_details": {"cached_tokens": 0},
+                      "completion_tokens_details": {"reasoning_tokens": 0}},
+        }
+
+    @staticmethod
+    def error(status, message, code=None, kind="invalid_request_error"):
+        return {"error": {"message": message, "type": kind, "code": code}}
+
+    malformed_shape = {"id": "x", "object": "chat.completion", "result": "no choices here"}
 
 
-def validate(body):
-    """Returns an error message for a request a real server would refuse."""
-    if not isinstance(body.get("model"), str):
-        return "'model' is required"
-    messages = body.get("messages")
-    if not isinstance(messages, list) or not messages:
-        return "'messages' must be a non-empty array"
-    open_calls = set()
-    for i, m in enumerate(messages):
-        role = m.get("role")
-        if role not in ("system", "user", "assistant", "tool"):
-            return f"messages[{i}]: invalid role {role!r}"
-        if role == "assistant":
-            for call in m.get("tool_calls") or []:
-                args = call.get("function", {}).get("arguments")
-                if call.get("type") != "function" or not isinstance(args, str):
-                    return f"messages[{i}]: tool_calls need type 'function' and string arguments"
-                open_calls.add(call.get("id"))
-        if role == "tool":
-            if m.get("tool_call_id") not in open_calls:
-                return f"messages[{i}]: tool message answers no preceding tool call"
-    for t in body.get("tools") or []:
-        if t.get("type") != "function" or not t.get("function", {}).get("name"):
-            return "each tool needs type 'function' and a function name"
-    return None
+class Responses(Chat):
+    """OpenAI Responses: input items in, output items out; reasoning items travel back."""
+    suffix = "/responses"
+
+    @staticmethod
+    def read(body, headers):
+        if not isinstance(body.get("model"), str):
+            return None, "'model' is required"
+        items = body.get("input")
+        if not isinstance(items, list) or not items:
+            return None, "'input' must be a non-empty array"
+        conv, open_calls, in_turn = Conversation(), set(), False
+        conv.system = body.get("instructions") or ""
+        conv.size = len(json.dumps(items)) + len(conv.system)
+        for i, item in enumerate(items):
+            kind = item.get("type", "message")
+            role = item.get("role")
+            assistant_side = kind in ("reasoning", "function_call") or (kind == "message" and role == "assistant")
+            if assistant_side and not in_turn:
+                conv.turn += 1
+            in_turn = assistant_side
+            if kind == "message":
+                if role not in ("user", "assistant", "system", "developer"):
+                    return None, f"input[{i}]: invalid role {role!r}"
+                if role == "user":
+                    add_user_text(conv, item.get("content") if isinstance(item.get("content"), str) else "")
+            elif kind == "function_call":
+                if not isinstance(item.get("arguments"), str) or not item.get("call_id"):
+                    return None, f"input[{i}]: function_call needs a call_id and string arguments"
+                open_calls.add(item["call_id"])
+            elif kind == "function_call_output":
+                if item.get("call_id") not in open_calls:
+                    return None, f"input[{i}]: No tool call found for function call output with call_id {item.get('call_id')}"
+                conv.tool_results.append(item.get("output") or "")
+            elif kind == "reasoning":
+                if not str(item.get("encrypted_content", "")).startswith("enc:"):
+                    return None, f"input[{i}]: reasoning item has invalid encrypted_content"
+                conv.reasoning_seen.append(item.get("id"))
+            else:
+                return None, f"input[{i}]: unknown item type {kind!r}"
+        for t in body.get("tools") or []:
+            if t.get("type") != "function" or not t.get("name"):
+                return None, "each tool needs type 'function' and a name"
+            conv.tools.append(t["name"])
+        return conv, None
+
+    @staticmethod
+    def answer(model, conv, content, calls, reasoning):
+        output = []
+        if reasoning:
+            output.append({"type": "reasoning", "id": f"rs_{conv.turn}", "summary": [],
+                           "encrypted_content": f"enc:{reasoning}"})
+        if content is not None:
+            output.append({"type": "message", "id": f"msg_{conv.turn}", "role": "assistant",
+                           "status": "completed",
+                           "content": [{"type": "output_text", "text": content, "annotations": []}]})
+        for c in calls:
+            output.append({"type": "function_call", "id": f"fc_{c['id']}", "call_id": c["id"],
+                           "name": c["name"], "arguments": c["arguments"], "status": "completed"})
+        prompt, completion = usage_numbers(conv, len(json.dumps(output)))
+        return {"id": "resp_test", "object": "response", "created_at": int(time.time()),
+                "status": "completed", "model": model, "output": output, "error": None,
+                "usage": {"input_tokens": prompt, "input_tokens_details": {"cached_tokens": 0},
+                          "output_tokens": completion,
+                          "output_tokens_details": {"reasoning_tokens": len(reasoning or "") // 4},
+                          "total_tokens": prompt + completion}}
+
+    malformed_shape = {"id": "x", "object": "response", "status": "completed"}
 
 
-def completion(model, content, calls, messages):
-    prompt_chars = sum(len(json.dumps(m)) for m in messages)
-    message = {"role": "assistant", "content": content}
-    if calls:
-        message["tool_calls"] = calls
-    return {
-        "id": "chatcmpl-test", "object": "chat.completion", "created": int(time.time()),
-        "model": model,
-        "choices": [{"index": 0, "message": message,
-                     "finish_reason": "tool_calls" if calls else "stop"}],
-        "usage": {"prompt_tokens": prompt_chars // 4,
-                  "completion_tokens": len(json.dumps(message)) // 4,
-                  "total_tokens": prompt_chars // 4 + len(json.dumps(message)) // 4,
-                  "prompt_tokens_details": {"cached_tokens": 0},
-                  "completion_tokens_details": {"reasoning_tokens": 0}},
-    }
+class Anthropic:
+    """Anthropic Messages: content blocks; thinking blocks must come back signed."""
+    suffix = "/messages"
+
+    @staticmethod
+    def authorized(headers, key):
+        return headers.get("x-api-key") == key
+
+    @staticmethod
+    def read(body, headers):
+        if not headers.get("anthropic-version"):
+            return None, "anthropic-version: header is required"
+        if not isinstance(body.get("model"), str):
+            return None, "model: Field required"
+        if not isinstance(body.get("max_tokens"), int):
+            return None, "max_tokens: Field required"
+        messages = body.get("messages")
+        if not isinstance(messages, list) or not messages:
+            return None, "messages: at least one message is required"
+        conv, previous_calls = Conversation(), set()
+        system = body.get("system") or ""
+        conv.system = system if isinstance(system, str) else " ".join(b.get("text", "") for b in system)
+        conv.size = len(json.dumps(messages)) + len(conv.system)
+        for i, m in enumerate(messages):
+            role = m.get("role")
+            expected = "user" if i % 2 == 0 else "assistant"
+            if role != expected:
+                return None, f"messages.{i}: roles must alternate between user and assistant, starting with user"
+            content = m.get("content")
+            blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
+            if not isinstance(blocks, list) or not blocks:
+                return None, f"messages.{i}: content must be a non-empty list"
+            calls = set()
+            for block in blocks:
+                kind = block.get("type")
+                if role == "user" and kind == "text":
+                    add_user_text(conv, block.get("text") or "")
+                elif role == "user" and kind == "tool_result":
+                    if block.get("tool_use_id") not in previous_calls:
+                        return None, (f"messages.{i}: unexpected `tool_use_id` found in `tool_result` "
+                                      "blocks; each tool_result block must have a corresponding "
+                                      "tool_use block in the previous message")
+                    conv.tool_results.append(block.get("content") or "")
+                elif role == "assistant" and kind == "tool_use":
+                    if not isinstance(block.get("input"), dict):
+                        return None, f"messages.{i}: tool_use.input must be an object"
+                    calls.add(block.get("id"))
+                elif role == "assistant" and kind == "thinking":
+                    if not str(block.get("signature", "")).startswith("sig:"):
+                        return None, f"messages.{i}: Invalid `signature` in `thinking` block"
+                    conv.reasoning_seen.append(block["signature"])
+                elif role == "assistant" and kind == "text":
+                    pass
+                else:
+                    return None, f"messages.{i}: unexpected {kind!r} block in a {role} message"
+            if role == "assistant":
+                conv.turn += 1
+            previous_calls = calls
+        for t in body.get("tools") or []:
+            if not t.get("name") or not isinstance(t.get("input_schema"), dict):
+                return None, "tools: each tool needs a name and an input_schema"
+            conv.tools.append(t["name"])
+        return conv, None
+
+    @staticmethod
+    def answer(model, conv, content, calls, reasoning):
+        blocks = []
+        if reasoning:
+            blocks.append({"type": "thinking", "thinking": reasoning, "signature": f"sig:{conv.turn}"})
+        if content:
+            blocks.append({"type": "text", "text": content})
+        for c in calls:
+            blocks.append({"type": "tool_use", "id": c["id"], "name": c["name"],
+                           "input": json.loads(c["arguments"]) if c["arguments"].startswith("{") else {}})
+        prompt, completion = usage_numbers(conv, len(json.dumps(blocks)))
+        return {"id": "msg_test", "type": "message", "role": "assistant", "model": model,
+                "content": blocks, "stop_reason": "tool_use" if calls else "end_turn",
+                "stop_sequence": None,
+                "usage": {"input_tokens": prompt, "cache_read_input_tokens": 0,
+                          "cache_creation_input_tokens": 0, "output_tokens": completion}}
+
+    @staticmethod
+    def error(status, message, code=None, kind=None):
+        kinds = {400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error",
+                 429: "rate_limit_error", 529: "overloaded_error"}
+        return {"type": "error", "error": {"type": kind or kinds.get(status, "api_error"),
+                                           "message": message}}
+
+    malformed_shape = {"id": "x", "type": "message", "result": "no content here"}
+
+
+PROTOCOLS = (Chat, Responses, Anthropic)
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -144,9 +366,9 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(raw)
 
-    def error(self, status, message, code=None, headers=None):
-        self.send(status, {"error": {"message": message, "type": "invalid_request_error",
-                                     "code": code}}, headers)
+    def error(self, status, message, code=None, headers=None, kind=None):
+        protocol = getattr(self, "protocol", Chat)
+        self.send(status, protocol.error(status, message, code, kind), headers)
 
     def do_GET(self):
         if self.path == "/stats":
@@ -157,51 +379,53 @@ class Handler(BaseHTTPRequestHandler):
         arrived = time.time()
         STATS["requests"] += 1
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        if not self.path.endswith("/chat/completions"):
+        self.protocol = next((p for p in PROTOCOLS if self.path.endswith(p.suffix)), None)
+        if self.protocol is None:
+            self.protocol = Chat
             return self.error(404, f"unknown path {self.path}")
-        if self.path.startswith("/secured/"):
-            if self.headers.get("Authorization") != f"Bearer {self.server.api_key}":
-                return self.error(401, "Incorrect API key provided", "invalid_api_key")
+        if self.path.startswith("/secured/") and not self.protocol.authorized(self.headers, self.server.api_key):
+            return self.error(401, "Incorrect API key provided", "invalid_api_key")
         try:
             body = json.loads(raw)
         except ValueError as e:
             return self.error(400, f"request body is not JSON: {e}")
-        problem = validate(body)
+        conv, problem = self.protocol.read(body, self.headers)
         if problem:
             return self.error(400, problem)
         if self.server.latency_ms:
             time.sleep(self.server.latency_ms / 1000)
-        messages = body["messages"]
-        tools = [t["function"]["name"] for t in body.get("tools") or []]
-        turn = sum(1 for m in messages if m.get("role") == "assistant")
-        if turn == 0 and self.server.request_log:
+        if conv.turn == 0 and self.server.request_log:
             with LOG_LOCK:
-                self.server.request_log.write(f"{arrived:.6f} {goal_of(messages)}\n")
+                self.server.request_log.write(f"{arrived:.6f} {conv.goal}\n")
                 self.server.request_log.flush()
         model = body["model"]
         if model == "echo":
-            return self.send(200, completion(model, "echo: " + goal_of(messages), None, messages))
+            return self.reply(model, conv, "echo: " + conv.goal)
         if model == "demo":
-            return self.demo(messages, turn)
+            return self.demo(conv)
         if model != "scripted":
             return self.error(404, f"The model `{model}` does not exist", "model_not_found")
-        script, problem = script_of(messages)
+        script, problem = script_of(conv.goal)
         if problem:
             return self.error(400, problem)
-        entry = script[min(turn, len(script) - 1)]
+        entry = script[min(conv.turn, len(script) - 1)]
+        if conv.compacted and "if_compacted" in entry:
+            entry = entry["if_compacted"]
         if entry.get("delay_ms"):
             time.sleep(entry["delay_ms"] / 1000)
         if entry.get("fault") and self.fault(entry, raw):
             return
-        calls = [{"id": f"call_{turn}_{i}", "type": "function",
-                  "function": {"name": c["name"],
-                               "arguments": c["arguments"] if isinstance(c.get("arguments"), str)
-                               else json.dumps(c.get("arguments", {}))}}
+        calls = [{"id": f"call_{conv.turn}_{i}", "name": c["name"],
+                  "arguments": c["arguments"] if isinstance(c.get("arguments"), str)
+                  else json.dumps(c.get("arguments", {}))}
                  for i, c in enumerate(entry.get("calls") or [])]
         content = entry.get("content")
         if "answer" in entry:
-            content = fill(entry["answer"], messages, tools)
-        self.send(200, completion(model, content, calls or None, messages))
+            content = fill(entry["answer"], conv)
+        self.reply(model, conv, content, calls, entry.get("reasoning"))
+
+    def reply(self, model, conv, content, calls=(), reasoning=None):
+        self.send(200, self.protocol.answer(model, conv, content, list(calls), reasoning))
 
     def fault(self, entry, raw):
         """Sends the entry's fault unless its "times" are used up; True if it did."""
@@ -213,21 +437,28 @@ class Handler(BaseHTTPRequestHandler):
             return False
         fault = entry["fault"]
         retry_after = {"Retry-After": str(entry["retry_after"])} if "retry_after" in entry else None
+        anthropic = self.protocol is Anthropic
         if fault == "429":
             self.error(429, "Rate limit reached", "rate_limit_exceeded", retry_after)
+        elif fault == "overloaded":
+            self.error(529, "Overloaded", None, retry_after, "overloaded_error")
         elif fault in ("500", "502", "503"):
             self.error(int(fault), "The server had an error", None, retry_after)
+        elif fault == "quota" and anthropic:
+            self.error(400, "Your credit balance is too low to access the Anthropic API.")
         elif fault == "quota":
             self.error(429, "You exceeded your current quota", "insufficient_quota")
+        elif fault == "context_length" and anthropic:
+            self.error(400, "prompt is too long: 210000 tokens > 200000 maximum")
         elif fault == "context_length":
             self.error(400, "This model's maximum context length is 8 tokens", "context_length_exceeded")
         elif fault == "hang":
             time.sleep(entry.get("hang_s", 30))
-            self.send(200, completion("scripted", "too late", None, []))
+            self.reply("scripted", Conversation(), "too late")
         elif fault == "malformed":
             self.send(200, b"this is not json {")
         elif fault == "wrong_shape":
-            self.send(200, {"id": "x", "object": "chat.completion", "result": "no choices here"})
+            self.send(200, self.protocol.malformed_shape)
         elif fault == "cut":
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
@@ -242,20 +473,19 @@ class Handler(BaseHTTPRequestHandler):
             self.error(400, f"unknown fault {fault!r}")
         return True
 
-    def demo(self, messages, turn):
-        if turn == 0:
+    def demo(self, conv):
+        if conv.turn == 0:
             query = ("SELECT product, sum(quantity) AS units, sum(quantity * price) AS revenue "
                      "FROM demo.sales GROUP BY product ORDER BY units DESC LIMIT 3")
-            call = {"id": "call_demo_1", "type": "function",
-                    "function": {"name": "sql_query", "arguments": json.dumps({"query": query})}}
-            return self.send(200, completion("demo", "I will look at the sales table.", [call], messages))
+            call = {"id": "call_demo_1", "name": "sql_query", "arguments": json.dumps({"query": query})}
+            return self.reply("demo", conv, "I will look at the sales table.", [call])
         try:
-            rows = json.loads(tool_results(messages)[-1])
+            rows = json.loads(conv.tool_results[-1])
             best = ", ".join(f"{r['product']} ({r['units']} units, {r['revenue']} revenue)" for r in rows)
             answer = f"The best sellers are {best}."
         except (ValueError, KeyError, IndexError, TypeError):
-            answer = "I could not read the sales figures: " + (tool_results(messages) or ["no result"])[-1]
-        self.send(200, completion("demo", answer, None, messages))
+            answer = "I could not read the sales figures: " + (conv.tool_results or ["no result"])[-1]
+        self.reply("demo", conv, answer)
 
 
 class Server(ThreadingHTTPServer):

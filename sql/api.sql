@@ -10,13 +10,20 @@ CREATE FUNCTION add_model(
     api_key_env     text DEFAULT NULL,
     request_timeout interval DEFAULT '60 seconds',
     max_concurrency int DEFAULT 16,
-    options         jsonb DEFAULT '{}'
+    options         jsonb DEFAULT '{}',
+    context_window  int DEFAULT NULL
 ) RETURNS text
 LANGUAGE plpgsql SET search_path = pg_catalog, agent_loop AS $$
 BEGIN
-    IF add_model.provider IS DISTINCT FROM 'openai_chat' THEN
+    IF add_model.provider IS NULL
+       OR add_model.provider NOT IN ('openai_chat', 'openai_responses', 'anthropic') THEN
         RAISE EXCEPTION 'unknown provider "%"', add_model.provider
-            USING ERRCODE = 'invalid_parameter_value', HINT = 'supported providers: openai_chat';
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'supported providers: openai_chat, openai_responses, anthropic';
+    END IF;
+    IF add_model.context_window IS NOT NULL AND add_model.context_window < 256 THEN
+        RAISE EXCEPTION 'context_window must be at least 256 tokens, not %', add_model.context_window
+            USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF add_model.base_url IS NULL OR add_model.base_url !~ '^https?://' THEN
         RAISE EXCEPTION 'base_url must start with http:// or https://'
@@ -27,20 +34,24 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     INSERT INTO agent_loop.models AS m
-           (name, provider, base_url, model, api_key_env, request_timeout, max_concurrency, options)
+           (name, provider, base_url, model, api_key_env, request_timeout, max_concurrency,
+            options, context_window)
     VALUES (add_model.name, add_model.provider, add_model.base_url, add_model.model,
             add_model.api_key_env, add_model.request_timeout, add_model.max_concurrency,
-            coalesce(add_model.options, '{}'))
+            coalesce(add_model.options, '{}'), add_model.context_window)
     ON CONFLICT ON CONSTRAINT models_pkey DO UPDATE
        SET provider = EXCLUDED.provider, base_url = EXCLUDED.base_url, model = EXCLUDED.model,
            api_key_env = EXCLUDED.api_key_env, request_timeout = EXCLUDED.request_timeout,
-           max_concurrency = EXCLUDED.max_concurrency, options = EXCLUDED.options;
+           max_concurrency = EXCLUDED.max_concurrency, options = EXCLUDED.options,
+           context_window = EXCLUDED.context_window;
     RETURN add_model.name;
 END
 $$;
 COMMENT ON FUNCTION add_model IS
-    'Adds or replaces a model endpoint. Needs agent_loop_admin. The API key is read at call '
-    'time from the server environment variable api_key_env, or from agent_loop.api_keys.';
+    'Adds or replaces a model endpoint. Needs agent_loop_admin. provider is the wire protocol '
+    '(openai_chat, openai_responses, anthropic); changing it changes nothing else, running '
+    'tasks included. The API key is read at call time from the server environment variable '
+    'api_key_env, or from agent_loop.api_keys. context_window (tokens) turns on compaction.';
 
 -- ---------------------------------------------------------------------------------------------
 CREATE FUNCTION unregister_tool(name text) RETURNS boolean
@@ -63,7 +74,9 @@ CREATE FUNCTION submit(
     idempotency_key text DEFAULT NULL,
     token_budget    bigint DEFAULT NULL,
     priority        int DEFAULT 0,
-    run_after       timestamptz DEFAULT NULL
+    run_after       timestamptz DEFAULT NULL,
+    output_schema   jsonb DEFAULT NULL,
+    accept_if       text DEFAULT NULL
 ) RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, agent_loop AS $$
 #variable_conflict use_column
@@ -102,6 +115,15 @@ BEGIN
     IF submit.timeout IS NOT NULL AND submit.timeout <= '0'::interval THEN
         RAISE EXCEPTION 'timeout must be positive' USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    IF submit.output_schema IS NOT NULL AND (jsonb_typeof(submit.output_schema) <> 'object'
+                                             OR octet_length(submit.output_schema::text) > 65536) THEN
+        RAISE EXCEPTION 'output_schema must be a JSON Schema object of at most 64 kB'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF submit.accept_if IS NOT NULL THEN
+        -- Parsed and planned now, with the caller's privileges, so a typo fails the submit.
+        PERFORM agent_loop._prepare_check(submit.accept_if);
+    END IF;
     IF submit.token_budget IS NOT NULL AND submit.token_budget < 1 THEN
         RAISE EXCEPTION 'token_budget must be positive' USING ERRCODE = 'invalid_parameter_value';
     END IF;
@@ -125,10 +147,12 @@ BEGIN
     END IF;
 
     INSERT INTO agent_loop.tasks (goal, model, tools, max_steps, deadline, metadata,
-                                  idempotency_key, token_budget, priority, run_after)
+                                  idempotency_key, token_budget, priority, run_after,
+                                  output_schema, accept_if)
     VALUES (submit.goal, chosen_model, wanted_tools, submit.max_steps, now() + submit.timeout,
             coalesce(submit.metadata, '{}'), submit.idempotency_key, submit.token_budget,
-            coalesce(submit.priority, 0), coalesce(submit.run_after, now()))
+            coalesce(submit.priority, 0), coalesce(submit.run_after, now()),
+            submit.output_schema, submit.accept_if)
     ON CONFLICT (owner, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING id INTO task_id;
 
@@ -144,7 +168,48 @@ $$;
 COMMENT ON FUNCTION submit IS
     'Queues a task and returns its id at once; a worker starts it when this transaction commits. '
     'tools names entries of agent_loop.tools; they run with the caller''s privileges. '
-    'timeout sets the deadline; idempotency_key makes a repeated submit return the same task.';
+    'timeout sets the deadline; idempotency_key makes a repeated submit return the same task. '
+    'output_schema (a JSON Schema) asks for a structured answer, validated and stored in '
+    'result->''output''. accept_if is a boolean SQL expression over the answer ($1 text, $2 jsonb) '
+    'and the database that must hold before the answer is accepted; a failed check goes back '
+    'to the model.';
+
+-- ---------------------------------------------------------------------------------------------
+CREATE FUNCTION send(task_id bigint, message text) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, agent_loop AS $$
+#variable_conflict use_column
+DECLARE
+    current_status task_status;
+    message_id     bigint;
+BEGIN
+    IF send.message IS NULL OR btrim(send.message) = '' THEN
+        RAISE EXCEPTION 'message must not be empty' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF octet_length(send.message) > 65536 THEN
+        RAISE EXCEPTION 'message is % bytes; the limit is 64 kB', octet_length(send.message)
+            USING ERRCODE = 'program_limit_exceeded';
+    END IF;
+    -- The row lock orders this send against the worker's step: the message is taken in by the
+    -- next step whatever the timing.
+    SELECT t.status INTO current_status FROM agent_loop.tasks t
+     WHERE t.id = send.task_id AND t.owner = current_user::regrole FOR SHARE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'task % not found', send.task_id USING ERRCODE = 'no_data_found',
+            HINT = 'only the task''s owner can send it messages';
+    END IF;
+    IF current_status NOT IN ('queued', 'running', 'waiting_approval') THEN
+        RAISE EXCEPTION 'task % has already ended (%)', send.task_id, current_status
+            USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    INSERT INTO agent_loop.guidance (task_id, message) VALUES (send.task_id, send.message)
+    RETURNING id INTO message_id;
+    RETURN message_id;
+END
+$$;
+COMMENT ON FUNCTION send IS
+    'Sends guidance to a running task: the next step after this transaction commits takes it '
+    'in as a user message (a guidance step in the trace), before the next model call. A '
+    'message that arrives while the model writes its final answer is not read.';
 
 -- ---------------------------------------------------------------------------------------------
 CREATE FUNCTION cancel(task_id bigint) RETURNS boolean
@@ -189,6 +254,9 @@ BEGIN
                  WHEN 'user' THEN 'goal: ' || (s.content->>'text') ||
                       coalesce((SELECT string_agg(E'\nrecalled: ' || m, '')
                                   FROM jsonb_array_elements_text(s.content->'memories') m), '')
+                 WHEN 'guidance' THEN 'guidance: ' || (s.content->>'text')
+                 WHEN 'reasoning' THEN format('reasoning (%s, %s bytes)', s.content->>'provider',
+                                             octet_length(s.content->>'item'))
                  ELSE 'assistant: ' || (s.content->>'text') END
              WHEN 'tool_call' THEN
                format('%s(%s) [%s]', s.content->>'name', s.content->>'arguments', s.content->>'call_id')
@@ -196,7 +264,15 @@ BEGIN
                format('%s%s -> %s', CASE WHEN (s.content->>'is_error')::boolean THEN 'error from ' ELSE '' END,
                       s.content->>'name', left(s.content->>'output', 500))
              WHEN 'error' THEN format('%s: %s', s.content->>'class', s.content->>'message')
-             WHEN 'reflection' THEN format('lesson (%s): %s', s.content->>'outcome', s.content->>'lesson')
+             WHEN 'reflection' THEN
+               CASE s.content->>'outcome'
+                 WHEN 'revised_plan' THEN 'revised plan: ' || (s.content->>'lesson')
+                 ELSE format('lesson (%s): %s', s.content->>'outcome', s.content->>'lesson') END
+             WHEN 'verification' THEN
+               CASE WHEN (s.content->>'passed')::boolean THEN 'answer accepted: '
+                    ELSE 'answer rejected: ' END || (s.content->>'detail')
+             WHEN 'compaction' THEN format('compacted steps 1-%s: %s', s.content->>'covers',
+                                           left(s.content->>'summary', 300))
              ELSE s.content::text
            END,
            s.input_tokens + s.output_tokens,
@@ -208,7 +284,8 @@ END
 $$;
 COMMENT ON FUNCTION trace IS
     'The task''s loop step by step, one readable line per step row: goal and recalled lessons, '
-    'model messages, tool calls and results, errors, the final reflection.';
+    'guidance, model reasoning and messages, tool calls and results, verifications, revised '
+    'plans, compactions, errors, the final reflection.';
 
 -- ---------------------------------------------------------------------------------------------
 -- security_invoker: the view shows what the querying role may see, row-level security included.

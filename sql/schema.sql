@@ -21,7 +21,7 @@ COMMENT ON TYPE task_status IS
 CREATE TABLE models (
     name            text PRIMARY KEY,
     provider        text NOT NULL DEFAULT 'openai_chat'
-                    CHECK (provider IN ('openai_chat')),
+                    CHECK (provider IN ('openai_chat', 'openai_responses', 'anthropic')),
     base_url        text NOT NULL CHECK (base_url ~ '^https?://'),
     model           text NOT NULL,
     api_key_env     text,
@@ -29,18 +29,24 @@ CREATE TABLE models (
                     CHECK (request_timeout > '0'::interval),
     max_concurrency int NOT NULL DEFAULT 16 CHECK (max_concurrency >= 1),
     options         jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(options) = 'object'),
+    context_window  int CHECK (context_window >= 256),
     created_at      timestamptz NOT NULL DEFAULT now()
 );
 COMMENT ON TABLE models IS
     'Model endpoints tasks may use. API keys are never stored here: api_key_env names an '
     'environment variable of the server, or the key comes from agent_loop.api_keys.';
-COMMENT ON COLUMN models.provider IS 'Wire protocol: openai_chat (OpenAI Chat Completions and compatible servers).';
+COMMENT ON COLUMN models.provider IS
+    'Wire protocol: openai_chat (OpenAI Chat Completions and compatible servers: Ollama, vLLM, '
+    'llama.cpp, LM Studio), openai_responses (OpenAI Responses) or anthropic (Anthropic Messages).';
 COMMENT ON COLUMN models.base_url IS 'Endpoint base, e.g. https://api.openai.com/v1 or http://localhost:11434/v1.';
 COMMENT ON COLUMN models.model IS 'Model name sent to the endpoint.';
 COMMENT ON COLUMN models.api_key_env IS 'Name of the server environment variable holding the API key (not the key).';
 COMMENT ON COLUMN models.request_timeout IS 'Deadline for one HTTP attempt.';
 COMMENT ON COLUMN models.max_concurrency IS 'Requests in flight to this model at once, per worker.';
-COMMENT ON COLUMN models.options IS 'Extra request body fields, e.g. {"temperature": 0}.';
+COMMENT ON COLUMN models.options IS 'Extra request body fields, e.g. {"temperature": 0} or {"max_tokens": 8192}.';
+COMMENT ON COLUMN models.context_window IS
+    'Tokens the model accepts. When a task''s prompt passes 75% of it, older steps are '
+    'summarised into a compaction step; NULL never compacts.';
 
 -- ---------------------------------------------------------------------------------------------
 CREATE TABLE tools (
@@ -104,6 +110,8 @@ CREATE TABLE tasks (
     idempotency_key     text,
     result              jsonb,
     metadata            jsonb NOT NULL DEFAULT '{}',
+    output_schema       jsonb CHECK (jsonb_typeof(output_schema) = 'object'),
+    accept_if           text,
     goal                text NOT NULL CHECK (goal <> '')
 ) WITH (fillfactor = 50,
         -- A queue table: every claim and step leaves a dead version and an index entry that
@@ -133,7 +141,13 @@ COMMENT ON COLUMN tasks.lease_worker IS 'PID of the worker holding the task whil
 COMMENT ON COLUMN tasks.lease_until IS 'The lease expires then unless renewed; an expired lease is reclaimed.';
 COMMENT ON COLUMN tasks.cancel_requested_at IS 'Set by cancel(); the worker ends the task before its next step.';
 COMMENT ON COLUMN tasks.error_code IS 'Why the task failed: max_steps_exceeded, model_<class>, deadline_exceeded, cancelled, ...';
-COMMENT ON COLUMN tasks.result IS 'On success: {"answer": text}.';
+COMMENT ON COLUMN tasks.result IS
+    'On success: {"answer": text}, plus "output": the answer as JSON when output_schema was given.';
+COMMENT ON COLUMN tasks.output_schema IS
+    'JSON Schema the final answer must match (structured output); a mismatch goes back to the model.';
+COMMENT ON COLUMN tasks.accept_if IS
+    'Boolean SQL expression a final answer must pass before it is accepted: $1 is the answer '
+    'text, $2 the structured output (jsonb). Runs read-only with the owner''s privileges.';
 COMMENT ON COLUMN tasks.idempotency_key IS 'A repeated submit with the same key (per owner) returns the existing task.';
 
 -- ---------------------------------------------------------------------------------------------
@@ -161,7 +175,10 @@ COMMENT ON TABLE steps IS
     'reflection. A task can be resumed from it alone.';
 COMMENT ON COLUMN steps.n IS 'Position in the task''s log, from 1.';
 COMMENT ON COLUMN steps.turn IS 'The decide step the row belongs to (0 = before the first model call).';
-COMMENT ON COLUMN steps.kind IS 'message, tool_call, tool_result, verification, reflection, compaction or error.';
+COMMENT ON COLUMN steps.kind IS
+    'message (goal, guidance, reasoning or assistant text: content->>''role''), tool_call, '
+    'tool_result, verification, reflection (a lesson at the end, or a revised plan mid-task), '
+    'compaction or error.';
 COMMENT ON COLUMN steps.input_tokens IS 'Model usage, on the first row written for a model call.';
 COMMENT ON COLUMN steps.latency_ms IS 'Model call time including retries, or tool run time.';
 
@@ -182,11 +199,27 @@ COMMENT ON TABLE reflections IS
     'against the goal) are recalled into the perceive phase of later tasks.';
 
 -- ---------------------------------------------------------------------------------------------
+-- Messages sent to running tasks with send(); the worker moves each into the task's log (as a
+-- guidance step) in the step transaction that follows, and deletes it there.
+CREATE TABLE guidance (
+    id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    task_id    bigint NOT NULL REFERENCES tasks (id) ON DELETE CASCADE,
+    owner      regrole NOT NULL DEFAULT current_user::regrole,
+    message    text NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX guidance_task ON guidance (task_id, id);
+COMMENT ON TABLE guidance IS
+    'Messages sent with send() that the task has not taken in yet; each becomes a guidance '
+    'step at the task''s next step.';
+
+-- ---------------------------------------------------------------------------------------------
 -- Privileges and row-level security.
 ALTER TABLE tasks ENABLE ROW LEVEL SECURITY;
 ALTER TABLE steps ENABLE ROW LEVEL SECURITY;
 ALTER TABLE reflections ENABLE ROW LEVEL SECURITY;
 ALTER TABLE tools ENABLE ROW LEVEL SECURITY;
+ALTER TABLE guidance ENABLE ROW LEVEL SECURITY;
 
 CREATE POLICY own_tasks ON tasks
     USING (owner = current_user::regrole OR pg_has_role('agent_loop_admin', 'MEMBER'))
@@ -195,6 +228,9 @@ CREATE POLICY own_steps ON steps
     USING (owner = current_user::regrole OR pg_has_role('agent_loop_admin', 'MEMBER'));
 CREATE POLICY own_reflections ON reflections
     USING (owner = current_user::regrole OR pg_has_role('agent_loop_admin', 'MEMBER'));
+CREATE POLICY own_guidance ON guidance
+    USING (owner = current_user::regrole OR pg_has_role('agent_loop_admin', 'MEMBER'))
+    WITH CHECK (owner = current_user::regrole);
 CREATE POLICY read_tools ON tools FOR SELECT USING (true);
 CREATE POLICY manage_tools ON tools
     USING (registered_by = current_user::regrole OR pg_has_role('agent_loop_admin', 'MEMBER'))
@@ -203,12 +239,13 @@ CREATE POLICY manage_tools ON tools
                     AND pg_has_role((SELECT proowner FROM pg_proc WHERE oid = function), 'USAGE')));
 
 GRANT USAGE ON SCHEMA agent_loop TO PUBLIC;
-GRANT SELECT ON models, tools, tasks, steps, reflections TO PUBLIC;
+GRANT SELECT ON models, tools, tasks, steps, reflections, guidance TO PUBLIC;
+GRANT INSERT (task_id, message) ON guidance TO PUBLIC;
 -- Users create tasks only through the columns submit() sets; state columns are the worker's.
 GRANT INSERT (goal, model, tools, max_steps, token_budget, deadline, priority, run_after,
-              metadata, idempotency_key) ON tasks TO PUBLIC;
+              metadata, idempotency_key, output_schema, accept_if) ON tasks TO PUBLIC;
 GRANT UPDATE (cancel_requested_at) ON tasks TO PUBLIC;
 GRANT DELETE ON reflections TO PUBLIC;
 GRANT INSERT, UPDATE, DELETE ON tools TO PUBLIC;
 GRANT INSERT, UPDATE, DELETE ON models TO agent_loop_admin;
-GRANT ALL ON tasks, steps, reflections TO agent_loop_admin;
+GRANT ALL ON tasks, steps, reflections, guidance TO agent_loop_admin;

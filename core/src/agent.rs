@@ -4,8 +4,11 @@
 //! the rules — when a task succeeds, when a limit ends it, what a model failure means — are
 //! stated once and unit-tested without PostgreSQL.
 
-use crate::items::Phase;
+use serde_json::Value;
+
+use crate::items::{Item, Phase};
 use crate::model::{ModelError, ModelReply, ToolCallRequest, Usage};
+use crate::{reflection, schema};
 
 /// The limits a task was submitted with.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -16,6 +19,23 @@ pub struct Limits {
     pub token_budget: Option<i64>,
     /// Seconds since the Unix epoch after which no new step starts; `None` is no deadline.
     pub deadline_epoch: Option<f64>,
+}
+
+/// What a final answer must satisfy before it is accepted.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Acceptance {
+    /// JSON Schema the answer must match (structured output).
+    pub output_schema: Option<Value>,
+    /// The task has a check (a SQL predicate) the worker runs on the answer.
+    pub has_check: bool,
+}
+
+/// A final answer waiting to be accepted.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Candidate {
+    pub answer: String,
+    /// The answer read as JSON, when the task asked for structured output.
+    pub output: Option<Value>,
 }
 
 /// How far a task has got.
@@ -34,11 +54,20 @@ impl Progress {
 /// Why a task ended without an accepted answer. The code is the `tasks.error_code` value.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Failure {
-    MaxSteps { max_steps: i32 },
-    TokenBudget { used: i64, budget: i64 },
+    MaxSteps {
+        max_steps: i32,
+    },
+    TokenBudget {
+        used: i64,
+        budget: i64,
+    },
     Deadline,
     Model(ModelError),
     EmptyAnswer,
+    /// The last answer the steps allowed was not accepted.
+    AnswerRejected {
+        detail: String,
+    },
     Internal(String),
 }
 
@@ -50,6 +79,7 @@ impl Failure {
             Failure::Deadline => "deadline_exceeded".into(),
             Failure::Model(e) => format!("model_{}", e.class.as_str()),
             Failure::EmptyAnswer => "model_empty_answer".into(),
+            Failure::AnswerRejected { .. } => "answer_rejected".into(),
             Failure::Internal(_) => "internal_error".into(),
         }
     }
@@ -58,6 +88,7 @@ impl Failure {
     pub fn phase(&self) -> Phase {
         match self {
             Failure::MaxSteps { .. } | Failure::Internal(_) => Phase::Act,
+            Failure::AnswerRejected { .. } => Phase::Verify,
             _ => Phase::Decide,
         }
     }
@@ -73,6 +104,9 @@ impl Failure {
             Failure::Deadline => "the task passed its deadline".into(),
             Failure::Model(e) => e.to_string(),
             Failure::EmptyAnswer => "the model returned neither text nor tool calls".into(),
+            Failure::AnswerRejected { detail } => {
+                format!("the task used all its steps; its last answer was not accepted: {detail}")
+            }
             Failure::Internal(m) => m.clone(),
         }
     }
@@ -81,7 +115,7 @@ impl Failure {
 /// How a task ended.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Outcome {
-    Succeeded { answer: String },
+    Succeeded(Candidate),
     Failed(Failure),
 }
 
@@ -90,6 +124,10 @@ pub enum Outcome {
 pub enum Next {
     /// Run these tool calls (act), then come back to [`after_act`].
     RunTools(Vec<ToolCallRequest>),
+    /// Run the task's check on this answer (verify), then come back to [`after_verify`].
+    Verify(Candidate),
+    /// The answer was not accepted: show the model why, then ask [`after_rejection`].
+    Reject { detail: String },
     /// The task is over; reflect and record the outcome.
     Finish(Outcome),
 }
@@ -114,6 +152,7 @@ fn over_budget(limits: &Limits, progress: &Progress) -> Option<Outcome> {
 /// `progress` must already count this step.
 pub fn after_decide(
     limits: &Limits,
+    acceptance: &Acceptance,
     progress: &Progress,
     reply: Result<&ModelReply, &ModelError>,
 ) -> Next {
@@ -129,12 +168,95 @@ pub fn after_decide(
     if let Some(outcome) = over_budget(limits, progress) {
         return Next::Finish(outcome);
     }
-    match reply.text.as_deref().map(str::trim) {
-        Some(text) if !text.is_empty() => Next::Finish(Outcome::Succeeded {
-            answer: text.to_owned(),
-        }),
-        _ => Next::Finish(Outcome::Failed(Failure::EmptyAnswer)),
+    let answer = match reply.text.as_deref().map(str::trim) {
+        Some(text) if !text.is_empty() => text.to_owned(),
+        _ => return Next::Finish(Outcome::Failed(Failure::EmptyAnswer)),
+    };
+    let output = match &acceptance.output_schema {
+        Some(output_schema) => {
+            let checked = schema::parse_answer(&answer)
+                .and_then(|value| schema::validate(output_schema, &value).map(|()| value));
+            match checked {
+                Ok(value) => Some(value),
+                Err(detail) => {
+                    return Next::Reject {
+                        detail: format!("it does not match the required JSON Schema: {detail}"),
+                    }
+                }
+            }
+        }
+        None => None,
+    };
+    let candidate = Candidate { answer, output };
+    if acceptance.has_check {
+        Next::Verify(candidate)
+    } else {
+        Next::Finish(Outcome::Succeeded(candidate))
     }
+}
+
+/// The task's check ran on `candidate`: `Err` holds why it did not pass.
+pub fn after_verify(candidate: Candidate, check: Result<(), String>) -> Next {
+    match check {
+        Ok(()) => Next::Finish(Outcome::Succeeded(candidate)),
+        Err(detail) => Next::Reject { detail },
+    }
+}
+
+/// An answer was rejected. `None` means decide again; the steps may be used up.
+pub fn after_rejection(limits: &Limits, progress: &Progress, detail: &str) -> Option<Outcome> {
+    if progress.steps_done >= limits.max_steps {
+        return Some(Outcome::Failed(Failure::AnswerRejected {
+            detail: detail.to_owned(),
+        }));
+    }
+    over_budget(limits, progress)
+}
+
+/// Tool errors since the last revised plan that call for a new one.
+pub const TOOL_FAILURES_BEFORE_REPLAN: usize = 2;
+
+/// Failure attribution: whether the log, since the last revised plan, holds repeated tool
+/// failures or a rejected answer — then the text of a revised plan to write (reflect) before
+/// the next decide, so the model changes strategy instead of repeating itself.
+pub fn revised_plan(items: &[Item]) -> Option<String> {
+    let since = items
+        .iter()
+        .rposition(|i| matches!(i, Item::Reflection { outcome, .. } if outcome == reflection::REVISED_PLAN))
+        .map_or(0, |p| p + 1);
+    let mut calls = std::collections::HashMap::new();
+    let mut failed_tools = Vec::new();
+    let mut rejections = Vec::new();
+    for item in &items[since..] {
+        match item {
+            Item::ToolCall {
+                call_id, arguments, ..
+            } => {
+                calls.insert(call_id.as_str(), arguments.as_str());
+            }
+            Item::ToolResult {
+                call_id,
+                name,
+                output,
+                is_error: true,
+            } => failed_tools.push(reflection::ToolFailure {
+                tool: name.clone(),
+                arguments: calls
+                    .get(call_id.as_str())
+                    .copied()
+                    .unwrap_or("")
+                    .to_owned(),
+                error: output.clone(),
+            }),
+            Item::Verification {
+                passed: false,
+                detail,
+            } => rejections.push(detail.clone()),
+            _ => {}
+        }
+    }
+    (failed_tools.len() >= TOOL_FAILURES_BEFORE_REPLAN || !rejections.is_empty())
+        .then(|| reflection::revised_plan(&failed_tools, &rejections))
 }
 
 /// The act phase finished: every tool call has its result. `None` means decide again.
@@ -177,14 +299,16 @@ mod tests {
     fn text_without_tool_calls_is_the_final_answer() {
         let next = after_decide(
             &limits(3),
+            &Acceptance::default(),
             &Progress::default(),
             Ok(&reply(Some(" 42 "), 0)),
         );
         assert_eq!(
             next,
-            Next::Finish(Outcome::Succeeded {
-                answer: "42".into()
-            })
+            Next::Finish(Outcome::Succeeded(Candidate {
+                answer: "42".into(),
+                output: None
+            }))
         );
     }
 
@@ -192,6 +316,7 @@ mod tests {
     fn tool_calls_win_over_text_and_all_run() {
         let next = after_decide(
             &limits(3),
+            &Acceptance::default(),
             &Progress::default(),
             Ok(&reply(Some("thinking"), 2)),
         );
@@ -203,16 +328,24 @@ mod tests {
 
     #[test]
     fn an_empty_reply_fails_instead_of_succeeding_with_nothing() {
-        let next = after_decide(&limits(3), &Progress::default(), Ok(&reply(Some("  "), 0)));
+        let next = after_decide(
+            &limits(3),
+            &Acceptance::default(),
+            &Progress::default(),
+            Ok(&reply(Some("  "), 0)),
+        );
         assert_eq!(next, Next::Finish(Outcome::Failed(Failure::EmptyAnswer)));
     }
 
     #[test]
     fn a_model_error_fails_the_task_with_its_class() {
         let err = ModelError::new(ErrorClass::Transport, "connection refused");
-        let Next::Finish(Outcome::Failed(f)) =
-            after_decide(&limits(3), &Progress::default(), Err(&err))
-        else {
+        let Next::Finish(Outcome::Failed(f)) = after_decide(
+            &limits(3),
+            &Acceptance::default(),
+            &Progress::default(),
+            Err(&err),
+        ) else {
             panic!()
         };
         assert_eq!(f.code(), "model_transport");
@@ -257,5 +390,92 @@ mod tests {
                 budget: 10
             }))
         ));
+    }
+
+    #[test]
+    fn structured_output_is_parsed_and_a_mismatch_goes_back_to_the_model() {
+        let acceptance = Acceptance {
+            output_schema: Some(serde_json::json!({"type": "object", "required": ["n"]})),
+            has_check: false,
+        };
+        let p = Progress::default();
+        let next = after_decide(
+            &limits(3),
+            &acceptance,
+            &p,
+            Ok(&reply(Some("{\"n\": 1}"), 0)),
+        );
+        let Next::Finish(Outcome::Succeeded(c)) = next else {
+            panic!("{next:?}")
+        };
+        assert_eq!(c.output, Some(serde_json::json!({"n": 1})));
+        let next = after_decide(&limits(3), &acceptance, &p, Ok(&reply(Some("{}"), 0)));
+        assert!(
+            matches!(&next, Next::Reject { detail } if detail.contains("missing required property \"n\"")),
+            "{next:?}"
+        );
+    }
+
+    #[test]
+    fn a_checked_task_verifies_before_it_succeeds_and_fails_when_steps_run_out() {
+        let acceptance = Acceptance {
+            output_schema: None,
+            has_check: true,
+        };
+        let mut p = Progress {
+            steps_done: 1,
+            ..Progress::default()
+        };
+        let Next::Verify(candidate) =
+            after_decide(&limits(2), &acceptance, &p, Ok(&reply(Some("7"), 0)))
+        else {
+            panic!()
+        };
+        assert!(matches!(
+            after_verify(candidate.clone(), Ok(())),
+            Next::Finish(Outcome::Succeeded(_))
+        ));
+        assert_eq!(
+            after_verify(candidate, Err("7 <> 8".into())),
+            Next::Reject {
+                detail: "7 <> 8".into()
+            }
+        );
+        assert_eq!(after_rejection(&limits(2), &p, "7 <> 8"), None);
+        p.steps_done = 2;
+        let Some(Outcome::Failed(f)) = after_rejection(&limits(2), &p, "7 <> 8") else {
+            panic!()
+        };
+        assert_eq!(f.code(), "answer_rejected");
+    }
+
+    #[test]
+    fn repeated_tool_failures_or_a_rejection_call_for_a_revised_plan_once() {
+        let call = |id: &str| Item::ToolCall {
+            call_id: id.into(),
+            name: "f".into(),
+            arguments: "{}".into(),
+        };
+        let failed = |id: &str| Item::ToolResult {
+            call_id: id.into(),
+            name: "f".into(),
+            output: "boom".into(),
+            is_error: true,
+        };
+        let mut items = vec![call("a"), failed("a")];
+        assert_eq!(revised_plan(&items), None, "one failure is not a pattern");
+        items.extend([call("b"), failed("b")]);
+        let plan = revised_plan(&items).expect("two failures");
+        assert!(plan.contains("f failed 2 time(s)"), "{plan}");
+        items.push(Item::Reflection {
+            outcome: reflection::REVISED_PLAN.into(),
+            lesson: plan,
+        });
+        assert_eq!(revised_plan(&items), None, "already revised");
+        items.push(Item::Verification {
+            passed: false,
+            detail: "wrong".into(),
+        });
+        assert!(revised_plan(&items).unwrap().contains("rejected: wrong"));
     }
 }

@@ -6,6 +6,8 @@
 
 use serde_json::{json, Value};
 
+use crate::model::Reasoning;
+
 /// The phase of the loop an item was written in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Phase {
@@ -33,6 +35,12 @@ impl Phase {
 pub enum Item {
     /// The goal as submitted, with the lessons recalled for it (perceive).
     Goal { text: String, memories: Vec<String> },
+    /// Guidance sent to the running task with `send()` (perceive): a user message.
+    Guidance { text: String },
+    /// A summary standing in for the log's first `covers` items in later prompts (perceive).
+    Compaction { covers: usize, summary: String },
+    /// Reasoning the model returned (decide), carried forward to the provider that wrote it.
+    Reasoning(Reasoning),
     /// Text the model wrote (decide); the final answer when no tool call follows it.
     AssistantMessage { text: String },
     /// A tool call the model asked for (decide). `arguments` is the raw JSON text it sent.
@@ -48,13 +56,16 @@ pub enum Item {
         output: String,
         is_error: bool,
     },
+    /// The task's check of a final answer (verify); a failed one is shown to the model.
+    Verification { passed: bool, detail: String },
     /// A failure that is not shown to the model: a failed model request, a limit reached.
     Error {
         phase: Phase,
         class: String,
         message: String,
     },
-    /// A lesson written when the task ended (reflect).
+    /// A lesson written when the task ended, or a revised plan after failures mid-task
+    /// (reflect; see [`crate::reflection`]).
     Reflection { outcome: String, lesson: String },
 }
 
@@ -71,8 +82,11 @@ impl std::fmt::Display for BadStepRow {
 impl Item {
     pub fn phase(&self) -> Phase {
         match self {
-            Item::Goal { .. } => Phase::Perceive,
-            Item::AssistantMessage { .. } | Item::ToolCall { .. } => Phase::Decide,
+            Item::Goal { .. } | Item::Guidance { .. } | Item::Compaction { .. } => Phase::Perceive,
+            Item::Reasoning(_) | Item::AssistantMessage { .. } | Item::ToolCall { .. } => {
+                Phase::Decide
+            }
+            Item::Verification { .. } => Phase::Verify,
             Item::ToolResult { .. } => Phase::Act,
             Item::Error { phase, .. } => *phase,
             Item::Reflection { .. } => Phase::Reflect,
@@ -82,7 +96,12 @@ impl Item {
     /// The `steps.kind` value.
     pub fn kind(&self) -> &'static str {
         match self {
-            Item::Goal { .. } | Item::AssistantMessage { .. } => "message",
+            Item::Goal { .. }
+            | Item::Guidance { .. }
+            | Item::Reasoning(_)
+            | Item::AssistantMessage { .. } => "message",
+            Item::Compaction { .. } => "compaction",
+            Item::Verification { .. } => "verification",
             Item::ToolCall { .. } => "tool_call",
             Item::ToolResult { .. } => "tool_result",
             Item::Error { .. } => "error",
@@ -96,6 +115,11 @@ impl Item {
             Item::Goal { text, memories } => {
                 json!({"role": "user", "text": text, "memories": memories})
             }
+            Item::Guidance { text } => json!({"role": "guidance", "text": text}),
+            Item::Compaction { covers, summary } => json!({"covers": covers, "summary": summary}),
+            Item::Reasoning(r) => {
+                json!({"role": "reasoning", "provider": r.provider, "item": r.item})
+            }
             Item::AssistantMessage { text } => json!({"role": "assistant", "text": text}),
             Item::ToolCall {
                 call_id,
@@ -108,6 +132,7 @@ impl Item {
                 output,
                 is_error,
             } => json!({"call_id": call_id, "name": name, "output": output, "is_error": is_error}),
+            Item::Verification { passed, detail } => json!({"passed": passed, "detail": detail}),
             Item::Error { class, message, .. } => json!({"class": class, "message": message}),
             Item::Reflection { outcome, lesson } => json!({"outcome": outcome, "lesson": lesson}),
         }
@@ -140,7 +165,29 @@ impl Item {
                 Some("assistant") => Item::AssistantMessage {
                     text: text("text")?,
                 },
+                Some("guidance") => Item::Guidance {
+                    text: text("text")?,
+                },
+                Some("reasoning") => Item::Reasoning(Reasoning {
+                    provider: text("provider")?,
+                    item: content.get("item").cloned().unwrap_or(Value::Null),
+                }),
                 other => return Err(BadStepRow(format!("message step with role {other:?}"))),
+            },
+            "compaction" => Item::Compaction {
+                covers: content
+                    .get("covers")
+                    .and_then(Value::as_u64)
+                    .ok_or_else(|| BadStepRow("compaction step without \"covers\"".into()))?
+                    as usize,
+                summary: text("summary")?,
+            },
+            "verification" => Item::Verification {
+                passed: content
+                    .get("passed")
+                    .and_then(Value::as_bool)
+                    .ok_or_else(|| BadStepRow("verification step without \"passed\"".into()))?,
+                detail: text("detail")?,
             },
             "tool_call" => Item::ToolCall {
                 call_id: text("call_id")?,
@@ -197,6 +244,21 @@ mod tests {
             memories: vec!["use sql_query".into()],
         });
         round_trip(Item::AssistantMessage { text: "42".into() });
+        round_trip(Item::Guidance {
+            text: "use the 2024 table".into(),
+        });
+        round_trip(Item::Compaction {
+            covers: 7,
+            summary: "called f twice".into(),
+        });
+        round_trip(Item::Reasoning(Reasoning {
+            provider: "anthropic".into(),
+            item: json!({"type": "thinking", "thinking": "hm", "signature": "s"}),
+        }));
+        round_trip(Item::Verification {
+            passed: false,
+            detail: "check returned false".into(),
+        });
         round_trip(Item::ToolCall {
             call_id: "c1".into(),
             name: "sql_query".into(),

@@ -7,9 +7,11 @@
 //! unit-test in milliseconds. The pgrx crate ties them to SPI.
 
 pub mod agent;
+pub mod compaction;
 pub mod context;
 pub mod faults;
 pub mod items;
 pub mod model;
 pub mod reflection;
+pub mod schema;
 pub mod tools;

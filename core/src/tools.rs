@@ -165,6 +165,12 @@ fn quote_element(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
+/// The statement that runs a task's `accept_if` expression: `$1` is the answer text, `$2` the
+/// structured output. The newline keeps a trailing `-- comment` from swallowing the cast.
+pub fn accept_if_statement(accept_if: &str) -> String {
+    format!("SELECT ({accept_if}\n)::boolean")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,6 +8,7 @@ mod wake;
 use pgrx::prelude::*;
 
 use crate::shmem;
+use crate::worker::txn::with_local_settings;
 
 /// JSON Schema of a tool's arguments from its signature (see `register_tool`).
 #[pg_extern(immutable, parallel_safe)]
@@ -31,6 +32,53 @@ fn _parameters_schema(signature: pgrx::JsonB) -> Result<pgrx::JsonB, String> {
     Ok(pgrx::JsonB(agent_loop_core::tools::parameters_schema(
         &args,
     )))
+}
+
+/// Plans a task's `accept_if` expression without running it (EXPLAIN: parse analysis, planning
+/// and the executor's privilege checks), so submit() refuses a typo, an unknown column or a
+/// table the caller may not read at once, with its own SQLSTATE. Names resolve as they will in
+/// the worker: with the database's default search_path, not submit()'s.
+#[pg_extern(volatile, parallel_unsafe)]
+fn _prepare_check(accept_if: &str) {
+    use pgrx::pg_sys::panic::{CaughtError, ErrorReport};
+    let statement = agent_loop_core::tools::accept_if_statement(accept_if);
+    let explain = format!("EXPLAIN (COSTS OFF) {statement}");
+    let default_path = unsafe {
+        std::ffi::CStr::from_ptr(pg_sys::GetConfigOptionResetString(c"search_path".as_ptr()))
+    }
+    .to_owned();
+    let prepared = pgrx::PgTryBuilder::new(|| {
+        with_local_settings(&[(c"search_path", default_path.as_c_str())], || {
+            // Stand-in values: NULLs would let the planner fold the expression (and the tables
+            // it reads, with their privilege checks) away.
+            let (answer, output) = ("0", pgrx::JsonB(serde_json::json!({})));
+            Spi::connect_mut(|client| {
+                client
+                    .update(&explain, None, &[answer.into(), output.into()])
+                    .map(drop)
+            })
+        })
+        .map_err(|e| {
+            (
+                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                e.to_string(),
+            )
+        })
+    })
+    .catch_others(|error| match error {
+        CaughtError::PostgresError(report) | CaughtError::ErrorReport(report) => {
+            Err((report.sql_error_code(), report.message().to_owned()))
+        }
+        CaughtError::RustPanic { ereport, .. } => {
+            Err((ereport.sql_error_code(), ereport.message().to_owned()))
+        }
+    })
+    .execute();
+    if let Err((code, message)) = prepared {
+        ErrorReport::new(code, format!("accept_if is not usable: {message}"), "submit")
+            .set_hint("accept_if is a boolean SQL expression; $1 is the answer (text), $2 the structured output (jsonb)")
+            .report(PgLogLevel::ERROR);
+    }
 }
 
 /// One row per running worker of this server (the `workers` view).

@@ -36,6 +36,15 @@ pub struct ClaimedTask {
     pub limits: Limits,
     pub attempt: i32,
     pub progress: Progress,
+    pub output_schema: Option<Value>,
+    pub accept_if: Option<String>,
+    pub guidance_pending: bool,
+}
+
+/// The task row, locked for a step.
+pub struct LockedTask {
+    pub cancel_requested: bool,
+    pub guidance_pending: bool,
 }
 
 /// A model endpoint from `models`.
@@ -49,6 +58,7 @@ pub struct ModelRow {
     pub timeout_ms: f64,
     pub max_concurrency: i32,
     pub options: Value,
+    pub context_window: Option<i32>,
 }
 
 /// A tool from `tools`: `function` is `None` for the built-in sql_query.
@@ -194,6 +204,9 @@ impl Store {
                             reasoning_tokens: row.get(14)?.unwrap_or(0),
                         },
                     },
+                    output_schema: row.get::<JsonB>(15)?.map(|j| j.0),
+                    accept_if: row.get(16)?,
+                    guidance_pending: row.get(17)?.unwrap_or(false),
                 });
             }
             Ok(tasks)
@@ -240,6 +253,7 @@ impl Store {
                 timeout_ms: row.get(6)?.unwrap_or(60_000.0),
                 max_concurrency: row.get(7)?.unwrap_or(1),
                 options: row.get::<JsonB>(8)?.map(|j| j.0).unwrap_or(Value::Null),
+                context_window: row.get(9)?,
             }))
         })
     }
@@ -329,13 +343,13 @@ impl Store {
     }
 
     /// Locks the task's row for this step. `None`: the task is no longer ours (the lease was
-    /// lost or it ended); `Some(true)`: a cancel is pending.
+    /// lost or it ended).
     pub fn lock_task(
         &mut self,
         task_id: i64,
         worker_pid: i32,
         attempt: i32,
-    ) -> SpiResult<Option<bool>> {
+    ) -> SpiResult<Option<LockedTask>> {
         Spi::connect_mut(|c| {
             let rows = self.run(
                 c,
@@ -345,7 +359,20 @@ impl Store {
             if rows.is_empty() {
                 return Ok(None);
             }
-            Ok(Some(rows.first().get::<bool>(1)?.unwrap_or(false)))
+            let row = rows.first();
+            Ok(Some(LockedTask {
+                cancel_requested: row.get::<bool>(1)?.unwrap_or(false),
+                guidance_pending: row.get::<bool>(2)?.unwrap_or(false),
+            }))
+        })
+    }
+
+    /// Removes the task's unread messages from send() and returns them, oldest first.
+    pub fn take_guidance(&mut self, task_id: i64) -> SpiResult<Vec<String>> {
+        Spi::connect_mut(|c| {
+            self.run(c, &sql::TAKE_GUIDANCE, &[task_id.into()])?
+                .map(|row| row.get::<String>(1).map(Option::unwrap_or_default))
+                .collect()
         })
     }
 

@@ -66,7 +66,9 @@ pub static CLAIM: Sql = Sql {
             WHERE t.id = next.id
         RETURNING t.id, t.owner::oid, t.goal, t.model, t.tools, t.max_steps, t.token_budget,
                   extract(epoch FROM t.deadline)::float8, t.attempts, t.steps_done,
-                  t.input_tokens, t.cached_tokens, t.output_tokens, t.reasoning_tokens",
+                  t.input_tokens, t.cached_tokens, t.output_tokens, t.reasoning_tokens,
+                  t.output_schema, t.accept_if,
+                  EXISTS (SELECT FROM agent_loop.guidance g WHERE g.task_id = t.id)",
     types: &[INT4, INT4, INT4],
 };
 
@@ -108,7 +110,8 @@ pub static RELEASE_LEASES: Sql = Sql {
 
 pub static MODEL: Sql = Sql {
     text: "SELECT name, provider, base_url, model, api_key_env,
-                  extract(epoch FROM request_timeout)::float8 * 1000, max_concurrency, options
+                  extract(epoch FROM request_timeout)::float8 * 1000, max_concurrency, options,
+                  context_window
              FROM agent_loop.models WHERE name = $1",
     types: &[TEXT],
 };
@@ -157,11 +160,23 @@ pub static INSERT_STEP: Sql = Sql {
     ],
 };
 
+/// send() takes a share lock on the task row before it inserts guidance, so a message either
+/// committed before this lock (and is seen here) or waits and is seen by the next step.
 pub static LOCK_TASK: Sql = Sql {
-    text: "SELECT cancel_requested_at IS NOT NULL FROM agent_loop.tasks
+    text: "SELECT cancel_requested_at IS NOT NULL,
+                  EXISTS (SELECT FROM agent_loop.guidance g WHERE g.task_id = t.id)
+             FROM agent_loop.tasks t
             WHERE id = $1 AND status = 'running' AND lease_worker = $2 AND attempts = $3
               FOR UPDATE",
     types: &[INT8, INT4, INT4],
+};
+
+/// The task's unread messages from send(), oldest first; they become guidance steps.
+pub static TAKE_GUIDANCE: Sql = Sql {
+    text: "WITH taken AS (DELETE FROM agent_loop.guidance WHERE task_id = $1
+                          RETURNING id, message)
+           SELECT message FROM taken ORDER BY id",
+    types: &[INT8],
 };
 
 pub static SAVE_PROGRESS: Sql = Sql {

@@ -6,12 +6,18 @@
 //! error becomes the tool's result, which the model sees.
 
 use std::ffi::CString;
+use std::panic::AssertUnwindSafe;
 use std::time::Instant;
 
+use agent_loop_core::agent::Candidate;
 use agent_loop_core::model::{truncate, ToolCallRequest};
-use agent_loop_core::tools::{bind_arguments, call_statement, BoundArg, SqlArg, SqlFunction};
+use agent_loop_core::tools::{
+    accept_if_statement, bind_arguments, call_statement, BoundArg, SqlArg, SqlFunction,
+};
+use pgrx::datum::DatumWithOid;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
+use pgrx::spi::SpiHeapTupleData;
 use pgrx::JsonB;
 use serde_json::Value;
 
@@ -171,6 +177,26 @@ fn run_statement(
     bound: &[BoundArg],
     on_success: OnSuccess,
 ) -> Result<String, String> {
+    let args: Vec<DatumWithOid> = bound.iter().map(|b| b.text.clone().into()).collect();
+    let value = run_as_owner(owner, statement, args, on_success, |row| {
+        row.map(|r| r.get::<JsonB>(1))
+            .transpose()
+            .map(Option::flatten)
+    })?;
+    Ok(value
+        .map(|j| j.0.to_string())
+        .unwrap_or_else(|| "null".into()))
+}
+
+/// Runs `statement` as `owner` in a subtransaction with the tool timeout (read-only and rolled
+/// back when `on_success` is `Discard`), and reads its first row with `read`.
+fn run_as_owner<R>(
+    owner: pg_sys::Oid,
+    statement: &str,
+    args: Vec<DatumWithOid<'static>>,
+    on_success: OnSuccess,
+    read: impl FnOnce(Option<SpiHeapTupleData<'_>>) -> pgrx::spi::SpiResult<R>,
+) -> Result<R, String> {
     let read_only = on_success == OnSuccess::Discard;
     let timeout = settings::TOOL_TIMEOUT_MS.get();
     // SPI does not report what it runs; `pg_stat_activity.query` shows the statement with its
@@ -180,26 +206,49 @@ fn run_statement(
             pg_sys::pgstat_report_activity(pg_sys::BackendState::STATE_RUNNING, text.as_ptr())
         };
     }
-    as_role_in_subtransaction(owner, timeout, on_success, || {
-        Spi::connect_mut(|client| {
-            if read_only {
-                client.update("SET LOCAL transaction_read_only = on", None, &[])?;
-            }
-            let args: Vec<_> = bound.iter().map(|b| b.text.clone().into()).collect();
-            let table = client.update(statement, Some(2), &args)?;
-            let value = if table.is_empty() {
-                None
-            } else {
-                table.first().get::<JsonB>(1)?
-            };
-            Ok::<_, pgrx::spi::Error>(
-                value
-                    .map(|j| j.0.to_string())
-                    .unwrap_or_else(|| "null".into()),
-            )
-        })
-    })?
+    as_role_in_subtransaction(
+        owner,
+        timeout,
+        on_success,
+        AssertUnwindSafe(|| {
+            Spi::connect_mut(|client| {
+                if read_only {
+                    client.update("SET LOCAL transaction_read_only = on", None, &[])?;
+                }
+                let mut table = client.update(statement, Some(2), &args)?;
+                read(table.next())
+            })
+        }),
+    )?
     .map_err(|e| e.to_string())
+}
+
+/// Verify: runs the task's `accept_if` expression on a final answer, read-only, as the task's
+/// owner. `Err` says why the answer is not accepted; the model is shown it.
+pub fn verify(
+    owner: pg_sys::Oid,
+    accept_if: &str,
+    candidate: &Candidate,
+    attribution: &Attribution,
+) -> Result<(), String> {
+    let _activity = Activity::report(attribution, "accept_if");
+    let statement = attribution.comment("accept_if") + &accept_if_statement(accept_if);
+    let args = vec![
+        candidate.answer.clone().into(),
+        candidate.output.clone().map(JsonB).into(),
+    ];
+    let passed = run_as_owner(owner, &statement, args, OnSuccess::Discard, |row| {
+        row.map(|r| r.get::<bool>(1))
+            .transpose()
+            .map(Option::flatten)
+    });
+    let shown = truncate(accept_if.trim(), 500);
+    match passed {
+        Ok(Some(true)) => Ok(()),
+        Ok(Some(false)) => Err(format!("the check {shown} is false for this answer")),
+        Ok(None) => Err(format!("the check {shown} is NULL for this answer")),
+        Err(error) => Err(format!("the check {shown} failed on this answer: {error}")),
+    }
 }
 
 /// While it lives, the worker's `application_name` names the task, step and tool (seen in

@@ -12,18 +12,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use agent_loop_core::agent::{self, Failure, Outcome};
-use agent_loop_core::context::build_prompt;
 use agent_loop_core::faults::Point;
 use agent_loop_core::model::http::{CallOutcome, CallSettings};
 use agent_loop_core::model::pool::{ModelJob, ModelOutcome, ModelPool};
 use agent_loop_core::model::retry::RetryPolicy;
-use agent_loop_core::model::{openai_chat, ErrorClass, ModelError};
+use agent_loop_core::model::{Endpoint, ErrorClass, ModelError, Provider};
 use pgrx::bgworkers::{BackgroundWorker, SignalWakeFlags};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 
 use super::faults;
-use super::task::{StepEnd, Task};
+use super::task::{StepContext, StepEnd, Task};
 use super::txn::{commit_without_flush, in_subtransaction, in_transaction};
 use crate::settings::{self, StepCommit};
 use crate::shmem::{self, WorkerSlot};
@@ -327,12 +326,16 @@ impl Worker {
         };
         let fresh = items.is_empty();
         let (owner, goal) = (claim.owner, claim.goal.clone());
+        let guidance_pending = claim.guidance_pending;
         let mut task = Task::new(claim, tools, items);
         if fresh {
             let memories = self
                 .store
                 .recall(owner, &goal, settings::MEMORY_LIMIT.get())?;
             task.perceive(&mut self.store, memories)?;
+        }
+        if guidance_pending {
+            task.take_guidance(&mut self.store)?;
         }
         Ok(task)
     }
@@ -385,23 +388,20 @@ impl Worker {
             })?),
             None => settings::api_key_from_setting(&model.name),
         };
-        let instructions = settings::string(&settings::SYSTEM_PROMPT).unwrap_or_default();
-        let prompt = build_prompt(&instructions, &task.items, task.tool_specs());
-        let request = match model.provider.as_str() {
-            "openai_chat" => openai_chat::build_request(
-                &model.base_url,
-                &model.model,
-                api_key.as_deref(),
-                &model.options,
-                &prompt,
-            ),
-            other => {
-                return Err(ModelError::new(
-                    ErrorClass::BadRequest,
-                    format!("unknown provider \"{other}\""),
-                ))
-            }
+        let provider = Provider::parse(&model.provider).ok_or_else(|| {
+            ModelError::new(
+                ErrorClass::BadRequest,
+                format!("unknown provider \"{}\"", model.provider),
+            )
+        })?;
+        let prompt = task.prompt(&instructions());
+        let endpoint = Endpoint {
+            base_url: &model.base_url,
+            model: &model.model,
+            api_key: api_key.as_deref(),
+            options: &model.options,
         };
+        let request = provider.build_request(&endpoint, &prompt);
         Ok(ModelJob {
             task_id: task.id,
             ticket: task.attempt as i64,
@@ -415,7 +415,7 @@ impl Worker {
                     max_delay: Duration::from_millis(settings::MODEL_RETRY_MAX_MS.get() as u64),
                 },
             },
-            parse: openai_chat::parse_response,
+            parse: provider.parser(),
         })
     }
 
@@ -453,13 +453,21 @@ impl Worker {
             return;
         }
         let pid = self.pid;
+        let instructions = instructions();
+        let contexts: Vec<StepContext> = group
+            .iter()
+            .map(|(task, _)| StepContext {
+                worker_pid: pid,
+                lease_seconds: lease_seconds(),
+                instructions: instructions.clone(),
+                context_window: self.models.get(&task.model).and_then(|m| m.context_window),
+            })
+            .collect();
         let store = &mut self.store;
         let committed = in_transaction(AssertUnwindSafe(|| {
             let mut ends = Vec::with_capacity(group.len());
-            for (task, call) in group.iter_mut() {
-                let step = in_subtransaction(AssertUnwindSafe(|| {
-                    task.step(store, pid, call, lease_seconds())
-                }));
+            for ((task, call), context) in group.iter_mut().zip(&contexts) {
+                let step = in_subtransaction(AssertUnwindSafe(|| task.step(store, context, call)));
                 ends.push(match step {
                     Ok(end) => Ok(end),
                     Err(message) => {
@@ -563,6 +571,11 @@ impl Worker {
 /// Whether the agent_loop extension exists in this database (needs a transaction).
 fn extension_installed() -> bool {
     unsafe { pg_sys::get_extension_oid(c"agent_loop".as_ptr(), true) != pg_sys::InvalidOid }
+}
+
+/// The system prompt every task's prompt starts with (`agent_loop.system_prompt`).
+fn instructions() -> String {
+    settings::string(&settings::SYSTEM_PROMPT).unwrap_or_default()
 }
 
 fn lease_seconds() -> i32 {

@@ -6,8 +6,9 @@
 
 use std::collections::BTreeSet;
 
-use agent_loop_core::agent::{self, Failure, Limits, Next, Outcome, Progress};
-use agent_loop_core::context::ToolSpec;
+use agent_loop_core::agent::{self, Acceptance, Failure, Limits, Next, Outcome, Progress};
+use agent_loop_core::compaction;
+use agent_loop_core::context::{build_prompt, Prompt, ToolSpec};
 use agent_loop_core::faults::Point;
 use agent_loop_core::items::{Item, Phase};
 use agent_loop_core::model::http::CallOutcome;
@@ -31,6 +32,9 @@ pub struct Task {
     pub model: String,
     pub tools: Vec<ToolRow>,
     pub limits: Limits,
+    pub acceptance: Acceptance,
+    /// The boolean SQL expression a final answer must pass (verify), if any.
+    accept_if: Option<String>,
     pub progress: Progress,
     pub items: Vec<Item>,
     /// A model call for this task is in flight (counted against its model's concurrency cap).
@@ -46,6 +50,16 @@ pub enum StepEnd {
     Ended,
     /// The task is no longer this worker's (lease lost, or ended elsewhere).
     Lost,
+}
+
+/// What a step needs to know besides its task and its model's answer.
+pub struct StepContext {
+    pub worker_pid: i32,
+    pub lease_seconds: i32,
+    /// The instructions every prompt starts with.
+    pub instructions: String,
+    /// The model's context window in tokens; `None` never compacts.
+    pub context_window: Option<i32>,
 }
 
 impl Task {
@@ -65,6 +79,11 @@ impl Task {
             model: claimed.model,
             tools,
             limits: claimed.limits,
+            acceptance: Acceptance {
+                has_check: claimed.accept_if.is_some(),
+                output_schema: claimed.output_schema,
+            },
+            accept_if: claimed.accept_if,
             progress: claimed.progress,
             items,
             awaiting_model: false,
@@ -81,6 +100,30 @@ impl Task {
                 parameters: t.parameters.clone(),
             })
             .collect()
+    }
+
+    /// The prompt of the next decide.
+    pub fn prompt(&self, instructions: &str) -> Prompt {
+        build_prompt(
+            instructions,
+            &self.items,
+            self.tool_specs(),
+            self.acceptance.output_schema.clone(),
+        )
+    }
+
+    /// Moves messages sent with send() into the log as guidance (perceive).
+    pub fn take_guidance(&mut self, store: &mut Store) -> SpiResult<()> {
+        for text in store.take_guidance(self.id)? {
+            self.append(
+                store,
+                self.progress.steps_done,
+                Item::Guidance { text },
+                None,
+                None,
+            )?;
+        }
+        Ok(())
     }
 
     /// Appends to the log, in memory and in `steps`.
@@ -121,18 +164,17 @@ impl Task {
     pub fn step(
         &mut self,
         store: &mut Store,
-        worker_pid: i32,
+        context: &StepContext,
         call: &CallOutcome,
-        lease_seconds: i32,
     ) -> SpiResult<StepEnd> {
-        match store.lock_task(self.id, worker_pid, self.attempt)? {
+        let locked = match store.lock_task(self.id, context.worker_pid, self.attempt)? {
             None => return Ok(StepEnd::Lost),
-            Some(true) => {
+            Some(locked) if locked.cancel_requested => {
                 self.cancel(store)?;
                 return Ok(StepEnd::Ended);
             }
-            Some(false) => {}
-        }
+            Some(locked) => locked,
+        };
         let turn = self.progress.steps_done + 1;
         for failed in &call.failed_attempts {
             let item = Item::Error {
@@ -148,7 +190,12 @@ impl Task {
             // Usage and latency go on the first row of the model's answer.
             let latency = call.latency.as_millis().min(i32::MAX as u128) as i32;
             let mut first_row = Some((&reply.usage, latency));
-            let mut rows = Vec::new();
+            let mut rows: Vec<Item> = reply
+                .reasoning
+                .iter()
+                .cloned()
+                .map(Item::Reasoning)
+                .collect();
             if let Some(text) = reply.text.as_ref().filter(|t| !t.trim().is_empty()) {
                 rows.push(Item::AssistantMessage { text: text.clone() });
             }
@@ -162,17 +209,45 @@ impl Task {
                 self.append(store, turn, item, usage, latency)?;
             }
         }
-        match agent::after_decide(&self.limits, &self.progress, call.result.as_ref()) {
+        let attribution = tools::Attribution {
+            task_id: self.id,
+            turn,
+        };
+        let mut next = agent::after_decide(
+            &self.limits,
+            &self.acceptance,
+            &self.progress,
+            call.result.as_ref(),
+        );
+        if let Next::Verify(candidate) = next {
+            let accept_if = self.accept_if.as_deref().unwrap_or("true");
+            let checked = tools::verify(self.owner, accept_if, &candidate, &attribution);
+            let item = Item::Verification {
+                passed: checked.is_ok(),
+                detail: match &checked {
+                    Ok(()) => format!("the check {} holds", accept_if.trim()),
+                    Err(why) => why.clone(),
+                },
+            };
+            self.append(store, turn, item, None, None)?;
+            next = match agent::after_verify(candidate, checked) {
+                Next::Reject { detail } => {
+                    return self.rejected(store, context, &detail, false, locked.guidance_pending);
+                }
+                other => other,
+            };
+        }
+        match next {
             Next::Finish(outcome) => {
                 self.end(store, outcome)?;
                 Ok(StepEnd::Ended)
             }
+            Next::Reject { detail } => {
+                self.rejected(store, context, &detail, true, locked.guidance_pending)
+            }
+            Next::Verify(_) => unreachable!("verified above"),
             Next::RunTools(calls) => {
                 for c in &calls {
-                    let attribution = tools::Attribution {
-                        task_id: self.id,
-                        turn,
-                    };
                     let run = tools::run(self.owner, &self.tools, c, &attribution);
                     self.tools_used.insert(c.name.clone());
                     let item = Item::ToolResult {
@@ -188,17 +263,75 @@ impl Task {
                     self.end(store, outcome)?;
                     return Ok(StepEnd::Ended);
                 }
-                store.save_progress(self.id, "decide", &self.progress, lease_seconds)?;
-                Ok(StepEnd::Continue)
+                self.continue_loop(store, context, locked.guidance_pending)
             }
         }
+    }
+
+    /// The answer was not accepted: the model is shown why, unless the steps are used up.
+    fn rejected(
+        &mut self,
+        store: &mut Store,
+        context: &StepContext,
+        detail: &str,
+        record: bool,
+        guidance_pending: bool,
+    ) -> SpiResult<StepEnd> {
+        if record {
+            let item = Item::Verification {
+                passed: false,
+                detail: detail.to_owned(),
+            };
+            self.append(store, self.progress.steps_done, item, None, None)?;
+        }
+        if let Some(outcome) = agent::after_rejection(&self.limits, &self.progress, detail) {
+            self.end(store, outcome)?;
+            return Ok(StepEnd::Ended);
+        }
+        self.continue_loop(store, context, guidance_pending)
+    }
+
+    /// The end of a step that decides again: guidance sent meanwhile is taken in, failures
+    /// since the last plan get a revised one (reflect), and a prompt grown near the model's
+    /// context window is compacted.
+    fn continue_loop(
+        &mut self,
+        store: &mut Store,
+        context: &StepContext,
+        guidance_pending: bool,
+    ) -> SpiResult<StepEnd> {
+        let turn = self.progress.steps_done;
+        if guidance_pending {
+            self.take_guidance(store)?;
+        }
+        if let Some(plan) = agent::revised_plan(&self.items) {
+            let item = Item::Reflection {
+                outcome: reflection::REVISED_PLAN.into(),
+                lesson: plan,
+            };
+            self.append(store, turn, item, None, None)?;
+        }
+        if let Some(window) = context.context_window {
+            let estimate = compaction::estimate_tokens(&self.prompt(&context.instructions));
+            if let Some(item) = compaction::plan(&self.items, estimate, window.max(1) as usize) {
+                self.append(store, turn, item, None, None)?;
+            }
+        }
+        store.save_progress(self.id, "decide", &self.progress, context.lease_seconds)?;
+        Ok(StepEnd::Continue)
     }
 
     /// Reflect and record the outcome.
     pub fn end(&mut self, store: &mut Store, outcome: Outcome) -> SpiResult<()> {
         let turn = self.progress.steps_done;
         let (status, result, error) = match &outcome {
-            Outcome::Succeeded { answer } => ("succeeded", Some(json!({ "answer": answer })), None),
+            Outcome::Succeeded(candidate) => {
+                let mut result = json!({ "answer": candidate.answer });
+                if let Some(output) = &candidate.output {
+                    result["output"] = output.clone();
+                }
+                ("succeeded", Some(result), None)
+            }
             Outcome::Failed(failure) => {
                 let item = Item::Error {
                     phase: failure.phase(),

@@ -1,13 +1,18 @@
 //! Talking to models: provider-neutral types, the wire formats, the retry policy and the pool of
 //! helper threads that make the HTTP calls. Nothing here calls PostgreSQL.
 
+pub mod anthropic;
 pub mod http;
 pub mod openai_chat;
+pub mod openai_error;
+pub mod openai_responses;
 pub mod pool;
 pub mod retry;
 
 use std::fmt;
 use std::time::Duration;
+
+use crate::context::Prompt;
 
 /// Token usage of one model call, as the provider reported it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -38,9 +43,20 @@ pub struct ToolCallRequest {
     pub arguments: String,
 }
 
+/// Reasoning a model returned (an OpenAI Responses reasoning item, an Anthropic thinking
+/// block), kept verbatim: the provider that wrote it wants it back in later requests of the
+/// task, and no other provider can read it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Reasoning {
+    /// [`Provider::name`] of the provider that wrote it.
+    pub provider: String,
+    pub item: serde_json::Value,
+}
+
 /// A model's answer to one request.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ModelReply {
+    pub reasoning: Vec<Reasoning>,
     pub text: Option<String>,
     pub tool_calls: Vec<ToolCallRequest>,
     pub usage: Usage,
@@ -131,21 +147,91 @@ impl fmt::Display for ModelError {
     }
 }
 
-/// The wire protocol of a model endpoint.
+/// The wire protocol of a model endpoint. Every provider reads the same step log, so a model
+/// can switch provider between two steps of a task.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Provider {
     /// OpenAI Chat Completions, and every server compatible with it (Ollama, vLLM, llama.cpp,
     /// LM Studio).
     OpenAiChat,
+    /// OpenAI Responses (`function_call` / `function_call_output` items, reasoning items).
+    OpenAiResponses,
+    /// Anthropic Messages (`tool_use` / `tool_result` blocks, thinking blocks).
+    Anthropic,
+}
+
+/// Where and how to reach a model.
+#[derive(Clone, Copy, Debug)]
+pub struct Endpoint<'a> {
+    pub base_url: &'a str,
+    pub model: &'a str,
+    /// May be a credential: never log it.
+    pub api_key: Option<&'a str>,
+    /// Extra request body fields (e.g. `{"temperature": 0}`); they cannot replace the fields
+    /// the wire format owns.
+    pub options: &'a serde_json::Value,
 }
 
 impl Provider {
+    pub const ALL: [Provider; 3] = [
+        Provider::OpenAiChat,
+        Provider::OpenAiResponses,
+        Provider::Anthropic,
+    ];
+
     pub fn parse(name: &str) -> Option<Provider> {
-        match name {
-            "openai_chat" => Some(Provider::OpenAiChat),
-            _ => None,
+        Provider::ALL.into_iter().find(|p| p.name() == name)
+    }
+
+    /// The `models.provider` value.
+    pub fn name(self) -> &'static str {
+        match self {
+            Provider::OpenAiChat => "openai_chat",
+            Provider::OpenAiResponses => "openai_responses",
+            Provider::Anthropic => "anthropic",
         }
     }
+
+    pub fn build_request(self, endpoint: &Endpoint<'_>, prompt: &Prompt) -> HttpRequest {
+        match self {
+            Provider::OpenAiChat => openai_chat::build_request(endpoint, prompt),
+            Provider::OpenAiResponses => openai_responses::build_request(endpoint, prompt),
+            Provider::Anthropic => anthropic::build_request(endpoint, prompt),
+        }
+    }
+
+    pub fn parser(self) -> http::ParseFn {
+        match self {
+            Provider::OpenAiChat => openai_chat::parse_response,
+            Provider::OpenAiResponses => openai_responses::parse_response,
+            Provider::Anthropic => anthropic::parse_response,
+        }
+    }
+}
+
+/// The request body: the wire format's defaults, the model's `options` over them, and the
+/// fields the wire format owns over both.
+pub(crate) fn request_body(
+    defaults: serde_json::Value,
+    options: &serde_json::Value,
+    owned: Vec<(&str, serde_json::Value)>,
+) -> serde_json::Value {
+    let mut body = match defaults {
+        serde_json::Value::Object(map) => map,
+        _ => serde_json::Map::new(),
+    };
+    if let Some(extra) = options.as_object() {
+        body.extend(extra.clone());
+    }
+    for (key, value) in owned {
+        body.insert(key.to_owned(), value);
+    }
+    serde_json::Value::Object(body)
+}
+
+/// The first 200 bytes of a body, for error messages.
+pub(crate) fn snippet(body: &str) -> String {
+    truncate(body.trim(), 200)
 }
 
 /// One HTTP request, fully built, ready for a helper thread.

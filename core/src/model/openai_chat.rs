@@ -1,30 +1,22 @@
 //! The OpenAI Chat Completions wire format (`POST {base_url}/chat/completions`), spoken also by
 //! Ollama, vLLM, llama.cpp and LM Studio.
 
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
-use super::retry::parse_retry_after;
 use super::{
-    ErrorClass, HttpRequest, HttpResponse, ModelError, ModelReply, ToolCallRequest, Usage,
+    openai_error, request_body, snippet, Endpoint, ErrorClass, HttpRequest, HttpResponse,
+    ModelError, ModelReply, ToolCallRequest, Usage,
 };
 use crate::context::{Message, Prompt};
 
-/// Builds the request. `options` (e.g. `{"temperature": 0}`) is merged into the body; it cannot
-/// replace the fields this function owns.
-pub fn build_request(
-    base_url: &str,
-    model: &str,
-    api_key: Option<&str>,
-    options: &Value,
-    prompt: &Prompt,
-) -> HttpRequest {
+/// Builds the request. Reasoning from other providers is not sent: this format has no place
+/// for it.
+pub fn build_request(endpoint: &Endpoint<'_>, prompt: &Prompt) -> HttpRequest {
     let messages: Vec<Value> = prompt.messages.iter().map(message_json).collect();
-    let mut body = Map::new();
-    if let Some(extra) = options.as_object() {
-        body.extend(extra.clone());
-    }
-    body.insert("model".into(), json!(model));
-    body.insert("messages".into(), Value::Array(messages));
+    let mut owned = vec![
+        ("model", json!(endpoint.model)),
+        ("messages", Value::Array(messages)),
+    ];
     if !prompt.tools.is_empty() {
         let tools: Vec<Value> = prompt
             .tools
@@ -34,16 +26,26 @@ pub fn build_request(
                     "name": t.name, "description": t.description, "parameters": t.parameters}})
             })
             .collect();
-        body.insert("tools".into(), Value::Array(tools));
+        owned.push(("tools", Value::Array(tools)));
+    }
+    if let Some(schema) = &prompt.output_schema {
+        owned.push((
+            "response_format",
+            json!({"type": "json_schema",
+                   "json_schema": {"name": "result", "schema": schema, "strict": false}}),
+        ));
     }
     let mut headers = vec![("Content-Type".to_owned(), "application/json".to_owned())];
-    if let Some(key) = api_key {
+    if let Some(key) = endpoint.api_key {
         headers.push(("Authorization".to_owned(), format!("Bearer {key}")));
     }
     HttpRequest {
-        url: format!("{}/chat/completions", base_url.trim_end_matches('/')),
+        url: format!(
+            "{}/chat/completions",
+            endpoint.base_url.trim_end_matches('/')
+        ),
         headers,
-        body: Value::Object(body).to_string(),
+        body: request_body(json!({}), endpoint.options, owned).to_string(),
     }
 }
 
@@ -51,7 +53,9 @@ fn message_json(message: &Message) -> Value {
     match message {
         Message::System(text) => json!({"role": "system", "content": text}),
         Message::User(text) => json!({"role": "user", "content": text}),
-        Message::Assistant { text, tool_calls } => {
+        Message::Assistant {
+            text, tool_calls, ..
+        } => {
             let mut m = json!({"role": "assistant", "content": text});
             if !tool_calls.is_empty() {
                 m["tool_calls"] = tool_calls
@@ -64,7 +68,9 @@ fn message_json(message: &Message) -> Value {
             }
             m
         }
-        Message::ToolResult { call_id, output } => {
+        Message::ToolResult {
+            call_id, output, ..
+        } => {
             json!({"role": "tool", "tool_call_id": call_id, "content": output})
         }
     }
@@ -73,7 +79,7 @@ fn message_json(message: &Message) -> Value {
 /// Reads a response: the reply on 2xx, otherwise an error classified for the retry policy.
 pub fn parse_response(response: &HttpResponse) -> Result<ModelReply, ModelError> {
     if !(200..300).contains(&response.status) {
-        return Err(classify_error(response));
+        return Err(openai_error::classify(response));
     }
     let bad = |why: &str| ModelError {
         status: Some(response.status),
@@ -137,6 +143,7 @@ pub fn parse_response(response: &HttpResponse) -> Result<ModelReply, ModelError>
         });
     }
     Ok(ModelReply {
+        reasoning: Vec::new(),
         text,
         tool_calls,
         usage: parse_usage(body.get("usage")),
@@ -163,49 +170,10 @@ fn parse_usage(usage: Option<&Value>) -> Usage {
     }
 }
 
-/// Classifies a non-2xx response. OpenAI's error body is `{"error": {"message", "type", "code"}}`.
-pub fn classify_error(response: &HttpResponse) -> ModelError {
-    let body: Option<Value> = serde_json::from_str(&response.body).ok();
-    let error = body.as_ref().and_then(|b| b.get("error"));
-    let field = |k: &str| {
-        error
-            .and_then(|e| e.get(k))
-            .and_then(Value::as_str)
-            .unwrap_or("")
-    };
-    let code = field("code");
-    let kind = field("type");
-    let message = match field("message") {
-        "" => snippet(&response.body),
-        m => m.to_owned(),
-    };
-    let class = match response.status {
-        _ if code == "context_length_exceeded" || message.contains("maximum context length") => {
-            ErrorClass::ContextLength
-        }
-        _ if code == "insufficient_quota" || kind == "insufficient_quota" => ErrorClass::Quota,
-        429 | 529 => ErrorClass::RateLimited,
-        401 | 403 => ErrorClass::Auth,
-        408 | 409 | 500..=599 => ErrorClass::Server,
-        _ => ErrorClass::BadRequest,
-    };
-    ModelError {
-        class,
-        message,
-        status: Some(response.status),
-        retry_after: response.retry_after.as_deref().and_then(parse_retry_after),
-    }
-}
-
-fn snippet(body: &str) -> String {
-    super::truncate(body.trim(), 200)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::context::ToolSpec;
-    use std::time::Duration;
 
     fn ok(body: Value) -> HttpResponse {
         HttpResponse {
@@ -222,6 +190,7 @@ mod tests {
                 Message::System("s".into()),
                 Message::User("u".into()),
                 Message::Assistant {
+                    reasoning: vec![],
                     text: None,
                     tool_calls: vec![ToolCallRequest {
                         call_id: "c1".into(),
@@ -232,6 +201,7 @@ mod tests {
                 Message::ToolResult {
                     call_id: "c1".into(),
                     output: "2".into(),
+                    is_error: false,
                 },
             ],
             tools: vec![ToolSpec {
@@ -239,12 +209,16 @@ mod tests {
                 description: "d".into(),
                 parameters: json!({"type": "object"}),
             }],
+            output_schema: Some(json!({"type": "object"})),
         };
+        let options = json!({"temperature": 0, "model": "ignored"});
         let req = build_request(
-            "http://h/v1/",
-            "m",
-            Some("sk"),
-            &json!({"temperature": 0, "model": "ignored"}),
+            &Endpoint {
+                base_url: "http://h/v1/",
+                model: "m",
+                api_key: Some("sk"),
+                options: &options,
+            },
             &prompt,
         );
         assert_eq!(req.url, "http://h/v1/chat/completions");
@@ -260,6 +234,7 @@ mod tests {
         );
         assert_eq!(body["messages"][3]["tool_call_id"], "c1");
         assert_eq!(body["tools"][0]["function"]["name"], "f");
+        assert_eq!(body["response_format"]["type"], "json_schema");
     }
 
     #[test]
@@ -303,57 +278,6 @@ mod tests {
         assert_eq!(
             parse_response(&shape).unwrap_err().class,
             ErrorClass::BadResponse
-        );
-    }
-
-    #[test]
-    fn errors_are_classified_by_status_and_code() {
-        let resp = |status, body: Value, ra: Option<&str>| HttpResponse {
-            status,
-            retry_after: ra.map(str::to_owned),
-            body: body.to_string(),
-        };
-        let e = parse_response(&resp(
-            429,
-            json!({"error": {"message": "slow down"}}),
-            Some("1"),
-        ))
-        .unwrap_err();
-        assert_eq!(
-            (e.class, e.retry_after),
-            (ErrorClass::RateLimited, Some(Duration::from_secs(1)))
-        );
-        let e = parse_response(&resp(
-            429,
-            json!({"error": {"code": "insufficient_quota", "message": "pay"}}),
-            None,
-        ))
-        .unwrap_err();
-        assert_eq!(e.class, ErrorClass::Quota);
-        let e = parse_response(&resp(
-            400,
-            json!({"error": {"code": "context_length_exceeded", "message": "long"}}),
-            None,
-        ))
-        .unwrap_err();
-        assert_eq!(e.class, ErrorClass::ContextLength);
-        assert_eq!(
-            parse_response(&resp(503, json!("x"), None))
-                .unwrap_err()
-                .class,
-            ErrorClass::Server
-        );
-        assert_eq!(
-            parse_response(&resp(401, json!({}), None))
-                .unwrap_err()
-                .class,
-            ErrorClass::Auth
-        );
-        assert_eq!(
-            parse_response(&resp(404, json!({}), None))
-                .unwrap_err()
-                .class,
-            ErrorClass::BadRequest
         );
     }
 }
