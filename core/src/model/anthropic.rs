@@ -5,10 +5,9 @@
 
 use serde_json::{json, Value};
 
-use super::retry::parse_retry_after;
 use super::{
-    request_body, snippet, Endpoint, ErrorClass, HttpRequest, HttpResponse, ModelError, ModelReply,
-    Reasoning, ToolCallRequest, Usage,
+    array_in, bad_response, http_error, json_body, request_body, snippet, Endpoint, ErrorClass,
+    HttpRequest, HttpResponse, ModelError, ModelReply, Reasoning, ToolCallRequest, Usage,
 };
 use crate::context::{Message, Prompt};
 
@@ -123,25 +122,8 @@ pub fn parse_response(response: &HttpResponse) -> Result<ModelReply, ModelError>
     if !(200..300).contains(&response.status) {
         return Err(classify_error(response));
     }
-    let bad = |why: String| ModelError {
-        status: Some(response.status),
-        ..ModelError::new(ErrorClass::BadResponse, why)
-    };
-    let body: Value = serde_json::from_str(&response.body).map_err(|e| {
-        bad(format!(
-            "response is not JSON ({e}): {}",
-            snippet(&response.body)
-        ))
-    })?;
-    let content = body
-        .get("content")
-        .and_then(Value::as_array)
-        .ok_or_else(|| {
-            bad(format!(
-                "response has no content: {}",
-                snippet(&response.body)
-            ))
-        })?;
+    let body = json_body(response)?;
+    let content = array_in(&body, "content", response)?;
     let mut reply = ModelReply::default();
     let mut texts = Vec::new();
     for (i, block) in content.iter().enumerate() {
@@ -150,7 +132,10 @@ pub fn parse_response(response: &HttpResponse) -> Result<ModelReply, ModelError>
             Some("tool_use") => {
                 let field = |k: &str| block.get(k).and_then(Value::as_str);
                 let (Some(id), Some(name)) = (field("id"), field("name")) else {
-                    return Err(bad(format!("tool_use block {i} lacks an id or a name")));
+                    return Err(bad_response(
+                        response,
+                        format!("tool_use block {i} lacks an id or a name"),
+                    ));
                 };
                 reply.tool_calls.push(ToolCallRequest {
                     call_id: id.to_owned(),
@@ -208,23 +193,16 @@ pub fn classify_error(response: &HttpResponse) -> ModelError {
         m => m.to_owned(),
     };
     let lower = message.to_ascii_lowercase();
-    let class = match response.status {
-        _ if lower.contains("prompt is too long") || lower.contains("context window") => {
-            ErrorClass::ContextLength
-        }
-        _ if kind == "billing_error" || lower.contains("credit balance") => ErrorClass::Quota,
-        _ if kind == "overloaded_error" => ErrorClass::RateLimited,
-        429 | 529 => ErrorClass::RateLimited,
-        401 | 403 => ErrorClass::Auth,
-        408 | 409 | 500..=599 => ErrorClass::Server,
-        _ => ErrorClass::BadRequest,
+    let class = if lower.contains("prompt is too long") || lower.contains("context window") {
+        Some(ErrorClass::ContextLength)
+    } else if kind == "billing_error" || lower.contains("credit balance") {
+        Some(ErrorClass::Quota)
+    } else if kind == "overloaded_error" {
+        Some(ErrorClass::RateLimited)
+    } else {
+        None
     };
-    ModelError {
-        class,
-        message,
-        status: Some(response.status),
-        retry_after: response.retry_after.as_deref().and_then(parse_retry_after),
-    }
+    http_error(response, class, message)
 }
 
 #[cfg(test)]

@@ -229,6 +229,61 @@ pub(crate) fn request_body(
     serde_json::Value::Object(body)
 }
 
+/// A 2xx answer whose body is not the provider's format.
+pub(crate) fn bad_response(response: &HttpResponse, why: String) -> ModelError {
+    ModelError {
+        status: Some(response.status),
+        ..ModelError::new(ErrorClass::BadResponse, why)
+    }
+}
+
+/// The body of a 2xx answer as JSON, and the array under `key` in it (`choices`, `output`,
+/// `content`): the part every provider's reply is read from.
+pub(crate) fn json_body(response: &HttpResponse) -> Result<serde_json::Value, ModelError> {
+    serde_json::from_str(&response.body).map_err(|e| {
+        let why = format!("response is not JSON ({e}): {}", snippet(&response.body));
+        bad_response(response, why)
+    })
+}
+
+pub(crate) fn array_in<'a>(
+    body: &'a serde_json::Value,
+    key: &str,
+    response: &HttpResponse,
+) -> Result<&'a Vec<serde_json::Value>, ModelError> {
+    body.get(key)
+        .and_then(serde_json::Value::as_array)
+        .ok_or_else(|| {
+            let why = format!("response has no {key}: {}", snippet(&response.body));
+            bad_response(response, why)
+        })
+}
+
+/// A non-2xx answer as an error: `class`, or else what the status alone says (429 and 529
+/// rate limiting, 401/403 auth, 408/409/5xx server trouble, any other a bad request), with the
+/// server's Retry-After.
+pub(crate) fn http_error(
+    response: &HttpResponse,
+    class: Option<ErrorClass>,
+    message: String,
+) -> ModelError {
+    let class = class.unwrap_or(match response.status {
+        429 | 529 => ErrorClass::RateLimited,
+        401 | 403 => ErrorClass::Auth,
+        408 | 409 | 500..=599 => ErrorClass::Server,
+        _ => ErrorClass::BadRequest,
+    });
+    ModelError {
+        class,
+        message,
+        status: Some(response.status),
+        retry_after: response
+            .retry_after
+            .as_deref()
+            .and_then(retry::parse_retry_after),
+    }
+}
+
 /// The first 200 bytes of a body, for error messages.
 pub(crate) fn snippet(body: &str) -> String {
     truncate(body.trim(), 200)

@@ -4,8 +4,8 @@
 use serde_json::{json, Value};
 
 use super::{
-    openai_error, request_body, snippet, Endpoint, ErrorClass, HttpRequest, HttpResponse,
-    ModelError, ModelReply, ToolCallRequest, Usage,
+    array_in, bad_response, json_body, openai_error, request_body, Endpoint, HttpRequest,
+    HttpResponse, ModelError, ModelReply, ToolCallRequest, Usage,
 };
 use crate::context::{Message, Prompt};
 
@@ -81,26 +81,11 @@ pub fn parse_response(response: &HttpResponse) -> Result<ModelReply, ModelError>
     if !(200..300).contains(&response.status) {
         return Err(openai_error::classify(response));
     }
-    let bad = |why: &str| ModelError {
-        status: Some(response.status),
-        ..ModelError::new(ErrorClass::BadResponse, why.to_owned())
-    };
-    let body: Value = serde_json::from_str(&response.body).map_err(|e| {
-        bad(&format!(
-            "response is not JSON ({e}): {}",
-            snippet(&response.body)
-        ))
-    })?;
-    let choice = body
-        .get("choices")
-        .and_then(Value::as_array)
-        .and_then(|c| c.first())
-        .ok_or_else(|| {
-            bad(&format!(
-                "response has no choices: {}",
-                snippet(&response.body)
-            ))
-        })?;
+    let bad = |why: &str| bad_response(response, why.to_owned());
+    let body = json_body(response)?;
+    let choice = array_in(&body, "choices", response)?
+        .first()
+        .ok_or_else(|| bad("response has an empty choices array"))?;
     let message = choice
         .get("message")
         .filter(|m| m.is_object())
@@ -174,6 +159,7 @@ fn parse_usage(usage: Option<&Value>) -> Usage {
 mod tests {
     use super::*;
     use crate::context::ToolSpec;
+    use crate::model::ErrorClass;
 
     fn ok(body: Value) -> HttpResponse {
         HttpResponse {

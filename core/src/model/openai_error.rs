@@ -3,8 +3,7 @@
 
 use serde_json::Value;
 
-use super::retry::parse_retry_after;
-use super::{snippet, ErrorClass, HttpResponse, ModelError};
+use super::{http_error, snippet, ErrorClass, HttpResponse, ModelError};
 
 /// Classifies a non-2xx response.
 pub fn classify(response: &HttpResponse) -> ModelError {
@@ -22,22 +21,14 @@ pub fn classify(response: &HttpResponse) -> ModelError {
         "" => snippet(&response.body),
         m => m.to_owned(),
     };
-    let class = match response.status {
-        _ if code == "context_length_exceeded" || message.contains("maximum context length") => {
-            ErrorClass::ContextLength
-        }
-        _ if code == "insufficient_quota" || kind == "insufficient_quota" => ErrorClass::Quota,
-        429 | 529 => ErrorClass::RateLimited,
-        401 | 403 => ErrorClass::Auth,
-        408 | 409 | 500..=599 => ErrorClass::Server,
-        _ => ErrorClass::BadRequest,
+    let class = if code == "context_length_exceeded" || message.contains("maximum context length") {
+        Some(ErrorClass::ContextLength)
+    } else if code == "insufficient_quota" || kind == "insufficient_quota" {
+        Some(ErrorClass::Quota)
+    } else {
+        None
     };
-    ModelError {
-        class,
-        message,
-        status: Some(response.status),
-        retry_after: response.retry_after.as_deref().and_then(parse_retry_after),
-    }
+    http_error(response, class, message)
 }
 
 #[cfg(test)]

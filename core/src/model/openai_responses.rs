@@ -7,8 +7,8 @@
 use serde_json::{json, Value};
 
 use super::{
-    openai_error, request_body, snippet, Endpoint, ErrorClass, HttpRequest, HttpResponse,
-    ModelError, ModelReply, Reasoning, ToolCallRequest, Usage,
+    array_in, bad_response, json_body, openai_error, request_body, Endpoint, ErrorClass,
+    HttpRequest, HttpResponse, ModelError, ModelReply, Reasoning, ToolCallRequest, Usage,
 };
 use crate::context::{Message, Prompt};
 
@@ -90,16 +90,7 @@ pub fn parse_response(response: &HttpResponse) -> Result<ModelReply, ModelError>
     if !(200..300).contains(&response.status) {
         return Err(openai_error::classify(response));
     }
-    let bad = |why: String| ModelError {
-        status: Some(response.status),
-        ..ModelError::new(ErrorClass::BadResponse, why)
-    };
-    let body: Value = serde_json::from_str(&response.body).map_err(|e| {
-        bad(format!(
-            "response is not JSON ({e}): {}",
-            snippet(&response.body)
-        ))
-    })?;
+    let body = json_body(response)?;
     if body.get("status").and_then(Value::as_str) == Some("failed") {
         // A response that failed after it was accepted: the error object is OpenAI's.
         let message = body
@@ -117,15 +108,7 @@ pub fn parse_response(response: &HttpResponse) -> Result<ModelReply, ModelError>
             ..ModelError::new(class, message)
         });
     }
-    let output = body
-        .get("output")
-        .and_then(Value::as_array)
-        .ok_or_else(|| {
-            bad(format!(
-                "response has no output: {}",
-                snippet(&response.body)
-            ))
-        })?;
+    let output = array_in(&body, "output", response)?;
     let mut reply = ModelReply::default();
     let mut texts = Vec::new();
     for (i, item) in output.iter().enumerate() {
@@ -150,11 +133,12 @@ pub fn parse_response(response: &HttpResponse) -> Result<ModelReply, ModelError>
             }
             Some("function_call") => {
                 let field = |k: &str| item.get(k).and_then(Value::as_str);
-                let name = field("name")
-                    .ok_or_else(|| bad(format!("function_call item {i} has no name")))?;
-                let call_id = field("call_id")
-                    .or_else(|| field("id"))
-                    .ok_or_else(|| bad(format!("function_call item {i} has no call_id")))?;
+                let name = field("name").ok_or_else(|| {
+                    bad_response(response, format!("function_call item {i} has no name"))
+                })?;
+                let call_id = field("call_id").or_else(|| field("id")).ok_or_else(|| {
+                    bad_response(response, format!("function_call item {i} has no call_id"))
+                })?;
                 reply.tool_calls.push(ToolCallRequest {
                     call_id: call_id.to_owned(),
                     name: name.to_owned(),
