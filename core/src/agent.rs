@@ -26,8 +26,8 @@ pub struct Limits {
 pub struct Acceptance {
     /// JSON Schema the answer must match (structured output).
     pub output_schema: Option<Value>,
-    /// The task has a check (a SQL predicate) the worker runs on the answer.
-    pub has_check: bool,
+    /// A boolean SQL expression the worker runs on the answer (`accept_if`).
+    pub accept_if: Option<String>,
 }
 
 /// A final answer waiting to be accepted.
@@ -125,7 +125,10 @@ pub enum Next {
     /// Run these tool calls (act), then come back to [`after_act`].
     RunTools(Vec<ToolCallRequest>),
     /// Run the task's check on this answer (verify), then come back to [`after_verify`].
-    Verify(Candidate),
+    Verify {
+        candidate: Candidate,
+        accept_if: String,
+    },
     /// The answer was not accepted: show the model why, then ask [`after_rejection`].
     Reject { detail: String },
     /// The task is over; reflect and record the outcome.
@@ -188,10 +191,12 @@ pub fn after_decide(
         None => None,
     };
     let candidate = Candidate { answer, output };
-    if acceptance.has_check {
-        Next::Verify(candidate)
-    } else {
-        Next::Finish(Outcome::Succeeded(candidate))
+    match &acceptance.accept_if {
+        Some(accept_if) => Next::Verify {
+            candidate,
+            accept_if: accept_if.clone(),
+        },
+        None => Next::Finish(Outcome::Succeeded(candidate)),
     }
 }
 
@@ -396,7 +401,7 @@ mod tests {
     fn structured_output_is_parsed_and_a_mismatch_goes_back_to_the_model() {
         let acceptance = Acceptance {
             output_schema: Some(serde_json::json!({"type": "object", "required": ["n"]})),
-            has_check: false,
+            accept_if: None,
         };
         let p = Progress::default();
         let next = after_decide(
@@ -420,17 +425,20 @@ mod tests {
     fn a_checked_task_verifies_before_it_succeeds_and_fails_when_steps_run_out() {
         let acceptance = Acceptance {
             output_schema: None,
-            has_check: true,
+            accept_if: Some("$1 = '8'".into()),
         };
         let mut p = Progress {
             steps_done: 1,
             ..Progress::default()
         };
-        let Next::Verify(candidate) =
-            after_decide(&limits(2), &acceptance, &p, Ok(&reply(Some("7"), 0)))
+        let Next::Verify {
+            candidate,
+            accept_if,
+        } = after_decide(&limits(2), &acceptance, &p, Ok(&reply(Some("7"), 0)))
         else {
             panic!()
         };
+        assert_eq!(accept_if, "$1 = '8'");
         assert!(matches!(
             after_verify(candidate.clone(), Ok(())),
             Next::Finish(Outcome::Succeeded(_))

@@ -160,8 +160,9 @@ pub static INSERT_STEP: Sql = Sql {
     ],
 };
 
-/// send() takes a share lock on the task row before it inserts guidance, so a message either
-/// committed before this lock (and is seen here) or waits and is seen by the next step.
+/// Pending guidance is read with this statement's snapshot: a message whose send() committed
+/// before it is taken in by this step; one committed while this waits for the row (send()
+/// holds a share lock on it until commit), or later, by the next step.
 pub static LOCK_TASK: Sql = Sql {
     text: "SELECT cancel_requested_at IS NOT NULL,
                   EXISTS (SELECT FROM agent_loop.guidance g WHERE g.task_id = t.id)

@@ -459,7 +459,7 @@ impl Worker {
             .map(|(task, _)| StepContext {
                 worker_pid: pid,
                 lease_seconds: lease_seconds(),
-                instructions: instructions.clone(),
+                instructions: &instructions,
                 context_window: self.models.get(&task.model).and_then(|m| m.context_window),
             })
             .collect();

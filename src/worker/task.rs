@@ -33,8 +33,6 @@ pub struct Task {
     pub tools: Vec<ToolRow>,
     pub limits: Limits,
     pub acceptance: Acceptance,
-    /// The boolean SQL expression a final answer must pass (verify), if any.
-    accept_if: Option<String>,
     pub progress: Progress,
     pub items: Vec<Item>,
     /// A model call for this task is in flight (counted against its model's concurrency cap).
@@ -53,11 +51,11 @@ pub enum StepEnd {
 }
 
 /// What a step needs to know besides its task and its model's answer.
-pub struct StepContext {
+pub struct StepContext<'a> {
     pub worker_pid: i32,
     pub lease_seconds: i32,
     /// The instructions every prompt starts with.
-    pub instructions: String,
+    pub instructions: &'a str,
     /// The model's context window in tokens; `None` never compacts.
     pub context_window: Option<i32>,
 }
@@ -80,10 +78,9 @@ impl Task {
             tools,
             limits: claimed.limits,
             acceptance: Acceptance {
-                has_check: claimed.accept_if.is_some(),
                 output_schema: claimed.output_schema,
+                accept_if: claimed.accept_if,
             },
-            accept_if: claimed.accept_if,
             progress: claimed.progress,
             items,
             awaiting_model: false,
@@ -164,7 +161,7 @@ impl Task {
     pub fn step(
         &mut self,
         store: &mut Store,
-        context: &StepContext,
+        context: &StepContext<'_>,
         call: &CallOutcome,
     ) -> SpiResult<StepEnd> {
         let locked = match store.lock_task(self.id, context.worker_pid, self.attempt)? {
@@ -213,39 +210,39 @@ impl Task {
             task_id: self.id,
             turn,
         };
-        let mut next = agent::after_decide(
+        let next = match agent::after_decide(
             &self.limits,
             &self.acceptance,
             &self.progress,
             call.result.as_ref(),
-        );
-        if let Next::Verify(candidate) = next {
-            let accept_if = self.accept_if.as_deref().unwrap_or("true");
-            let checked = tools::verify(self.owner, accept_if, &candidate, &attribution);
-            let item = Item::Verification {
-                passed: checked.is_ok(),
-                detail: match &checked {
-                    Ok(()) => format!("the check {} holds", accept_if.trim()),
-                    Err(why) => why.clone(),
-                },
-            };
-            self.append(store, turn, item, None, None)?;
-            next = match agent::after_verify(candidate, checked) {
-                Next::Reject { detail } => {
-                    return self.rejected(store, context, &detail, false, locked.guidance_pending);
+        ) {
+            Next::Verify {
+                candidate,
+                accept_if,
+            } => {
+                let checked = tools::verify(self.owner, &accept_if, &candidate, &attribution);
+                if checked.is_ok() {
+                    // A failed check is recorded with the rejection below.
+                    let detail = format!("the check {} holds", accept_if.trim());
+                    let item = Item::Verification {
+                        passed: true,
+                        detail,
+                    };
+                    self.append(store, turn, item, None, None)?;
                 }
-                other => other,
-            };
-        }
+                agent::after_verify(candidate, checked)
+            }
+            other => other,
+        };
         match next {
             Next::Finish(outcome) => {
                 self.end(store, outcome)?;
                 Ok(StepEnd::Ended)
             }
             Next::Reject { detail } => {
-                self.rejected(store, context, &detail, true, locked.guidance_pending)
+                self.rejected(store, context, &detail, locked.guidance_pending)
             }
-            Next::Verify(_) => unreachable!("verified above"),
+            Next::Verify { .. } => unreachable!("after_verify accepts or rejects"),
             Next::RunTools(calls) => {
                 for c in &calls {
                     let run = tools::run(self.owner, &self.tools, c, &attribution);
@@ -272,18 +269,15 @@ impl Task {
     fn rejected(
         &mut self,
         store: &mut Store,
-        context: &StepContext,
+        context: &StepContext<'_>,
         detail: &str,
-        record: bool,
         guidance_pending: bool,
     ) -> SpiResult<StepEnd> {
-        if record {
-            let item = Item::Verification {
-                passed: false,
-                detail: detail.to_owned(),
-            };
-            self.append(store, self.progress.steps_done, item, None, None)?;
-        }
+        let item = Item::Verification {
+            passed: false,
+            detail: detail.to_owned(),
+        };
+        self.append(store, self.progress.steps_done, item, None, None)?;
         if let Some(outcome) = agent::after_rejection(&self.limits, &self.progress, detail) {
             self.end(store, outcome)?;
             return Ok(StepEnd::Ended);
@@ -297,7 +291,7 @@ impl Task {
     fn continue_loop(
         &mut self,
         store: &mut Store,
-        context: &StepContext,
+        context: &StepContext<'_>,
         guidance_pending: bool,
     ) -> SpiResult<StepEnd> {
         let turn = self.progress.steps_done;
@@ -312,7 +306,7 @@ impl Task {
             self.append(store, turn, item, None, None)?;
         }
         if let Some(window) = context.context_window {
-            let estimate = compaction::estimate_tokens(&self.prompt(&context.instructions));
+            let estimate = compaction::estimate_tokens(&self.prompt(context.instructions));
             if let Some(item) = compaction::plan(&self.items, estimate, window.max(1) as usize) {
                 self.append(store, turn, item, None, None)?;
             }
