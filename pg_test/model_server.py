@@ -24,7 +24,9 @@ Which answer it gives is decided by the request's "model" field:
                         "wrong_shape" | "cut" | "huge" | "quota" | "context_length", with
                         "times" (how many identical requests get the fault before the entry
                         answers normally; default: always) and "retry_after",
-               "delay_ms": latency before answering.
+               "delay_ms": latency before answering,
+               "cached_tokens": how many of the prompt's tokens to report as served from the
+                         prompt cache (at most all of them).
   demo       Looks up the best sellers with sql_query, then reports them.
   echo       Answers "echo: <goal>" at once (benchmarks).
 
@@ -61,6 +63,7 @@ class Conversation:
         self.tools = []
         self.reasoning_seen = []  # reasoning items handed back, by id or signature
         self.size = 0
+        self.cached = 0           # prompt tokens reported as cache hits
 
     @property
     def compacted(self):
@@ -107,7 +110,9 @@ def add_user_text(conv, text):
 
 
 def usage_numbers(conv, answer_size):
-    return conv.size // 4, answer_size // 4
+    """(prompt tokens, of which cached, completion tokens)."""
+    prompt = conv.size // 4
+    return prompt, min(conv.cached, prompt), answer_size // 4
 
 
 class Chat:
@@ -159,7 +164,7 @@ class Chat:
             message["tool_calls"] = [{"id": c["id"], "type": "function",
                                       "function": {"name": c["name"], "arguments": c["arguments"]}}
                                      for c in calls]
-        prompt, completion = usage_numbers(conv, len(json.dumps(message)))
+        prompt, cached, completion = usage_numbers(conv, len(json.dumps(message)))
         return {
             "id": "chatcmpl-test", "object": "chat.completion", "created": int(time.time()),
             "model": model,
@@ -167,7 +172,7 @@ class Chat:
                          "finish_reason": "tool_calls" if calls else "stop"}],
             "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
                       "total_tokens": prompt + completion,
-                      "prompt_tokens_details": {"cached_tokens": 0},
+                      "prompt_tokens_details": {"cached_tokens": cached},
                       "completion_tokens_details": {"reasoning_tokens": 0}},
         }
 
@@ -237,10 +242,10 @@ class Responses(Chat):
         for c in calls:
             output.append({"type": "function_call", "id": f"fc_{c['id']}", "call_id": c["id"],
                            "name": c["name"], "arguments": c["arguments"], "status": "completed"})
-        prompt, completion = usage_numbers(conv, len(json.dumps(output)))
+        prompt, cached, completion = usage_numbers(conv, len(json.dumps(output)))
         return {"id": "resp_test", "object": "response", "created_at": int(time.time()),
                 "status": "completed", "model": model, "output": output, "error": None,
-                "usage": {"input_tokens": prompt, "input_tokens_details": {"cached_tokens": 0},
+                "usage": {"input_tokens": prompt, "input_tokens_details": {"cached_tokens": cached},
                           "output_tokens": completion,
                           "output_tokens_details": {"reasoning_tokens": len(reasoning or "") // 4},
                           "total_tokens": prompt + completion}}
@@ -322,11 +327,12 @@ class Anthropic:
         for c in calls:
             blocks.append({"type": "tool_use", "id": c["id"], "name": c["name"],
                            "input": json.loads(c["arguments"]) if c["arguments"].startswith("{") else {}})
-        prompt, completion = usage_numbers(conv, len(json.dumps(blocks)))
+        prompt, cached, completion = usage_numbers(conv, len(json.dumps(blocks)))
         return {"id": "msg_test", "type": "message", "role": "assistant", "model": model,
                 "content": blocks, "stop_reason": "tool_use" if calls else "end_turn",
                 "stop_sequence": None,
-                "usage": {"input_tokens": prompt, "cache_read_input_tokens": 0,
+                # Anthropic counts cache reads apart from input_tokens.
+                "usage": {"input_tokens": prompt - cached, "cache_read_input_tokens": cached,
                           "cache_creation_input_tokens": 0, "output_tokens": completion}}
 
     @staticmethod
@@ -415,6 +421,7 @@ class Handler(BaseHTTPRequestHandler):
             time.sleep(entry["delay_ms"] / 1000)
         if entry.get("fault") and self.fault(entry, raw):
             return
+        conv.cached = entry.get("cached_tokens", 0)
         calls = [{"id": f"call_{conv.turn}_{i}", "name": c["name"],
                   "arguments": c["arguments"] if isinstance(c.get("arguments"), str)
                   else json.dumps(c.get("arguments", {}))}

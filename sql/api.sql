@@ -11,7 +11,10 @@ CREATE FUNCTION add_model(
     request_timeout interval DEFAULT '60 seconds',
     max_concurrency int DEFAULT 16,
     options         jsonb DEFAULT '{}',
-    context_window  int DEFAULT NULL
+    context_window  int DEFAULT NULL,
+    input_price     numeric DEFAULT NULL,
+    output_price    numeric DEFAULT NULL,
+    cached_input_price numeric DEFAULT NULL
 ) RETURNS text
 LANGUAGE plpgsql SET search_path = pg_catalog, agent_loop AS $$
 BEGIN
@@ -25,6 +28,13 @@ BEGIN
         RAISE EXCEPTION 'context_window must be at least 256 tokens, not %', add_model.context_window
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    IF least(add_model.input_price, add_model.output_price, add_model.cached_input_price) < 0 THEN
+        RAISE EXCEPTION 'prices must not be negative' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF (add_model.input_price IS NULL) <> (add_model.output_price IS NULL) THEN
+        RAISE EXCEPTION 'give both input_price and output_price, or neither'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
     IF add_model.base_url IS NULL OR add_model.base_url !~ '^https?://' THEN
         RAISE EXCEPTION 'base_url must start with http:// or https://'
             USING ERRCODE = 'invalid_parameter_value';
@@ -35,15 +45,17 @@ BEGIN
     END IF;
     INSERT INTO agent_loop.models AS m
            (name, provider, base_url, model, api_key_env, request_timeout, max_concurrency,
-            options, context_window)
+            options, context_window, input_price, output_price, cached_input_price)
     VALUES (add_model.name, add_model.provider, add_model.base_url, add_model.model,
             add_model.api_key_env, add_model.request_timeout, add_model.max_concurrency,
-            coalesce(add_model.options, '{}'), add_model.context_window)
+            coalesce(add_model.options, '{}'), add_model.context_window, add_model.input_price,
+            add_model.output_price, add_model.cached_input_price)
     ON CONFLICT ON CONSTRAINT models_pkey DO UPDATE
        SET provider = EXCLUDED.provider, base_url = EXCLUDED.base_url, model = EXCLUDED.model,
            api_key_env = EXCLUDED.api_key_env, request_timeout = EXCLUDED.request_timeout,
            max_concurrency = EXCLUDED.max_concurrency, options = EXCLUDED.options,
-           context_window = EXCLUDED.context_window;
+           context_window = EXCLUDED.context_window, input_price = EXCLUDED.input_price,
+           output_price = EXCLUDED.output_price, cached_input_price = EXCLUDED.cached_input_price;
     RETURN add_model.name;
 END
 $$;
@@ -51,7 +63,9 @@ COMMENT ON FUNCTION add_model IS
     'Adds or replaces a model endpoint. Needs agent_loop_admin. provider is the wire protocol '
     '(openai_chat, openai_responses, anthropic); changing it changes nothing else, running '
     'tasks included. The API key is read at call time from the server environment variable '
-    'api_key_env, or from agent_loop.api_keys. context_window (tokens) turns on compaction.';
+    'api_key_env, or from agent_loop.api_keys. context_window (tokens) turns on compaction. '
+    'Prices are USD per million tokens (cached_input_price defaults to input_price); with '
+    'them each step records its cost and each task its total.';
 
 -- ---------------------------------------------------------------------------------------------
 CREATE FUNCTION unregister_tool(name text) RETURNS boolean
@@ -197,7 +211,7 @@ BEGIN
         RAISE EXCEPTION 'task % not found', send.task_id USING ERRCODE = 'no_data_found',
             HINT = 'only the task''s owner can send it messages';
     END IF;
-    IF current_status NOT IN ('queued', 'running', 'waiting_approval') THEN
+    IF current_status NOT IN ('queued', 'running', 'waiting_approval', 'waiting_subtasks') THEN
         RAISE EXCEPTION 'task % has already ended (%)', send.task_id, current_status
             USING ERRCODE = 'object_not_in_prerequisite_state';
     END IF;
@@ -219,9 +233,19 @@ DECLARE
     current_status task_status;
 BEGIN
     UPDATE agent_loop.tasks t SET cancel_requested_at = coalesce(t.cancel_requested_at, now())
-     WHERE t.id = cancel.task_id AND t.status IN ('queued', 'running', 'waiting_approval')
+     WHERE t.id = cancel.task_id
+       AND t.status IN ('queued', 'running', 'waiting_approval', 'waiting_subtasks')
     RETURNING t.status INTO current_status;
     IF FOUND THEN
+        -- The subtree goes with it: subtasks, and theirs.
+        WITH RECURSIVE subtree AS (
+            SELECT c.id FROM agent_loop.tasks c WHERE c.parent_id = cancel.task_id
+            UNION
+            SELECT c.id FROM agent_loop.tasks c JOIN subtree s ON c.parent_id = s.id)
+        UPDATE agent_loop.tasks t SET cancel_requested_at = coalesce(t.cancel_requested_at, now())
+          FROM subtree
+         WHERE t.id = subtree.id
+           AND t.status IN ('queued', 'running', 'waiting_approval', 'waiting_subtasks');
         PERFORM agent_loop._wake_worker();
         RETURN true;
     END IF;
@@ -233,8 +257,9 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION cancel IS
-    'Asks for a task to stop: it ends as cancelled before its next step, and an answer from a '
-    'model call in flight is discarded. Returns false if the task had already finished.';
+    'Asks for a task to stop: it ends as cancelled before its next step (at once if it waits), '
+    'and an answer from a model call in flight is discarded. Its subtasks, and theirs, are '
+    'cancelled with it. Returns false if the task had already finished.';
 
 -- ---------------------------------------------------------------------------------------------
 CREATE FUNCTION trace(task_id bigint)
@@ -259,7 +284,10 @@ BEGIN
                                              octet_length(s.content->>'item'))
                  ELSE 'assistant: ' || (s.content->>'text') END
              WHEN 'tool_call' THEN
-               format('%s(%s) [%s]', s.content->>'name', s.content->>'arguments', s.content->>'call_id')
+               format('%s(%s) [%s]', s.content->>'name', s.content->>'arguments', s.content->>'call_id') ||
+               CASE WHEN a.call_id IS NULL THEN ''
+                    WHEN a.decision IS NULL THEN ' awaiting approval'
+                    ELSE format(' %s by %s', a.decision, a.decided_by) END
              WHEN 'tool_result' THEN
                format('%s%s -> %s', CASE WHEN (s.content->>'is_error')::boolean THEN 'error from ' ELSE '' END,
                       s.content->>'name', left(s.content->>'output', 500))
@@ -278,14 +306,17 @@ BEGIN
            s.input_tokens + s.output_tokens,
            s.latency_ms, s.created_at
       FROM agent_loop.steps s
+      LEFT JOIN agent_loop.approvals a
+        ON s.kind = 'tool_call' AND a.task_id = s.task_id AND a.call_id = s.content->>'call_id'
      WHERE s.task_id = trace.task_id
      ORDER BY s.n;
 END
 $$;
 COMMENT ON FUNCTION trace IS
     'The task''s loop step by step, one readable line per step row: goal and recalled lessons, '
-    'guidance, model reasoning and messages, tool calls and results, verifications, revised '
-    'plans, compactions, errors, the final reflection.';
+    'guidance, model reasoning and messages, tool calls (with their approval, for tools that '
+    'need one) and results, verifications, revised plans, compactions, errors, the final '
+    'reflection.';
 
 -- ---------------------------------------------------------------------------------------------
 -- security_invoker: the view shows what the querying role may see, row-level security included.
@@ -297,11 +328,13 @@ SELECT t.id,
        format('%s/%s', t.steps_done, t.max_steps) AS steps,
        t.model,
        t.input_tokens + t.output_tokens AS tokens,
+       t.cost,
        coalesce(t.finished_at, now()) - coalesce(t.started_at, t.created_at) AS elapsed,
        t.error_code,
        left(regexp_replace(t.goal, '\s+', ' ', 'g'), 80) AS goal
   FROM agent_loop.tasks t;
-COMMENT ON VIEW tasks_overview IS 'One line per visible task: state, progress, tokens, time, error.';
+COMMENT ON VIEW tasks_overview IS
+    'One line per visible task: state, progress, tokens, cost, time, error.';
 
 COMMENT ON FUNCTION retry IS
     'Re-queues a failed or cancelled task; it resumes from its last committed step with '
@@ -352,11 +385,12 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION wait IS
-    'Blocks in the server until the task ends or timeout passes, then returns its state. '
-    'Needs READ COMMITTED, and the submitting transaction must have committed.';
+    'Blocks in the server until the task ends, waits for approval, or timeout passes, then '
+    'returns its state. Needs READ COMMITTED, and the submitting transaction must have committed.';
 
 -- ---------------------------------------------------------------------------------------------
-CREATE FUNCTION register_tool(function regprocedure, description text, name text DEFAULT NULL)
+CREATE FUNCTION register_tool(function regprocedure, description text, name text DEFAULT NULL,
+                              needs_approval boolean DEFAULT false)
 RETURNS text
 LANGUAGE plpgsql SET search_path = pg_catalog, agent_loop AS $$
 #variable_conflict use_column
@@ -422,18 +456,109 @@ BEGIN
     END IF;
 
     INSERT INTO agent_loop.tools AS t (name, function, description, parameters, signature,
-                                       returns_set, returns_void)
+                                       returns_set, returns_void, needs_approval)
     VALUES (tool_name, register_tool.function, register_tool.description,
             agent_loop._parameters_schema(signature), signature, fn.proretset,
-            fn.prorettype = 'void'::regtype)
+            fn.prorettype = 'void'::regtype, coalesce(register_tool.needs_approval, false))
     ON CONFLICT ON CONSTRAINT tools_pkey DO UPDATE
        SET function = EXCLUDED.function, description = EXCLUDED.description,
            parameters = EXCLUDED.parameters, signature = EXCLUDED.signature,
-           returns_set = EXCLUDED.returns_set, returns_void = EXCLUDED.returns_void;
+           returns_set = EXCLUDED.returns_set, returns_void = EXCLUDED.returns_void,
+           needs_approval = EXCLUDED.needs_approval;
     RETURN tool_name;
 END
 $$;
 COMMENT ON FUNCTION register_tool IS
     'Makes a SQL function available as a tool. Its JSON Schema comes from the signature; at '
     'run time arguments are bound as typed parameters and the function runs with the task '
-    'owner''s privileges. Needs ownership of the function or agent_loop_admin.';
+    'owner''s privileges. Needs ownership of the function or agent_loop_admin. With '
+    'needs_approval, each call waits for approve() or reject() before it runs.';
+
+-- ---------------------------------------------------------------------------------------------
+-- Decisions on calls of needs_approval tools. Both run with the caller's privileges: row-level
+-- security lets the task's owner and agent_loop_admin decide; a trigger on approvals re-queues
+-- the task when its last pending call is decided.
+CREATE FUNCTION _decide(task_id bigint, call_id text, decision text, reason text) RETURNS int
+LANGUAGE plpgsql SET search_path = pg_catalog, agent_loop AS $$
+#variable_conflict use_column
+DECLARE
+    decided int;
+BEGIN
+    UPDATE agent_loop.approvals a SET decision = _decide.decision, reason = _decide.reason
+     WHERE a.task_id = _decide.task_id AND a.decision IS NULL
+       AND (_decide.call_id IS NULL OR a.call_id = _decide.call_id);
+    GET DIAGNOSTICS decided = ROW_COUNT;
+    IF decided > 0 THEN
+        RETURN decided;
+    END IF;
+    IF NOT EXISTS (SELECT FROM agent_loop.approvals a WHERE a.task_id = _decide.task_id
+                      AND (_decide.call_id IS NULL OR a.call_id = _decide.call_id)) THEN
+        RAISE EXCEPTION '%', CASE WHEN _decide.call_id IS NULL
+                                  THEN format('task %s has no calls awaiting approval', _decide.task_id)
+                                  ELSE format('task %s has no call "%s" awaiting approval',
+                                              _decide.task_id, _decide.call_id) END
+            USING ERRCODE = 'no_data_found',
+                  HINT = 'see agent_loop.pending_approvals; only the task''s owner or an agent_loop_admin can decide';
+    END IF;
+    RAISE EXCEPTION 'the calls of task % were already decided', _decide.task_id
+        USING ERRCODE = 'object_not_in_prerequisite_state';
+END
+$$;
+
+CREATE FUNCTION approve(task_id bigint, call_id text DEFAULT NULL) RETURNS int
+LANGUAGE sql SET search_path = pg_catalog, agent_loop AS $$
+    SELECT agent_loop._decide(task_id, call_id, 'approved', NULL)
+$$;
+COMMENT ON FUNCTION approve IS
+    'Approves a pending call of a needs_approval tool (all of the task''s pending calls when '
+    'call_id is NULL); returns how many were decided. When no call of the task is pending any '
+    'more, the task is queued again and its next step runs the approved calls as the owner.';
+
+CREATE FUNCTION reject(task_id bigint, call_id text DEFAULT NULL, reason text DEFAULT NULL)
+RETURNS int
+LANGUAGE sql SET search_path = pg_catalog, agent_loop AS $$
+    SELECT agent_loop._decide(task_id, call_id, 'rejected', reason)
+$$;
+COMMENT ON FUNCTION reject IS
+    'Rejects a pending call (all of the task''s pending calls when call_id is NULL): it never '
+    'runs, and the model reads the rejection and the reason as the call''s result.';
+
+CREATE VIEW pending_approvals WITH (security_invoker = true) AS
+SELECT a.task_id, a.call_id, a.tool, a.arguments, a.owner, a.requested_at,
+       left(regexp_replace(t.goal, '\s+', ' ', 'g'), 80) AS goal
+  FROM agent_loop.approvals a
+  JOIN agent_loop.tasks t ON t.id = a.task_id
+ WHERE a.decision IS NULL AND t.status = 'waiting_approval';
+COMMENT ON VIEW pending_approvals IS
+    'Calls waiting for approve() or reject(), of the tasks you may see.';
+GRANT SELECT ON pending_approvals TO PUBLIC;
+
+-- ---------------------------------------------------------------------------------------------
+CREATE FUNCTION forget(containing text DEFAULT NULL, owner regrole DEFAULT current_user::regrole)
+RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, agent_loop AS $$
+#variable_conflict use_column
+DECLARE
+    forgotten bigint;
+BEGIN
+    IF forget.owner IS NULL THEN
+        RAISE EXCEPTION 'owner must not be NULL' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF forget.owner <> current_user::regrole AND NOT pg_has_role('agent_loop_admin', 'MEMBER') THEN
+        RAISE EXCEPTION 'permission denied to forget the lessons of %', forget.owner
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = 'Only members of agent_loop_admin can forget for another role.';
+    END IF;
+    DELETE FROM agent_loop.reflections r
+     WHERE r.owner = forget.owner
+       AND (forget.containing IS NULL
+            OR r.lesson_tsv @@ plainto_tsquery('english', forget.containing)
+            OR strpos(lower(r.lesson), lower(forget.containing)) > 0);
+    GET DIAGNOSTICS forgotten = ROW_COUNT;
+    RETURN forgotten;
+END
+$$;
+COMMENT ON FUNCTION forget IS
+    'Deletes lessons from memory: all of a role''s (by default yours), or those containing the '
+    'given words; returns how many. Later tasks no longer recall them; step logs keep their '
+    'copy. Forgetting for another role needs agent_loop_admin.';

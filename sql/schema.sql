@@ -13,9 +13,12 @@ END
 $$;
 
 CREATE TYPE task_status AS ENUM
-    ('queued', 'running', 'waiting_approval', 'succeeded', 'failed', 'cancelled');
+    ('queued', 'running', 'waiting_approval', 'waiting_subtasks', 'succeeded', 'failed',
+     'cancelled');
 COMMENT ON TYPE task_status IS
-    'Lifecycle of a task: queued -> running -> succeeded | failed | cancelled.';
+    'Lifecycle of a task: queued -> running -> succeeded | failed | cancelled. A running task '
+    'whose model calls a needs_approval tool waits in waiting_approval, one that started '
+    'subtasks in waiting_subtasks; either is queued again when nothing is pending.';
 
 -- ---------------------------------------------------------------------------------------------
 CREATE TABLE models (
@@ -30,6 +33,9 @@ CREATE TABLE models (
     max_concurrency int NOT NULL DEFAULT 16 CHECK (max_concurrency >= 1),
     options         jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(options) = 'object'),
     context_window  int CHECK (context_window >= 256),
+    input_price     numeric CHECK (input_price >= 0),
+    cached_input_price numeric CHECK (cached_input_price >= 0),
+    output_price    numeric CHECK (output_price >= 0),
     created_at      timestamptz NOT NULL DEFAULT now()
 );
 COMMENT ON TABLE models IS
@@ -47,6 +53,12 @@ COMMENT ON COLUMN models.options IS 'Extra request body fields, e.g. {"temperatu
 COMMENT ON COLUMN models.context_window IS
     'Tokens the model accepts. When a task''s prompt passes 75% of it, older steps are '
     'summarised into a compaction step; NULL never compacts.';
+COMMENT ON COLUMN models.input_price IS
+    'USD per million input tokens; with output_price it gives each step its cost. NULL: unpriced.';
+COMMENT ON COLUMN models.cached_input_price IS
+    'USD per million input tokens served from the provider''s prompt cache; NULL: input_price.';
+COMMENT ON COLUMN models.output_price IS
+    'USD per million output tokens, hidden reasoning included. NULL: unpriced.';
 
 -- ---------------------------------------------------------------------------------------------
 CREATE TABLE tools (
@@ -57,14 +69,18 @@ CREATE TABLE tools (
     signature       jsonb NOT NULL DEFAULT '[]',
     returns_set     boolean NOT NULL DEFAULT false,
     returns_void    boolean NOT NULL DEFAULT false,
+    needs_approval  boolean NOT NULL DEFAULT false,
     registered_by   regrole NOT NULL DEFAULT current_user::regrole,
     created_at      timestamptz NOT NULL DEFAULT now()
 );
 COMMENT ON TABLE tools IS
     'Tools a task may use. A tool is a SQL function run as the task''s owner; function is NULL '
-    'for the built-in sql_query.';
+    'for the built-in sql_query and spawn_subtasks.';
 COMMENT ON COLUMN tools.parameters IS 'JSON Schema of the arguments, derived from the function signature.';
 COMMENT ON COLUMN tools.signature IS 'Input arguments: [{name, named, type, has_default}].';
+COMMENT ON COLUMN tools.needs_approval IS
+    'A call of this tool waits for approve() or reject() before it runs; the task waits in '
+    'status waiting_approval without holding a worker.';
 COMMENT ON COLUMN tools.registered_by IS 'Role that registered the tool (the function''s owner or an agent_loop_admin).';
 
 INSERT INTO tools (name, function, description, parameters, registered_by)
@@ -73,6 +89,15 @@ VALUES ('sql_query', NULL,
         'privileges and get the rows back as JSON. Rows beyond a limit are cut off.',
         '{"type": "object", "properties": {"query": {"type": "string", "description": "one SQL query"}},
           "required": ["query"], "additionalProperties": false}',
+        'agent_loop_admin');
+INSERT INTO tools (name, function, description, parameters, registered_by)
+VALUES ('spawn_subtasks', NULL,
+        'Split the work into independent subtasks that run in parallel, each as a task of its '
+        'own with your tools (except this one) and limits. You get their answers back as this '
+        'call''s result once all have ended. Each goal must say everything its subtask needs.',
+        '{"type": "object", "properties": {"goals": {"type": "array", "minItems": 1, "maxItems": 8,
+          "items": {"type": "string"}, "description": "one self-contained goal per subtask"}},
+          "required": ["goals"], "additionalProperties": false}',
         'agent_loop_admin');
 
 -- ---------------------------------------------------------------------------------------------
@@ -100,6 +125,7 @@ CREATE TABLE tasks (
     cached_tokens       bigint NOT NULL DEFAULT 0,
     output_tokens       bigint NOT NULL DEFAULT 0,
     reasoning_tokens    bigint NOT NULL DEFAULT 0,
+    cost                numeric NOT NULL DEFAULT 0,
     created_at          timestamptz NOT NULL DEFAULT now(),
     started_at          timestamptz,
     finished_at         timestamptz,
@@ -112,6 +138,8 @@ CREATE TABLE tasks (
     metadata            jsonb NOT NULL DEFAULT '{}',
     output_schema       jsonb CHECK (jsonb_typeof(output_schema) = 'object'),
     accept_if           text,
+    parent_id           bigint,
+    parent_call_id      text,
     goal                text NOT NULL CHECK (goal <> '')
 ) WITH (fillfactor = 50,
         -- A queue table: every claim and step leaves a dead version and an index entry that
@@ -123,8 +151,10 @@ CREATE INDEX tasks_claimable ON tasks (priority DESC, run_after, id)
 CREATE INDEX tasks_running ON tasks (id) WHERE status = 'running';
 -- The worker looks for pending cancels at every wake-up; without this it read the whole table.
 CREATE INDEX tasks_cancel_pending ON tasks (id)
-    WHERE cancel_requested_at IS NOT NULL AND status IN ('queued', 'running');
+    WHERE cancel_requested_at IS NOT NULL
+      AND status IN ('queued', 'running', 'waiting_approval', 'waiting_subtasks');
 CREATE INDEX tasks_owner ON tasks (owner, id);
+CREATE INDEX tasks_children ON tasks (parent_id) WHERE parent_id IS NOT NULL;
 CREATE UNIQUE INDEX tasks_idempotency ON tasks (owner, idempotency_key)
     WHERE idempotency_key IS NOT NULL;
 
@@ -140,6 +170,8 @@ COMMENT ON COLUMN tasks.attempts IS 'How often a worker has claimed the task (mo
 COMMENT ON COLUMN tasks.lease_worker IS 'PID of the worker holding the task while it runs.';
 COMMENT ON COLUMN tasks.lease_until IS 'The lease expires then unless renewed; an expired lease is reclaimed.';
 COMMENT ON COLUMN tasks.cancel_requested_at IS 'Set by cancel(); the worker ends the task before its next step.';
+COMMENT ON COLUMN tasks.cost IS
+    'What the task''s model calls cost, in USD at its model''s prices (0 when it has none).';
 COMMENT ON COLUMN tasks.error_code IS 'Why the task failed: max_steps_exceeded, model_<class>, deadline_exceeded, cancelled, ...';
 COMMENT ON COLUMN tasks.result IS
     'On success: {"answer": text}, plus "output": the answer as JSON when output_schema was given.';
@@ -148,6 +180,10 @@ COMMENT ON COLUMN tasks.output_schema IS
 COMMENT ON COLUMN tasks.accept_if IS
     'Boolean SQL expression a final answer must pass before it is accepted: $1 is the answer '
     'text, $2 the structured output (jsonb). Runs read-only with the owner''s privileges.';
+COMMENT ON COLUMN tasks.parent_id IS
+    'For a subtask: the task whose spawn_subtasks call started it (no foreign key: either may '
+    'be pruned first).';
+COMMENT ON COLUMN tasks.parent_call_id IS 'For a subtask: the parent''s call that started it.';
 COMMENT ON COLUMN tasks.idempotency_key IS 'A repeated submit with the same key (per owner) returns the existing task.';
 
 -- ---------------------------------------------------------------------------------------------
@@ -166,6 +202,7 @@ CREATE TABLE steps (
     cached_tokens    int,
     output_tokens    int,
     reasoning_tokens int,
+    cost             numeric,
     latency_ms       int,
     created_at       timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (task_id, n)
@@ -180,6 +217,8 @@ COMMENT ON COLUMN steps.kind IS
     'tool_result, verification, reflection (a lesson at the end, or a revised plan mid-task), '
     'compaction or error.';
 COMMENT ON COLUMN steps.input_tokens IS 'Model usage, on the first row written for a model call.';
+COMMENT ON COLUMN steps.cost IS
+    'The model call''s cost in USD at the model''s prices then; on the same row as its usage.';
 COMMENT ON COLUMN steps.latency_ms IS 'Model call time including retries, or tool run time.';
 
 -- ---------------------------------------------------------------------------------------------
@@ -214,12 +253,125 @@ COMMENT ON TABLE guidance IS
     'step at the task''s next step.';
 
 -- ---------------------------------------------------------------------------------------------
+-- Calls of needs_approval tools. The worker inserts a row per call and parks the task; the
+-- owner (or an agent_loop_admin) decides with approve() / reject(), or by updating decision
+-- and reason. The last decision re-queues the task, and its next step runs the approved calls.
+CREATE TABLE approvals (
+    task_id      bigint NOT NULL REFERENCES tasks (id) ON DELETE CASCADE,
+    call_id      text NOT NULL,
+    owner        regrole NOT NULL,
+    tool         text NOT NULL,
+    arguments    text NOT NULL,
+    requested_at timestamptz NOT NULL DEFAULT now(),
+    decision     text CHECK (decision IN ('approved', 'rejected')),
+    reason       text CHECK (octet_length(reason) <= 65536),
+    decided_by   regrole,
+    decided_at   timestamptz,
+    PRIMARY KEY (task_id, call_id)
+);
+CREATE INDEX approvals_pending ON approvals (task_id) WHERE decision IS NULL;
+COMMENT ON TABLE approvals IS
+    'Tool calls that need a human''s decision before they run, and the decisions taken.';
+COMMENT ON COLUMN approvals.arguments IS 'The arguments as the model wrote them (JSON text).';
+COMMENT ON COLUMN approvals.decision IS 'NULL while pending; approved or rejected, once.';
+COMMENT ON COLUMN approvals.reason IS 'Why, for a rejection: the model reads it as the call''s result.';
+
+-- Stamps who decided and refuses a second decision or one on a task that no longer waits.
+CREATE FUNCTION _approval_check() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, agent_loop AS $$
+BEGIN
+    IF OLD.decision IS NOT NULL THEN
+        RAISE EXCEPTION 'call % of task % was already %', OLD.call_id, OLD.task_id, OLD.decision
+            USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    IF NEW.decision IS NULL THEN
+        RAISE EXCEPTION 'a decision is approved or rejected' USING ERRCODE = 'not_null_violation';
+    END IF;
+    IF NOT EXISTS (SELECT FROM agent_loop.tasks t
+                    WHERE t.id = OLD.task_id AND t.status = 'waiting_approval') THEN
+        RAISE EXCEPTION 'task % is not waiting for approval', OLD.task_id
+            USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    NEW.decided_by := current_user::regrole;
+    NEW.decided_at := now();
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER approvals_check BEFORE UPDATE ON approvals
+    FOR EACH ROW EXECUTE FUNCTION _approval_check();
+
+-- A waiting task moves on when what it waits for is settled: to waiting_subtasks when its
+-- calls are decided but subtasks still run, to queued when nothing is pending. The row lock
+-- orders concurrent decisions and subtask ends: whichever commits last sees nothing pending.
+-- A task with a cancel pending is left to the worker, which ends it.
+CREATE FUNCTION _resume_if_settled(task_id bigint) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, agent_loop AS $$
+BEGIN
+    PERFORM FROM agent_loop.tasks t
+     WHERE t.id = _resume_if_settled.task_id AND t.cancel_requested_at IS NULL
+       AND t.status IN ('waiting_approval', 'waiting_subtasks')
+       FOR UPDATE;
+    IF NOT FOUND OR EXISTS (SELECT FROM agent_loop.approvals a
+                             WHERE a.task_id = _resume_if_settled.task_id AND a.decision IS NULL) THEN
+        RETURN;
+    END IF;
+    IF EXISTS (SELECT FROM agent_loop.tasks c
+                WHERE c.parent_id = _resume_if_settled.task_id
+                  AND c.status NOT IN ('succeeded', 'failed', 'cancelled')) THEN
+        UPDATE agent_loop.tasks SET status = 'waiting_subtasks'
+         WHERE id = _resume_if_settled.task_id AND status <> 'waiting_subtasks';
+        RETURN;
+    END IF;
+    UPDATE agent_loop.tasks SET status = 'queued', run_after = now()
+     WHERE id = _resume_if_settled.task_id;
+    PERFORM agent_loop._wake_worker();
+END
+$$;
+REVOKE EXECUTE ON FUNCTION _resume_if_settled(bigint) FROM PUBLIC;
+
+-- Users may not change a task's status; this trigger does it for them once the last pending
+-- call of a task is decided. SECURITY DEFINER, and executable by nobody else: it cannot be
+-- attached to another table to re-queue tasks at will.
+CREATE FUNCTION _approval_decided() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, agent_loop AS $$
+BEGIN
+    IF TG_TABLE_SCHEMA <> 'agent_loop' OR TG_TABLE_NAME <> 'approvals' THEN
+        RAISE EXCEPTION 'not an agent_loop table' USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    PERFORM agent_loop._resume_if_settled(NEW.task_id);
+    RETURN NULL;
+END
+$$;
+REVOKE EXECUTE ON FUNCTION _approval_decided() FROM PUBLIC;
+CREATE TRIGGER approvals_resume AFTER UPDATE ON approvals
+    FOR EACH ROW EXECUTE FUNCTION _approval_decided();
+
+-- A subtask's end may let its parent go on. Only the worker (and an admin) changes statuses.
+CREATE FUNCTION _subtask_ended() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, agent_loop AS $$
+BEGIN
+    IF TG_TABLE_SCHEMA <> 'agent_loop' OR TG_TABLE_NAME <> 'tasks' THEN
+        RAISE EXCEPTION 'not an agent_loop table' USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    PERFORM agent_loop._resume_if_settled(NEW.parent_id);
+    RETURN NULL;
+END
+$$;
+REVOKE EXECUTE ON FUNCTION _subtask_ended() FROM PUBLIC;
+CREATE TRIGGER tasks_subtask_ended AFTER UPDATE OF status ON tasks
+    FOR EACH ROW WHEN (NEW.parent_id IS NOT NULL
+                       AND NEW.status IN ('succeeded', 'failed', 'cancelled')
+                       AND OLD.status IS DISTINCT FROM NEW.status)
+    EXECUTE FUNCTION _subtask_ended();
+
+-- ---------------------------------------------------------------------------------------------
 -- Privileges and row-level security.
 ALTER TABLE tasks ENABLE ROW LEVEL SECURITY;
 ALTER TABLE steps ENABLE ROW LEVEL SECURITY;
 ALTER TABLE reflections ENABLE ROW LEVEL SECURITY;
 ALTER TABLE tools ENABLE ROW LEVEL SECURITY;
 ALTER TABLE guidance ENABLE ROW LEVEL SECURITY;
+ALTER TABLE approvals ENABLE ROW LEVEL SECURITY;
 
 CREATE POLICY own_tasks ON tasks
     USING (owner = current_user::regrole OR pg_has_role('agent_loop_admin', 'MEMBER'))
@@ -231,6 +383,8 @@ CREATE POLICY own_reflections ON reflections
 CREATE POLICY own_guidance ON guidance
     USING (owner = current_user::regrole OR pg_has_role('agent_loop_admin', 'MEMBER'))
     WITH CHECK (owner = current_user::regrole);
+CREATE POLICY own_approvals ON approvals
+    USING (owner = current_user::regrole OR pg_has_role('agent_loop_admin', 'MEMBER'));
 CREATE POLICY read_tools ON tools FOR SELECT USING (true);
 CREATE POLICY manage_tools ON tools
     USING (registered_by = current_user::regrole OR pg_has_role('agent_loop_admin', 'MEMBER'))
@@ -239,7 +393,8 @@ CREATE POLICY manage_tools ON tools
                     AND pg_has_role((SELECT proowner FROM pg_proc WHERE oid = function), 'USAGE')));
 
 GRANT USAGE ON SCHEMA agent_loop TO PUBLIC;
-GRANT SELECT ON models, tools, tasks, steps, reflections, guidance TO PUBLIC;
+GRANT SELECT ON models, tools, tasks, steps, reflections, guidance, approvals TO PUBLIC;
+GRANT UPDATE (decision, reason) ON approvals TO PUBLIC;
 GRANT INSERT (task_id, message) ON guidance TO PUBLIC;
 -- Users create tasks only through the columns submit() sets; state columns are the worker's.
 GRANT INSERT (goal, model, tools, max_steps, token_budget, deadline, priority, run_after,
@@ -248,4 +403,4 @@ GRANT UPDATE (cancel_requested_at) ON tasks TO PUBLIC;
 GRANT DELETE ON reflections TO PUBLIC;
 GRANT INSERT, UPDATE, DELETE ON tools TO PUBLIC;
 GRANT INSERT, UPDATE, DELETE ON models TO agent_loop_admin;
-GRANT ALL ON tasks, steps, reflections, guidance TO agent_loop_admin;
+GRANT ALL ON tasks, steps, reflections, guidance, approvals TO agent_loop_admin;

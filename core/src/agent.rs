@@ -43,11 +43,14 @@ pub struct Candidate {
 pub struct Progress {
     pub steps_done: i32,
     pub usage: Usage,
+    /// What the model calls cost so far, at the model's prices (0 without prices).
+    pub cost: f64,
 }
 
 impl Progress {
-    pub fn add(&mut self, usage: &Usage) {
+    pub fn add(&mut self, usage: &Usage, cost: f64) {
         self.usage.add(usage);
+        self.cost += cost;
     }
 }
 
@@ -135,8 +138,14 @@ pub enum Next {
     Finish(Outcome),
 }
 
-/// Checked before every decide: may another model call start?
+/// Checked before every decide: may another model call start? (A task that resumes after
+/// waiting for approval may have used its last step on the calls that waited.)
 pub fn before_decide(limits: &Limits, progress: &Progress, now_epoch: f64) -> Option<Outcome> {
+    if progress.steps_done >= limits.max_steps {
+        return Some(Outcome::Failed(Failure::MaxSteps {
+            max_steps: limits.max_steps,
+        }));
+    }
     if let Some(deadline) = limits.deadline_epoch {
         if now_epoch >= deadline {
             return Some(Outcome::Failed(Failure::Deadline));
@@ -216,6 +225,46 @@ pub fn after_rejection(limits: &Limits, progress: &Progress, detail: &str) -> Op
         }));
     }
     over_budget(limits, progress)
+}
+
+/// Tool calls in the log that have no result yet: after a wait (for approval, for subtasks),
+/// the calls that waited, in the order the model asked for them.
+pub fn unanswered_calls(items: &[Item]) -> Vec<ToolCallRequest> {
+    let answered: std::collections::HashSet<&str> = items
+        .iter()
+        .filter_map(|i| match i {
+            Item::ToolResult { call_id, .. } => Some(call_id.as_str()),
+            _ => None,
+        })
+        .collect();
+    items
+        .iter()
+        .filter_map(|i| match i {
+            Item::ToolCall {
+                call_id,
+                name,
+                arguments,
+            } if !answered.contains(call_id.as_str()) => Some(ToolCallRequest {
+                call_id: call_id.clone(),
+                name: name.clone(),
+                arguments: arguments.clone(),
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The tool result the model sees for a call a human did not approve: not an error of the
+/// tool, a decision to respect.
+pub fn rejected_call_output(rejected_by: &str, reason: Option<&str>) -> String {
+    let reason = reason
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+        .map_or_else(|| "no reason given".to_owned(), |r| format!("\"{r}\""));
+    format!(
+        "not run: {rejected_by} rejected this call ({reason}). Do not repeat it as it was; \
+         change the plan or finish without it."
+    )
 }
 
 /// Tool errors since the last revised plan that call for a new one.
@@ -364,6 +413,7 @@ mod tests {
             ..Progress::default()
         };
         assert_eq!(after_act(&limits(2), &progress), None);
+        assert_eq!(before_decide(&limits(2), &progress, 0.0), None);
         progress.steps_done = 2;
         assert_eq!(
             after_act(&limits(2), &progress).map(|o| match o {
@@ -372,6 +422,39 @@ mod tests {
             }),
             Some("max_steps_exceeded".to_string())
         );
+        assert!(matches!(
+            before_decide(&limits(2), &progress, 0.0),
+            Some(Outcome::Failed(Failure::MaxSteps { max_steps: 2 }))
+        ));
+    }
+
+    #[test]
+    fn calls_that_waited_are_found_unanswered_on_resume() {
+        let calls = reply(None, 3).tool_calls;
+        let (later, now) = (vec![calls[1].clone()], [&calls[0], &calls[2]]);
+        let mut items: Vec<Item> = calls
+            .iter()
+            .map(|c| Item::ToolCall {
+                call_id: c.call_id.clone(),
+                name: c.name.clone(),
+                arguments: c.arguments.clone(),
+            })
+            .collect();
+        for c in now {
+            items.push(Item::ToolResult {
+                call_id: c.call_id.clone(),
+                name: c.name.clone(),
+                output: "ok".into(),
+                is_error: false,
+            });
+        }
+        assert_eq!(unanswered_calls(&items), later);
+        let text = rejected_call_output("alice", Some(" too risky "));
+        assert!(
+            text.contains("alice rejected this call (\"too risky\")"),
+            "{text}"
+        );
+        assert!(rejected_call_output("bob", None).contains("no reason given"));
     }
 
     #[test]

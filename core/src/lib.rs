@@ -2,10 +2,12 @@
 //!
 //! Nothing in this crate links PostgreSQL: the loop's state machine ([`agent`]), the step log
 //! ([`items`]), prompt assembly ([`context`]), the model wire formats, retry policy and HTTP
-//! helper threads ([`model`]), tool argument handling ([`tools`]), reflection text
-//! ([`reflection`]) and the fault-injection plan of the durability tests ([`faults`]) all
-//! unit-test in milliseconds. The pgrx crate ties them to SPI.
+//! helper threads ([`model`]), tool argument handling ([`tools`]), cost accounting
+//! ([`accounting`]), task decomposition ([`subtasks`]), reflection text ([`reflection`]) and the
+//! fault-injection plan of the durability tests ([`faults`]) all unit-test in milliseconds. The
+//! pgrx crate ties them to SPI.
 
+pub mod accounting;
 pub mod agent;
 pub mod compaction;
 pub mod context;
@@ -14,4 +16,5 @@ pub mod items;
 pub mod model;
 pub mod reflection;
 pub mod schema;
+pub mod subtasks;
 pub mod tools;

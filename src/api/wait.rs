@@ -1,5 +1,5 @@
-//! `wait()`: block in the server until a task ends, sleeping on a condition variable the worker
-//! broadcasts after each task's final commit. No client-side polling.
+//! `wait()`: block in the server until a task ends (or waits for a human's approval), sleeping
+//! on a condition variable the worker broadcasts after each such commit. No client-side polling.
 
 use std::time::{Duration, Instant};
 
@@ -12,8 +12,8 @@ use crate::shmem;
 /// commit and its broadcast) costs at most this much.
 const RECHECK: Duration = Duration::from_secs(1);
 
-/// Waits until task `task_id` has ended or `timeout_ms` has passed; true if it ended. The SQL
-/// function `wait()` wraps this and returns the task's row.
+/// Waits until task `task_id` has ended or waits for approval, or `timeout_ms` has passed; true
+/// unless the time ran out. The SQL function `wait()` wraps this and returns the task's row.
 #[pg_extern(volatile, parallel_unsafe)]
 fn _wait_for_task(task_id: i64, timeout_ms: f64) -> bool {
     if unsafe { pg_sys::XactIsoLevel } >= pg_sys::XACT_REPEATABLE_READ as i32 {
@@ -28,7 +28,8 @@ fn _wait_for_task(task_id: i64, timeout_ms: f64) -> bool {
     loop {
         shmem::prepare_wait(task_id);
         let (status, submitted_here) = task_state(task_id);
-        if matches!(status.as_str(), "succeeded" | "failed" | "cancelled") {
+        let settled = ["succeeded", "failed", "cancelled", "waiting_approval"];
+        if settled.contains(&status.as_str()) {
             shmem::cancel_wait();
             return true;
         }
@@ -56,7 +57,11 @@ fn task_state(task_id: i64) -> (String, bool) {
     let row = Spi::connect_mut(|client| {
         // update() runs with a new snapshot; select() would reuse the statement's.
         let table = client.update(
-            "SELECT status::text, xmin::text FROM agent_loop.tasks WHERE id = $1",
+            // A waiting task being cancelled has not settled: the worker ends it next.
+            "SELECT CASE WHEN cancel_requested_at IS NOT NULL AND status::text LIKE 'waiting%'
+                         THEN 'cancelling' ELSE status::text END,
+                    xmin::text
+               FROM agent_loop.tasks WHERE id = $1",
             Some(1),
             &[task_id.into()],
         )?;

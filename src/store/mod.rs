@@ -5,9 +5,11 @@ mod sql;
 
 use std::collections::HashMap;
 
+use agent_loop_core::accounting::Prices;
 use agent_loop_core::agent::{Limits, Progress};
 use agent_loop_core::items::Item;
-use agent_loop_core::model::Usage;
+use agent_loop_core::model::{ToolCallRequest, Usage};
+use agent_loop_core::subtasks::SubtaskEnd;
 use agent_loop_core::tools::{SqlArg, SqlFunction};
 use pgrx::datum::DatumWithOid;
 use pgrx::pg_sys;
@@ -59,6 +61,8 @@ pub struct ModelRow {
     pub max_concurrency: i32,
     pub options: Value,
     pub context_window: Option<i32>,
+    /// `None`: the model has no prices, and its steps no cost.
+    pub prices: Option<Prices>,
 }
 
 /// A tool from `tools`: `function` is `None` for the built-in sql_query.
@@ -68,6 +72,22 @@ pub struct ToolRow {
     pub description: String,
     pub parameters: Value,
     pub function: Option<SqlFunction>,
+    pub needs_approval: bool,
+}
+
+/// A human's decision on a call of a needs_approval tool.
+pub struct Decision {
+    pub call_id: String,
+    pub approved: bool,
+    pub decided_by: String,
+    pub reason: Option<String>,
+}
+
+/// What a model call used and cost, recorded on the first step row of its answer.
+#[derive(Clone, Copy)]
+pub struct Metered<'a> {
+    pub usage: &'a Usage,
+    pub cost: Option<f64>,
 }
 
 /// A step row to insert.
@@ -75,7 +95,7 @@ pub struct NewStep<'a> {
     pub n: i32,
     pub turn: i32,
     pub item: &'a Item,
-    pub usage: Option<&'a Usage>,
+    pub metered: Option<Metered<'a>>,
     pub latency_ms: Option<i32>,
 }
 
@@ -203,10 +223,11 @@ impl Store {
                             output_tokens: row.get(13)?.unwrap_or(0),
                             reasoning_tokens: row.get(14)?.unwrap_or(0),
                         },
+                        cost: row.get(17)?.unwrap_or(0.0),
                     },
                     output_schema: row.get::<JsonB>(15)?.map(|j| j.0),
                     accept_if: row.get(16)?,
-                    guidance_pending: row.get(17)?.unwrap_or(false),
+                    guidance_pending: row.get(18)?.unwrap_or(false),
                 });
             }
             Ok(tasks)
@@ -254,6 +275,14 @@ impl Store {
                 max_concurrency: row.get(7)?.unwrap_or(1),
                 options: row.get::<JsonB>(8)?.map(|j| j.0).unwrap_or(Value::Null),
                 context_window: row.get(9)?,
+                prices: match (row.get::<f64>(10)?, row.get::<f64>(12)?) {
+                    (Some(input), Some(output)) => Some(Prices {
+                        input,
+                        cached_input: row.get(11)?.unwrap_or(input),
+                        output,
+                    }),
+                    _ => None,
+                },
             }))
         })
     }
@@ -276,6 +305,7 @@ impl Store {
                         returns_set,
                         returns_void,
                     }),
+                    needs_approval: row.get(9)?.unwrap_or(false),
                 });
             }
             Ok(tools)
@@ -317,7 +347,8 @@ impl Store {
         owner: pg_sys::Oid,
         step: NewStep<'_>,
     ) -> SpiResult<()> {
-        let usage = step.usage;
+        let usage = step.metered.map(|m| m.usage);
+        let cost = step.metered.and_then(|m| m.cost);
         let tokens = |f: fn(&Usage) -> i64| usage.map(|u| f(u).min(i32::MAX as i64) as i32);
         Spi::connect_mut(|c| {
             self.run(
@@ -335,6 +366,7 @@ impl Store {
                     tokens(|u| u.cached_tokens).into(),
                     tokens(|u| u.output_tokens).into(),
                     tokens(|u| u.reasoning_tokens).into(),
+                    cost.into(),
                     step.latency_ms.into(),
                 ],
             )?;
@@ -397,6 +429,7 @@ impl Store {
                     u.output_tokens.into(),
                     u.reasoning_tokens.into(),
                     lease_seconds.into(),
+                    progress.cost.into(),
                 ],
             )?;
             Ok(())
@@ -420,9 +453,103 @@ impl Store {
                     u.cached_tokens.into(),
                     u.output_tokens.into(),
                     u.reasoning_tokens.into(),
+                    ending.progress.cost.into(),
                 ],
             )?;
             Ok(())
+        })
+    }
+
+    /// Records the calls that wait for a decision and parks the task in `status`: it leaves
+    /// this worker and is queued again when no decision and no subtask is pending.
+    pub fn park(
+        &mut self,
+        task_id: i64,
+        owner: pg_sys::Oid,
+        awaiting_approval: &[ToolCallRequest],
+        progress: &Progress,
+        status: &str,
+    ) -> SpiResult<()> {
+        let u = &progress.usage;
+        Spi::connect_mut(|c| {
+            for call in awaiting_approval {
+                self.run(
+                    c,
+                    &sql::REQUEST_APPROVAL,
+                    &[
+                        task_id.into(),
+                        call.call_id.as_str().into(),
+                        owner.into(),
+                        call.name.as_str().into(),
+                        call.arguments.as_str().into(),
+                    ],
+                )?;
+            }
+            self.run(
+                c,
+                &sql::PARK,
+                &[
+                    task_id.into(),
+                    progress.steps_done.into(),
+                    u.input_tokens.into(),
+                    u.cached_tokens.into(),
+                    u.output_tokens.into(),
+                    u.reasoning_tokens.into(),
+                    progress.cost.into(),
+                    status.into(),
+                ],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Queues one subtask of `parent` per goal, for its call `call_id`.
+    pub fn spawn_subtasks(
+        &mut self,
+        parent: i64,
+        call_id: &str,
+        goals: Vec<String>,
+    ) -> SpiResult<()> {
+        Spi::connect_mut(|c| {
+            self.run(
+                c,
+                &sql::SPAWN,
+                &[parent.into(), call_id.into(), goals.into()],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// How the subtasks of `parent`'s call `call_id` ended (or stand).
+    pub fn subtask_ends(&mut self, parent: i64, call_id: &str) -> SpiResult<Vec<SubtaskEnd>> {
+        Spi::connect_mut(|c| {
+            let mut ends = Vec::new();
+            for row in self.run(c, &sql::SUBTASK_ENDS, &[parent.into(), call_id.into()])? {
+                ends.push(SubtaskEnd {
+                    task_id: row.get(1)?.unwrap_or_default(),
+                    goal: row.get(2)?.unwrap_or_default(),
+                    status: row.get(3)?.unwrap_or_default(),
+                    answer: row.get(4)?,
+                    error: row.get(5)?,
+                });
+            }
+            Ok(ends)
+        })
+    }
+
+    /// The decisions taken on the task's calls that needed approval.
+    pub fn decisions(&mut self, task_id: i64) -> SpiResult<Vec<Decision>> {
+        Spi::connect_mut(|c| {
+            let mut decisions = Vec::new();
+            for row in self.run(c, &sql::DECISIONS, &[task_id.into()])? {
+                decisions.push(Decision {
+                    call_id: row.get(1)?.unwrap_or_default(),
+                    approved: row.get(2)?.unwrap_or(false),
+                    decided_by: row.get(3)?.unwrap_or_default(),
+                    reason: row.get(4)?,
+                });
+            }
+            Ok(decisions)
         })
     }
 

@@ -10,6 +10,7 @@ pub struct Sql {
 
 const INT4: PgOid = PgOid::BuiltIn(T::INT4OID);
 const INT8: PgOid = PgOid::BuiltIn(T::INT8OID);
+const FLOAT8: PgOid = PgOid::BuiltIn(T::FLOAT8OID);
 const TEXT: PgOid = PgOid::BuiltIn(T::TEXTOID);
 const OID: PgOid = PgOid::BuiltIn(T::OIDOID);
 const JSONB: PgOid = PgOid::BuiltIn(T::JSONBOID);
@@ -24,12 +25,17 @@ const TEXT_ARRAY: PgOid = PgOid::BuiltIn(T::TEXTARRAYOID);
 /// first burst). They run without bitmap and sequential scans: the index walk is what is left.
 pub static INDEX_WALKS: [&Sql; 4] = [&CLAIM, &CANCEL_QUEUED, &CANCEL_REQUESTED_RUNNING, &RECALL];
 
-/// Queued tasks whose cancel was requested end here, before they ever run.
+/// Queued tasks, and tasks waiting for approval or subtasks, whose cancel was requested end
+/// here: no worker holds them.
 pub static CANCEL_QUEUED: Sql = Sql {
     text: "UPDATE agent_loop.tasks
               SET status = 'cancelled', finished_at = now(), error_code = 'cancelled',
-                  error_message = 'cancelled before it started'
-            WHERE cancel_requested_at IS NOT NULL AND status = 'queued'
+                  error_message = CASE status
+                                    WHEN 'queued' THEN 'cancelled before it started'
+                                    WHEN 'waiting_approval' THEN 'cancelled while waiting for approval'
+                                    ELSE 'cancelled while waiting for its subtasks' END
+            WHERE cancel_requested_at IS NOT NULL
+              AND status IN ('queued', 'waiting_approval', 'waiting_subtasks')
         RETURNING id",
     types: &[],
 };
@@ -67,7 +73,7 @@ pub static CLAIM: Sql = Sql {
         RETURNING t.id, t.owner::oid, t.goal, t.model, t.tools, t.max_steps, t.token_budget,
                   extract(epoch FROM t.deadline)::float8, t.attempts, t.steps_done,
                   t.input_tokens, t.cached_tokens, t.output_tokens, t.reasoning_tokens,
-                  t.output_schema, t.accept_if,
+                  t.output_schema, t.accept_if, t.cost::float8,
                   EXISTS (SELECT FROM agent_loop.guidance g WHERE g.task_id = t.id)",
     types: &[INT4, INT4, INT4],
 };
@@ -111,7 +117,8 @@ pub static RELEASE_LEASES: Sql = Sql {
 pub static MODEL: Sql = Sql {
     text: "SELECT name, provider, base_url, model, api_key_env,
                   extract(epoch FROM request_timeout)::float8 * 1000, max_concurrency, options,
-                  context_window
+                  context_window, input_price::float8,
+                  coalesce(cached_input_price, input_price)::float8, output_price::float8
              FROM agent_loop.models WHERE name = $1",
     types: &[TEXT],
 };
@@ -120,7 +127,7 @@ pub static TOOLS: Sql = Sql {
     text: "SELECT t.name, t.description, t.parameters, t.function IS NOT NULL,
                   CASE WHEN t.function IS NOT NULL
                        THEN format('%I.%I', n.nspname, p.proname) END,
-                  t.signature, t.returns_set, t.returns_void
+                  t.signature, t.returns_set, t.returns_void, t.needs_approval
              FROM agent_loop.tools t
              LEFT JOIN pg_catalog.pg_proc p ON p.oid = t.function
              LEFT JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
@@ -153,10 +160,10 @@ pub static LOAD_STEPS: Sql = Sql {
 pub static INSERT_STEP: Sql = Sql {
     text: "INSERT INTO agent_loop.steps
                   (task_id, n, turn, owner, phase, kind, content, input_tokens, cached_tokens,
-                   output_tokens, reasoning_tokens, latency_ms)
-           VALUES ($1, $2, $3, $4::regrole, $5, $6, $7, $8, $9, $10, $11, $12)",
+                   output_tokens, reasoning_tokens, cost, latency_ms)
+           VALUES ($1, $2, $3, $4::regrole, $5, $6, $7, $8, $9, $10, $11, $12::numeric, $13)",
     types: &[
-        INT8, INT4, INT4, OID, TEXT, TEXT, JSONB, INT4, INT4, INT4, INT4, INT4,
+        INT8, INT4, INT4, OID, TEXT, TEXT, JSONB, INT4, INT4, INT4, INT4, FLOAT8, INT4,
     ],
 };
 
@@ -183,10 +190,10 @@ pub static TAKE_GUIDANCE: Sql = Sql {
 pub static SAVE_PROGRESS: Sql = Sql {
     text: "UPDATE agent_loop.tasks
               SET phase = $2, steps_done = $3, input_tokens = $4, cached_tokens = $5,
-                  output_tokens = $6, reasoning_tokens = $7,
+                  output_tokens = $6, reasoning_tokens = $7, cost = $9::numeric,
                   lease_until = now() + $8 * interval '1 second'
             WHERE id = $1",
-    types: &[INT8, TEXT, INT4, INT8, INT8, INT8, INT8, INT4],
+    types: &[INT8, TEXT, INT4, INT8, INT8, INT8, INT8, INT4, FLOAT8],
 };
 
 pub static FINISH: Sql = Sql {
@@ -194,9 +201,62 @@ pub static FINISH: Sql = Sql {
               SET status = $2::agent_loop.task_status, phase = 'reflect', finished_at = now(),
                   result = $3, error_code = $4, error_message = $5, steps_done = $6,
                   input_tokens = $7, cached_tokens = $8, output_tokens = $9,
-                  reasoning_tokens = $10, lease_worker = NULL, lease_until = NULL
+                  reasoning_tokens = $10, cost = $11::numeric, lease_worker = NULL,
+                  lease_until = NULL
             WHERE id = $1",
-    types: &[INT8, TEXT, JSONB, TEXT, TEXT, INT4, INT8, INT8, INT8, INT8],
+    types: &[
+        INT8, TEXT, JSONB, TEXT, TEXT, INT4, INT8, INT8, INT8, INT8, FLOAT8,
+    ],
+};
+
+/// A call of a needs_approval tool, pending until the owner decides.
+pub static REQUEST_APPROVAL: Sql = Sql {
+    text: "INSERT INTO agent_loop.approvals (task_id, call_id, owner, tool, arguments)
+           VALUES ($1, $2, $3::regrole, $4, $5)
+           ON CONFLICT (task_id, call_id) DO NOTHING",
+    types: &[INT8, TEXT, OID, TEXT, TEXT],
+};
+
+/// The task waits (for decisions on its calls, or for its subtasks) without a worker: no
+/// lease, not claimable.
+pub static PARK: Sql = Sql {
+    text: "UPDATE agent_loop.tasks
+              SET status = $8::agent_loop.task_status, phase = 'act', steps_done = $2,
+                  input_tokens = $3, cached_tokens = $4, output_tokens = $5,
+                  reasoning_tokens = $6, cost = $7::numeric, lease_worker = NULL,
+                  lease_until = NULL
+            WHERE id = $1",
+    types: &[INT8, INT4, INT8, INT8, INT8, INT8, FLOAT8, TEXT],
+};
+
+/// Subtasks of a spawn_subtasks call: the parent's owner, model, tools (but this one: one
+/// level deep), limits and priority, one per goal, in the order given.
+pub static SPAWN: Sql = Sql {
+    text: "INSERT INTO agent_loop.tasks
+                  (owner, goal, model, tools, max_steps, token_budget, deadline, priority,
+                   parent_id, parent_call_id)
+           SELECT p.owner, g.goal, p.model, array_remove(p.tools, 'spawn_subtasks'), p.max_steps,
+                  p.token_budget, p.deadline, p.priority, p.id, $2
+             FROM agent_loop.tasks p, unnest($3::text[]) WITH ORDINALITY g(goal, i)
+            WHERE p.id = $1
+            ORDER BY g.i",
+    types: &[INT8, TEXT, TEXT_ARRAY],
+};
+
+/// How the subtasks of a call ended, in the order they were asked for.
+pub static SUBTASK_ENDS: Sql = Sql {
+    text: "SELECT id, goal, status::text, result->>'answer',
+                  CASE WHEN error_code IS NOT NULL THEN error_code || ': ' || error_message END
+             FROM agent_loop.tasks WHERE parent_id = $1 AND parent_call_id = $2
+            ORDER BY id",
+    types: &[INT8, TEXT],
+};
+
+/// The decisions taken on a task's calls, for the step that resumes it.
+pub static DECISIONS: Sql = Sql {
+    text: "SELECT call_id, decision = 'approved', decided_by::text, reason
+             FROM agent_loop.approvals WHERE task_id = $1 AND decision IS NOT NULL",
+    types: &[INT8],
 };
 
 pub static INSERT_REFLECTION: Sql = Sql {

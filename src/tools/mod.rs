@@ -89,8 +89,10 @@ pub fn run(
         Some(tool) => {
             let comment = attribution.comment(&tool.name);
             match &tool.function {
-                None => sql_query(owner, &call.arguments, &comment),
                 Some(function) => call_function(owner, function, &call.arguments, &comment),
+                None if tool.name == "sql_query" => sql_query(owner, &call.arguments, &comment),
+                // spawn_subtasks: the step handles it; it never runs as a plain tool.
+                None => Err(format!("{} is built into the loop", tool.name)),
             }
         }
     };

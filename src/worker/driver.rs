@@ -328,6 +328,9 @@ impl Worker {
         let (owner, goal) = (claim.owner, claim.goal.clone());
         let guidance_pending = claim.guidance_pending;
         let mut task = Task::new(claim, tools, items);
+        // Results follow their calls in the log: those of calls that waited come before any
+        // guidance.
+        task.answer_waiting_calls(&mut self.store)?;
         if fresh {
             let memories = self
                 .store
@@ -456,11 +459,15 @@ impl Worker {
         let instructions = instructions();
         let contexts: Vec<StepContext> = group
             .iter()
-            .map(|(task, _)| StepContext {
-                worker_pid: pid,
-                lease_seconds: lease_seconds(),
-                instructions: &instructions,
-                context_window: self.models.get(&task.model).and_then(|m| m.context_window),
+            .map(|(task, _)| {
+                let model = self.models.get(&task.model);
+                StepContext {
+                    worker_pid: pid,
+                    lease_seconds: lease_seconds(),
+                    instructions: &instructions,
+                    context_window: model.and_then(|m| m.context_window),
+                    prices: model.and_then(|m| m.prices),
+                }
             })
             .collect();
         let store = &mut self.store;
@@ -523,6 +530,12 @@ impl Worker {
             Ok(StepEnd::Ended) => {
                 faults::at(Point::Finished, id, task.attempt);
                 shmem::announce_task_ended(id)
+            }
+            Ok(StepEnd::Parked) => {
+                // wait() returns for a task that waits for approval; subtasks it started are
+                // claimed at once, without waiting for a wake-up.
+                shmem::announce_task_ended(id);
+                unsafe { pg_sys::SetLatch(pg_sys::MyLatch) };
             }
             Ok(StepEnd::Lost) => {}
             Err(StepFailed { message, failed }) => {

@@ -6,20 +6,21 @@
 
 use std::collections::BTreeSet;
 
+use agent_loop_core::accounting::Prices;
 use agent_loop_core::agent::{self, Acceptance, Failure, Limits, Next, Outcome, Progress};
 use agent_loop_core::compaction;
 use agent_loop_core::context::{build_prompt, Prompt, ToolSpec};
 use agent_loop_core::faults::Point;
 use agent_loop_core::items::{Item, Phase};
 use agent_loop_core::model::http::CallOutcome;
-use agent_loop_core::model::Usage;
-use agent_loop_core::reflection;
+use agent_loop_core::model::ToolCallRequest;
+use agent_loop_core::{reflection, subtasks};
 use pgrx::pg_sys;
 use pgrx::spi::SpiResult;
 use serde_json::json;
 
 use super::faults;
-use crate::store::{ClaimedTask, Ending, NewStep, Store, ToolRow};
+use crate::store::{ClaimedTask, Ending, Metered, NewStep, Store, ToolRow};
 use crate::tools;
 
 pub struct Task {
@@ -48,6 +49,8 @@ pub enum StepEnd {
     Ended,
     /// The task is no longer this worker's (lease lost, or ended elsewhere).
     Lost,
+    /// The task waits, without a worker, for approval of tool calls or for its subtasks.
+    Parked,
 }
 
 /// What a step needs to know besides its task and its model's answer.
@@ -58,6 +61,8 @@ pub struct StepContext<'a> {
     pub instructions: &'a str,
     /// The model's context window in tokens; `None` never compacts.
     pub context_window: Option<i32>,
+    /// The model's prices; `None` records no cost.
+    pub prices: Option<Prices>,
 }
 
 impl Task {
@@ -129,7 +134,7 @@ impl Task {
         store: &mut Store,
         turn: i32,
         item: Item,
-        usage: Option<&Usage>,
+        metered: Option<Metered<'_>>,
         latency_ms: Option<i32>,
     ) -> SpiResult<()> {
         let n = self.items.len() as i32 + 1;
@@ -140,7 +145,7 @@ impl Task {
                 n,
                 turn,
                 item: &item,
-                usage,
+                metered,
                 latency_ms,
             },
         )?;
@@ -183,10 +188,15 @@ impl Task {
         }
         if let Ok(reply) = &call.result {
             self.progress.steps_done = turn;
-            self.progress.add(&reply.usage);
-            // Usage and latency go on the first row of the model's answer.
+            let cost = context.prices.map(|p| p.cost(&reply.usage));
+            self.progress.add(&reply.usage, cost.unwrap_or(0.0));
+            // Usage, cost and latency go on the first row of the model's answer.
             let latency = call.latency.as_millis().min(i32::MAX as u128) as i32;
-            let mut first_row = Some((&reply.usage, latency));
+            let metered = Metered {
+                usage: &reply.usage,
+                cost,
+            };
+            let mut first_row = Some((metered, latency));
             let mut rows: Vec<Item> = reply
                 .reasoning
                 .iter()
@@ -202,8 +212,8 @@ impl Task {
                 arguments: c.arguments.clone(),
             }));
             for item in rows {
-                let (usage, latency) = first_row.take().unzip();
-                self.append(store, turn, item, usage, latency)?;
+                let (metered, latency) = first_row.take().unzip();
+                self.append(store, turn, item, metered, latency)?;
             }
         }
         let attribution = tools::Attribution {
@@ -244,16 +254,33 @@ impl Task {
             }
             Next::Verify { .. } => unreachable!("after_verify accepts or rejects"),
             Next::RunTools(calls) => {
-                for c in &calls {
-                    let run = tools::run(self.owner, &self.tools, c, &attribution);
-                    self.tools_used.insert(c.name.clone());
-                    let item = Item::ToolResult {
-                        call_id: c.call_id.clone(),
-                        name: c.name.clone(),
-                        output: run.output,
-                        is_error: run.is_error,
+                // Calls of needs_approval tools wait for a decision, spawn_subtasks starts
+                // tasks; the others run now. Either kind of wait parks the task.
+                let mut awaiting_approval = Vec::new();
+                let mut spawned = false;
+                for c in calls {
+                    let tool = self.tools.iter().find(|t| t.name == c.name);
+                    if tool.is_some_and(|t| t.needs_approval) {
+                        awaiting_approval.push(c);
+                    } else if tool.is_some() && c.name == subtasks::TOOL {
+                        spawned |= self.spawn(store, &c, turn)?;
+                    } else {
+                        self.run_tool(store, &c, &attribution)?;
+                    }
+                }
+                if spawned || !awaiting_approval.is_empty() {
+                    let status = match awaiting_approval.is_empty() {
+                        true => "waiting_subtasks",
+                        false => "waiting_approval",
                     };
-                    self.append(store, turn, item, None, Some(run.elapsed_ms))?;
+                    store.park(
+                        self.id,
+                        self.owner,
+                        &awaiting_approval,
+                        &self.progress,
+                        status,
+                    )?;
+                    return Ok(StepEnd::Parked);
                 }
                 faults::at(Point::Acted, self.id, self.attempt);
                 if let Some(outcome) = agent::after_act(&self.limits, &self.progress) {
@@ -263,6 +290,94 @@ impl Task {
                 self.continue_loop(store, context, locked.guidance_pending)
             }
         }
+    }
+
+    /// Runs one tool call as the owner and records its result (act).
+    fn run_tool(
+        &mut self,
+        store: &mut Store,
+        call: &ToolCallRequest,
+        attribution: &tools::Attribution,
+    ) -> SpiResult<()> {
+        let run = tools::run(self.owner, &self.tools, call, attribution);
+        self.tools_used.insert(call.name.clone());
+        let item = Item::ToolResult {
+            call_id: call.call_id.clone(),
+            name: call.name.clone(),
+            output: run.output,
+            is_error: run.is_error,
+        };
+        self.append(store, attribution.turn, item, None, Some(run.elapsed_ms))
+    }
+
+    /// Starts the subtasks of a spawn_subtasks call; false (and the reason as the call's
+    /// result) when its arguments are not usable.
+    fn spawn(&mut self, store: &mut Store, call: &ToolCallRequest, turn: i32) -> SpiResult<bool> {
+        self.tools_used.insert(call.name.clone());
+        match subtasks::goals(&call.arguments) {
+            Ok(goals) => {
+                store.spawn_subtasks(self.id, &call.call_id, goals)?;
+                Ok(true)
+            }
+            Err(problem) => {
+                let item = Item::ToolResult {
+                    call_id: call.call_id.clone(),
+                    name: call.name.clone(),
+                    output: problem,
+                    is_error: true,
+                };
+                self.append(store, turn, item, None, None).map(|()| false)
+            }
+        }
+    }
+
+    /// A task claimed again after it waited: the calls that waited get their results, as part
+    /// of the claim. An approved call runs now; a rejected one gets the rejection; a
+    /// spawn_subtasks call gets what its subtasks answered. A call nobody decided on (the task
+    /// was cancelled and retried meanwhile) is not run.
+    pub fn answer_waiting_calls(&mut self, store: &mut Store) -> SpiResult<()> {
+        let waiting = agent::unanswered_calls(&self.items);
+        if waiting.is_empty() {
+            return Ok(());
+        }
+        let decisions = store.decisions(self.id)?;
+        let attribution = tools::Attribution {
+            task_id: self.id,
+            turn: self.progress.steps_done,
+        };
+        for call in &waiting {
+            let (output, is_error) = if call.name == subtasks::TOOL {
+                let ends = store.subtask_ends(self.id, &call.call_id)?;
+                match ends.is_empty() {
+                    true => ("not run: no subtask was started".to_owned(), true),
+                    false => (subtasks::results(&ends), subtasks::all_failed(&ends)),
+                }
+            } else {
+                match decisions.iter().find(|d| d.call_id == call.call_id) {
+                    Some(d) if d.approved => {
+                        self.run_tool(store, call, &attribution)?;
+                        continue;
+                    }
+                    Some(d) => (
+                        agent::rejected_call_output(&d.decided_by, d.reason.as_deref()),
+                        true,
+                    ),
+                    None => (
+                        "not run: nobody approved this call before the task was cancelled"
+                            .to_owned(),
+                        true,
+                    ),
+                }
+            };
+            let item = Item::ToolResult {
+                call_id: call.call_id.clone(),
+                name: call.name.clone(),
+                output,
+                is_error,
+            };
+            self.append(store, attribution.turn, item, None, None)?;
+        }
+        Ok(())
     }
 
     /// The answer was not accepted: the model is shown why, unless the steps are used up.
