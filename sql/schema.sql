@@ -329,40 +329,32 @@ END
 $$;
 REVOKE EXECUTE ON FUNCTION _resume_if_settled(bigint) FROM PUBLIC;
 
--- Users may not change a task's status; this trigger does it for them once the last pending
--- call of a task is decided. SECURITY DEFINER, and executable by nobody else: it cannot be
--- attached to another table to re-queue tasks at will.
-CREATE FUNCTION _approval_decided() RETURNS trigger
+-- Users may not change a task's status; this trigger function does it for them when the last
+-- pending call of a task is decided (on approvals) or its last subtask ends (on tasks).
+-- SECURITY DEFINER, and executable by nobody else: it cannot be attached to another table to
+-- re-queue tasks at will.
+CREATE FUNCTION _resume_waiting_task() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, agent_loop AS $$
 BEGIN
-    IF TG_TABLE_SCHEMA <> 'agent_loop' OR TG_TABLE_NAME <> 'approvals' THEN
+    IF TG_TABLE_SCHEMA = 'agent_loop' AND TG_TABLE_NAME = 'approvals' THEN
+        PERFORM agent_loop._resume_if_settled(NEW.task_id);
+    ELSIF TG_TABLE_SCHEMA = 'agent_loop' AND TG_TABLE_NAME = 'tasks' THEN
+        PERFORM agent_loop._resume_if_settled(NEW.parent_id);
+    ELSE
         RAISE EXCEPTION 'not an agent_loop table' USING ERRCODE = 'insufficient_privilege';
     END IF;
-    PERFORM agent_loop._resume_if_settled(NEW.task_id);
     RETURN NULL;
 END
 $$;
-REVOKE EXECUTE ON FUNCTION _approval_decided() FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION _resume_waiting_task() FROM PUBLIC;
 CREATE TRIGGER approvals_resume AFTER UPDATE ON approvals
-    FOR EACH ROW EXECUTE FUNCTION _approval_decided();
-
--- A subtask's end may let its parent go on. Only the worker (and an admin) changes statuses.
-CREATE FUNCTION _subtask_ended() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, agent_loop AS $$
-BEGIN
-    IF TG_TABLE_SCHEMA <> 'agent_loop' OR TG_TABLE_NAME <> 'tasks' THEN
-        RAISE EXCEPTION 'not an agent_loop table' USING ERRCODE = 'insufficient_privilege';
-    END IF;
-    PERFORM agent_loop._resume_if_settled(NEW.parent_id);
-    RETURN NULL;
-END
-$$;
-REVOKE EXECUTE ON FUNCTION _subtask_ended() FROM PUBLIC;
+    FOR EACH ROW EXECUTE FUNCTION _resume_waiting_task();
+-- Only the worker (and an admin) changes statuses; the condition keeps other updates cheap.
 CREATE TRIGGER tasks_subtask_ended AFTER UPDATE OF status ON tasks
     FOR EACH ROW WHEN (NEW.parent_id IS NOT NULL
                        AND NEW.status IN ('succeeded', 'failed', 'cancelled')
                        AND OLD.status IS DISTINCT FROM NEW.status)
-    EXECUTE FUNCTION _subtask_ended();
+    EXECUTE FUNCTION _resume_waiting_task();
 
 -- ---------------------------------------------------------------------------------------------
 -- Privileges and row-level security.

@@ -60,19 +60,22 @@ BEGIN
 EXCEPTION WHEN OTHERS THEN
     RETURN SQLSTATE || ': ' || regexp_replace(SQLERRM, 'task \d+', 'task N');
 END $$;
--- For tests that act on a task mid-flight: waits (10 s at most) until it runs with at least
--- `steps` steps committed.
-CREATE FUNCTION await_running(task bigint, steps int DEFAULT 0) RETURNS boolean LANGUAGE plpgsql AS $$
+-- For tests that act on a task mid-flight: waits (10 s at most) until it is in a status (with
+-- at least `steps` steps committed).
+CREATE FUNCTION await_status(task bigint, wanted agent_loop.task_status, steps int DEFAULT 0)
+RETURNS boolean LANGUAGE plpgsql AS $$
 BEGIN
     FOR i IN 1..200 LOOP
         IF EXISTS (SELECT FROM agent_loop.tasks t
-                    WHERE t.id = task AND t.status = 'running' AND t.steps_done >= steps) THEN
+                    WHERE t.id = task AND t.status = wanted AND t.steps_done >= steps) THEN
             RETURN true;
         END IF;
         PERFORM pg_sleep(0.05);
     END LOOP;
     RETURN false;
 END $$;
+CREATE FUNCTION await_running(task bigint, steps int DEFAULT 0) RETURNS boolean
+    LANGUAGE sql AS $$ SELECT await_status(task, 'running', steps) $$;
 SELECT statement, error_of(statement) FROM (VALUES
     ($$SELECT agent_loop.submit('')$$),
     ($$SELECT agent_loop.submit('goal')$$),

@@ -38,7 +38,7 @@ RESET ROLE;
 SET ROLE alice;
 SELECT error_of(format($$UPDATE agent_loop.tasks SET status = 'queued' WHERE id = %s$$, :id));
 CREATE TEMP TABLE fake (task_id bigint);
-SELECT error_of('CREATE TRIGGER f AFTER UPDATE ON fake FOR EACH ROW EXECUTE FUNCTION agent_loop._approval_decided()');
+SELECT error_of('CREATE TRIGGER f AFTER UPDATE ON fake FOR EACH ROW EXECUTE FUNCTION agent_loop._resume_waiting_task()');
 -- Approved: the call runs as alice, and the model gets its result.
 SELECT agent_loop.approve(:id) AS approved;
 SELECT error_of(format('SELECT agent_loop.approve(%s)', :id));

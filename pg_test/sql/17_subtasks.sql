@@ -1,17 +1,6 @@
 -- Task decomposition: spawn_subtasks starts tasks of their own; the parent waits without a
 -- worker and resumes with their results; cancelling a parent cancels its subtree.
 \set SHOW_CONTEXT never
-CREATE FUNCTION await_status(task bigint, wanted agent_loop.task_status) RETURNS boolean
-LANGUAGE plpgsql AS $$
-BEGIN
-    FOR i IN 1..200 LOOP
-        IF EXISTS (SELECT FROM agent_loop.tasks t WHERE t.id = task AND t.status = wanted) THEN
-            RETURN true;
-        END IF;
-        PERFORM pg_sleep(0.05);
-    END LOOP;
-    RETURN false;
-END $$;
 
 -- Three subtasks, run in parallel as alice with the parent's model, tools (but
 -- spawn_subtasks) and limits; one of them fails. The parent's model reads each outcome.
