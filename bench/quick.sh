@@ -3,7 +3,8 @@
 # settings) and the scripted model server answering at once. Prints tasks/s and steps/s for
 # 1-step tasks (an answer) and 3-step tasks (two tool calls, then an answer), the pickup
 # latency (submit commit -> claimed), and WAL bytes per step.
-# Usage: bench/quick.sh [TASKS]   (default 2000)
+# Usage: bench/quick.sh [TASKS]   (default 2000; WAL_STATS=1 adds pg_waldump's breakdown of each
+# run's WAL by record type)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/cluster.sh
@@ -41,6 +42,10 @@ run() {  # run NAME MODEL STEPS_PER_TASK GOAL TOOLS
                   (pg_wal_lsn_diff('$lsn1', '$lsn0') / nullif(sum(steps_done), 0))::int,
                   count(*) FILTER (WHERE status <> 'succeeded'))
             FROM agent_loop.tasks WHERE model = '$model'"
+    if [ -n "${WAL_STATS:-}" ]; then   # what the WAL of this run is made of, by record type
+        as_postgres "$PG_BIN/pg_waldump" -p "$work/data/pg_wal" -s "$lsn0" -e "$lsn1" --stats=record 2>/dev/null |
+            awk 'NR <= 2 || ($2 > 0 && $0 !~ /^-+$/)' | sort -t '(' -k4 -rn | head -n 25
+    fi
     sleep 2.2   # the worker reports its statistics at most once a second
     q -c "SELECT format('  %s WAL records/step, %s WAL writes/step, %s WAL syncs/step',
                   round((wal_records - split_part('$wal0', ',', 1)::bigint) / s, 1),
@@ -55,7 +60,7 @@ run() {  # run NAME MODEL STEPS_PER_TASK GOAL TOOLS
                         / nullif(n_tup_upd - split_part('$upd0', ',', 1)::bigint, 0)))
             FROM pg_stat_user_tables WHERE relid = 'agent_loop.tasks'::regclass"
 }
-echo "agent_loop quick probe: $tasks tasks per run, $(nproc) cores, one worker, instant model"
+echo "agent_loop quick probe: $tasks tasks per run, $(nproc) cores, $(q -c 'SHOW agent_loop.workers_per_database') worker(s), instant model"
 run "1 step (answer)" echo 1 "probe" "{}"
 run "3 steps (2 tool calls)" scripted 3 'Probe. SCRIPT: [{"calls": [{"name": "noop", "arguments": {"x": 1}}]}, {"calls": [{"name": "noop", "arguments": {"x": 2}}]}, {"answer": "done"}]' "{noop}"
 

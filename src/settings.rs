@@ -22,6 +22,7 @@ pub static POLL_INTERVAL_MS: GucSetting<i32> = GucSetting::<i32>::new(1000);
 pub static LEASE_SECONDS: GucSetting<i32> = GucSetting::<i32>::new(60);
 pub static MAX_IN_FLIGHT: GucSetting<i32> = GucSetting::<i32>::new(64);
 pub static CLAIM_BATCH: GucSetting<i32> = GucSetting::<i32>::new(16);
+pub static WORKERS_PER_DATABASE: GucSetting<i32> = GucSetting::<i32>::new(1);
 pub static TOOL_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(10_000);
 pub static SQL_QUERY_ROW_LIMIT: GucSetting<i32> = GucSetting::<i32>::new(100);
 pub static MAX_TOOL_OUTPUT_BYTES: GucSetting<i32> = GucSetting::<i32>::new(16_384);
@@ -75,6 +76,15 @@ pub fn define() {
         &MAX_IN_FLIGHT,
         1,
         10_000,
+        Sighup,
+        GucFlags::default(),
+    );
+    int(
+        c"agent_loop.workers_per_database",
+        c"Workers serving each database with the extension.",
+        &WORKERS_PER_DATABASE,
+        1,
+        8,
         Sighup,
         GucFlags::default(),
     );
@@ -224,4 +234,9 @@ pub fn api_key_from_setting(model: &str) -> Option<String> {
         let (name, key) = entry.split_once('=')?;
         (name.trim() == model).then(|| key.trim().to_owned())
     })
+}
+
+/// Workers each database should have (`agent_loop.workers_per_database`).
+pub fn workers_per_database() -> usize {
+    WORKERS_PER_DATABASE.get().max(1) as usize
 }

@@ -117,18 +117,23 @@ fn with_registry<R>(shared: &Shared, f: impl FnOnce() -> R) -> R {
     result
 }
 
-/// Registers the calling worker for `database`. `None` when another live worker already serves
-/// it (the caller then exits) or every slot is taken.
-pub fn claim_slot(database: pg_sys::Oid) -> Option<&'static WorkerSlot> {
+/// How many registered workers serve `database` (call under the registry lock).
+fn serving(shared: &Shared, database: u32) -> usize {
+    shared
+        .slots
+        .iter()
+        .filter(|s| s.database.load(Ordering::Acquire) == database)
+        .count()
+}
+
+/// Registers the calling worker for `database`. `None` when `wanted` live workers already
+/// serve it (the caller then exits) or every slot is taken.
+pub fn claim_slot(database: pg_sys::Oid, wanted: usize) -> Option<&'static WorkerSlot> {
     let shared = shared()?;
     let (pid, procno) = unsafe { (pg_sys::MyProcPid, (*pg_sys::MyProc).pgprocno) };
     with_registry(shared, || {
         let db = database.to_u32();
-        if shared
-            .slots
-            .iter()
-            .any(|s| s.database.load(Ordering::Acquire) == db)
-        {
+        if serving(shared, db) >= wanted {
             return None;
         }
         let slot = shared
@@ -187,18 +192,14 @@ pub fn known_without_extension(database: pg_sys::Oid) -> bool {
 /// A start request older than this is assumed lost (the worker failed before registering).
 const START_GRACE_US: i64 = 5_000_000;
 
-/// Whether the caller should start a worker for `database`: none serves it and no start was
-/// requested in the last few seconds. A true answer records the request.
-pub fn claim_worker_start(database: pg_sys::Oid) -> bool {
+/// Whether the caller should start a worker for `database`: fewer than `wanted` serve it and
+/// no start was requested in the last few seconds. A true answer records the request.
+pub fn claim_worker_start(database: pg_sys::Oid, wanted: usize) -> bool {
     let Some(shared) = shared() else { return false };
     let db = database.to_u32();
     let now = now_us();
     with_registry(shared, || {
-        if shared
-            .slots
-            .iter()
-            .any(|s| s.database.load(Ordering::Acquire) == db)
-        {
+        if serving(shared, db) >= wanted {
             return false;
         }
         let requests = &shared.start_requested;
@@ -238,7 +239,22 @@ pub fn clear_start_request(database: pg_sys::Oid) {
     }
 }
 
-/// Sets the latch of the worker serving `database`, if there is one. Safe in a commit callback:
+/// Whether `slot`'s worker is one too many for its database (after `workers_per_database`
+/// went down): more than `wanted` serve it and this one started last.
+pub fn is_surplus(slot: &WorkerSlot, wanted: usize) -> bool {
+    let Some(shared) = shared() else { return false };
+    let db = slot.database.load(Ordering::Acquire);
+    with_registry(shared, || {
+        let started = slot.started_at_us.load(Ordering::Relaxed);
+        serving(shared, db) > wanted
+            && shared.slots.iter().all(|s| {
+                s.database.load(Ordering::Acquire) != db
+                    || s.started_at_us.load(Ordering::Relaxed) <= started
+            })
+    })
+}
+
+/// Sets the latch of every worker serving `database`, if there is one. Safe in a commit callback:
 /// no allocation, no error.
 pub fn wake_worker(database: pg_sys::Oid) {
     let Some(shared) = shared() else { return };

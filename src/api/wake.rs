@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use pgrx::prelude::*;
 use pgrx::{register_xact_callback, PgXactCallbackEvent};
 
-use crate::{shmem, worker};
+use crate::{settings, shmem, worker};
 
 /// Whether this transaction already asked for a wake-up at commit.
 static WAKE_PENDING: AtomicBool = AtomicBool::new(false);
@@ -22,7 +22,7 @@ fn _wake_worker() {
         return;
     }
     let database = unsafe { pg_sys::MyDatabaseId };
-    if shmem::claim_worker_start(database) {
+    if shmem::claim_worker_start(database, settings::workers_per_database()) {
         worker::start_worker(database);
     }
     wake_worker_at_commit();

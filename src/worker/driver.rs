@@ -50,11 +50,16 @@ pub extern "C-unwind" fn agent_loop_worker_main(arg: pg_sys::Datum) {
         return;
     }
     shmem::set_without_extension(database, false);
-    let slot = shmem::claim_slot(database);
+    let wanted = settings::workers_per_database();
+    let slot = shmem::claim_slot(database, wanted);
     shmem::clear_start_request(database);
     let Some(slot) = slot else {
-        return; // another worker serves this database
+        return; // enough workers serve this database
     };
+    // With workers_per_database > 1, each new worker starts the next until there are enough.
+    if shmem::claim_worker_start(database, wanted) {
+        super::launcher::start_worker(database);
+    }
     unsafe {
         pg_sys::before_shmem_exit(
             Some(release_slot_at_exit),
@@ -150,6 +155,10 @@ impl Worker {
             self.slot.last_wakeup_us.store(shmem::now_us(), Relaxed);
             if BackgroundWorker::sighup_received() {
                 unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
+                if shmem::is_surplus(self.slot, settings::workers_per_database()) {
+                    log!("agent_loop: workers_per_database went down; this worker exits");
+                    break;
+                }
             }
             if Instant::now() >= next_housekeeping {
                 self.housekeeping();
@@ -187,8 +196,9 @@ impl Worker {
                 break;
             }
         }
-        // SIGTERM: between steps by construction. Running tasks go back to the queue and resume
-        // from their last committed step; answers still in flight are abandoned.
+        // SIGTERM, or a surplus worker: between steps by construction. Running tasks go back to
+        // the queue and resume from their last committed step (on another worker, or after the
+        // restart); answers still in flight are abandoned.
         if let Err(e) = in_transaction(AssertUnwindSafe(|| self.store.release_leases(self.pid))) {
             warning!("agent_loop: could not release leases at shutdown: {e}");
         }

@@ -6,9 +6,9 @@ use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, SignalWakeFlags
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 
-use crate::shmem;
+use crate::{settings, shmem};
 
-/// How often the launcher checks that every database with the extension has its worker.
+/// How often the launcher checks that every database with the extension has its workers.
 const LAUNCHER_NAPTIME: Duration = Duration::from_secs(10);
 
 pub fn register_launcher() {
@@ -51,7 +51,9 @@ pub extern "C-unwind" fn agent_loop_launcher_main(_arg: pg_sys::Datum) {
     BackgroundWorker::connect_worker_to_spi(None, None);
     loop {
         for database in connectable_databases() {
-            if !shmem::known_without_extension(database) && shmem::claim_worker_start(database) {
+            if !shmem::known_without_extension(database)
+                && shmem::claim_worker_start(database, settings::workers_per_database())
+            {
                 start_worker(database);
             }
         }
