@@ -71,13 +71,27 @@ def cpu_ticks(pid=None):
     return (sum(cpu) - cpu[3] - cpu[4]) / hz
 
 
-def worker_pid():
+def worker_pids():
     for _ in range(100):
-        pid = psql("SELECT pid FROM agent_loop.workers LIMIT 1")
-        if pid:
-            return int(pid)
+        pids = psql("SELECT pid FROM agent_loop.workers").split()
+        if pids:
+            return [int(p) for p in pids]
         time.sleep(0.1)
     raise SystemExit("bench: no agent_loop worker is running")
+
+
+def set_workers(n):
+    """agent_loop.workers_per_database = n; returns once n workers serve the database."""
+    psql(f"ALTER SYSTEM SET agent_loop.workers_per_database = {n}")
+    psql("SELECT pg_reload_conf()")
+    time.sleep(0.5)
+    task = psql("SELECT agent_loop.submit('start the workers', model => 'echo')")  # starts missing ones
+    psql(f"SELECT status FROM agent_loop.wait({task}, '30 seconds')")
+    for _ in range(200):
+        if int(psql("SELECT count(*) FROM agent_loop.workers")) == n:
+            return
+        time.sleep(0.05)
+    raise SystemExit(f"bench: {n} workers did not start (max_worker_processes?)")
 
 
 def set_step_commit(mode):
@@ -119,10 +133,10 @@ def throughput(mode, steps):
         goal, model, tools = "SCRIPT: " + THREE_STEPS, "scripted", "'{noop}'"
     runs = []
     for _ in range(RUNS):
-        pid = worker_pid()
-        wal0, cpu0, machine0 = wal_mark(), cpu_ticks(pid), cpu_ticks()
+        pids = worker_pids()
+        wal0, cpu0, machine0 = wal_mark(), sum(map(cpu_ticks, pids)), cpu_ticks()
         seconds = drain(goal, model, tools, TASKS)
-        cpu1, machine1 = cpu_ticks(pid), cpu_ticks()
+        cpu1, machine1 = sum(map(cpu_ticks, pids)), cpu_ticks()
         lsn, records, writes, syncs = wal_delta(wal0, wal_mark())
         n_steps = TASKS * steps
         runs.append({
@@ -235,7 +249,7 @@ def in_flight():
     runs = []
     for _ in range(RUNS):
         psql("TRUNCATE agent_loop.steps, agent_loop.tasks, agent_loop.reflections")
-        pid = worker_pid()
+        (pid,) = worker_pids()  # one worker here
         idle_submit = submit_latency()
         t0 = time.time()
         psql(f"SELECT count(agent_loop.submit(i || {sql_str(' SCRIPT: ' + THREE_STEPS)}, model => 'slow', "
@@ -288,6 +302,11 @@ def main():
         results[f"ceiling_{mode}_{CLIENTS}"] = ceiling(mode, CLIENTS)
     step(f"agent_loop, {TASKS} one-step tasks")
     results["agent_1step_sync"] = throughput("sync", 1)
+    set_workers(2)
+    step(f"agent_loop, two workers: {TASKS} three-step tasks, then one-step tasks")
+    results["agent_3step_sync_2w"] = throughput("sync", 3)
+    results["agent_1step_sync_2w"] = throughput("sync", 1)
+    set_workers(1)
     step("pickup latency")
     results["pickup"] = pickup()
     for name in ("pg-boss", "graphile-worker"):

@@ -14,20 +14,24 @@ def rows(r):
     c_sync1, c_async1 = r["ceiling_sync_1"], r["ceiling_async_1"]
     c_sync8, c_async8 = r["ceiling_sync_8"], r["ceiling_async_8"]
     one, boss, graphile = r["agent_1step_sync"], r["pg-boss"], r["graphile-worker"]
+    a_2w, one_2w = r["agent_3step_sync_2w"], r["agent_1step_sync_2w"]
     pick, fl = r["pickup"], r["in_flight"]
     n = r["tasks"]
     return [
         ("1. throughput, sync", "3-step tasks/s · steps/s", f"{a_sync['tasks_per_s']:,.0f} · {a_sync['steps_per_s']:,.0f}", f"{n} tasks, one worker"),
         ("", "CPU per step: worker · whole machine", f"{a_sync['worker_cpu_us_per_step']:,.0f} µs · {a_sync['machine_cpu_us_per_step']:,.0f} µs", "machine: PostgreSQL, model server, bench"),
+        ("1. throughput, sync, 2 workers", "3-step tasks/s · steps/s", f"{a_2w['tasks_per_s']:,.0f} · {a_2w['steps_per_s']:,.0f}", "workers_per_database = 2"),
+        ("", "CPU per step: workers · whole machine", f"{a_2w['worker_cpu_us_per_step']:,.0f} µs · {a_2w['machine_cpu_us_per_step']:,.0f} µs", ""),
         ("1. throughput, async", "3-step tasks/s · steps/s", f"{a_async['tasks_per_s']:,.0f} · {a_async['steps_per_s']:,.0f}", "step_commit = async"),
         ("", "CPU per step: worker · whole machine", f"{a_async['worker_cpu_us_per_step']:,.0f} µs · {a_async['machine_cpu_us_per_step']:,.0f} µs", ""),
         ("2. ceiling, sync", "pgbench steps/s: 1 client · 8 clients", f"{c_sync1['steps_per_s']:,.0f} · {c_sync8['steps_per_s']:,.0f}", "one tool step's statements"),
         ("", "agent_loop ÷ ceiling (1 · 8 clients)", f"{a_sync['steps_per_s'] / c_sync1['steps_per_s']:.2f} · {a_sync['steps_per_s'] / c_sync8['steps_per_s']:.2f}", "target ≥ 1.0"),
+        ("", "2 workers ÷ ceiling (1 · 8 clients)", f"{a_2w['steps_per_s'] / c_sync1['steps_per_s']:.2f} · {a_2w['steps_per_s'] / c_sync8['steps_per_s']:.2f}", ""),
         ("2. ceiling, async", "pgbench steps/s: 1 client · 8 clients", f"{c_async1['steps_per_s']:,.0f} · {c_async8['steps_per_s']:,.0f}", "synchronous_commit = off"),
         ("", "agent_loop ÷ ceiling (1 · 8 clients)", f"{a_async['steps_per_s'] / c_async1['steps_per_s']:.2f} · {a_async['steps_per_s'] / c_async8['steps_per_s']:.2f}", "target ≥ 1.0"),
-        ("3. peers (no-op)", "agent_loop 1-step tasks/s", f"{one['tasks_per_s']:,.0f}", "a model call + reflection each"),
-        ("", "pg-boss jobs/s · ratio", f"{boss['jobs_per_s']:,.0f} · {one['tasks_per_s'] / boss['jobs_per_s']:.2f}", "agent_loop ÷ peer, target > 1"),
-        ("", "graphile-worker jobs/s · ratio", f"{graphile['jobs_per_s']:,.0f} · {one['tasks_per_s'] / graphile['jobs_per_s']:.2f}", "agent_loop ÷ peer, target > 1"),
+        ("3. peers (no-op)", "agent_loop 1-step tasks/s: 1 · 2 workers", f"{one['tasks_per_s']:,.0f} · {one_2w['tasks_per_s']:,.0f}", "a model call + reflection each"),
+        ("", "pg-boss jobs/s · ratio (1 · 2 workers)", f"{boss['jobs_per_s']:,.0f} · {one['tasks_per_s'] / boss['jobs_per_s']:.2f} · {one_2w['tasks_per_s'] / boss['jobs_per_s']:.2f}", "agent_loop ÷ peer, target > 1"),
+        ("", "graphile-worker jobs/s · ratio (1 · 2 workers)", f"{graphile['jobs_per_s']:,.0f} · {one['tasks_per_s'] / graphile['jobs_per_s']:.2f} · {one_2w['tasks_per_s'] / graphile['jobs_per_s']:.2f}", "agent_loop ÷ peer, target > 1"),
         ("", "3-step task vs 3 peer jobs (time)", f"{(3 / boss['jobs_per_s']) / (1 / a_sync['tasks_per_s']):.2f} · {(3 / graphile['jobs_per_s']) / (1 / a_sync['tasks_per_s']):.2f}", "pg-boss · graphile; > 1: the task is cheaper"),
         ("", "pickup p50 / p99: pg-boss", f"{boss['pickup_p50_ms']:.1f} / {boss['pickup_p99_ms']:.1f} ms", "polls, 0.5 s minimum"),
         ("", "pickup p50 / p99: graphile-worker", f"{graphile['pickup_p50_ms']:.1f} / {graphile['pickup_p99_ms']:.1f} ms", "LISTEN/NOTIFY"),
@@ -46,14 +50,19 @@ def rows(r):
 def targets(r):
     """The targets of the benchmark's issue, met or not, from this run's figures."""
     a, c8, one = r["agent_3step_sync"], r["ceiling_sync_8"], r["agent_1step_sync"]
+    a_2w, one_2w = r["agent_3step_sync_2w"], r["agent_1step_sync_2w"]
     fl = r["in_flight"]
+    boss, graphile = r["pg-boss"]["jobs_per_s"], r["graphile-worker"]["jobs_per_s"]
     checks = [
-        ("steps/s ≥ 1.0 × pgbench ceiling (8 clients, sync)", f"{a['steps_per_s'] / c8['steps_per_s']:.2f}",
-         a["steps_per_s"] >= c8["steps_per_s"]),
-        ("ahead of pg-boss on no-op work", f"{one['tasks_per_s'] / r['pg-boss']['jobs_per_s']:.2f}",
-         one["tasks_per_s"] > r["pg-boss"]["jobs_per_s"]),
-        ("ahead of graphile-worker on no-op work", f"{one['tasks_per_s'] / r['graphile-worker']['jobs_per_s']:.2f}",
-         one["tasks_per_s"] > r["graphile-worker"]["jobs_per_s"]),
+        ("steps/s ≥ 1.0 × pgbench ceiling (8 clients, sync): 1 · 2 workers",
+         f"{a['steps_per_s'] / c8['steps_per_s']:.2f} · {a_2w['steps_per_s'] / c8['steps_per_s']:.2f}",
+         max(a["steps_per_s"], a_2w["steps_per_s"]) >= c8["steps_per_s"]),
+        ("ahead of pg-boss on no-op work: 1 · 2 workers",
+         f"{one['tasks_per_s'] / boss:.2f} · {one_2w['tasks_per_s'] / boss:.2f}",
+         max(one["tasks_per_s"], one_2w["tasks_per_s"]) > boss),
+        ("ahead of graphile-worker on no-op work: 1 · 2 workers",
+         f"{one['tasks_per_s'] / graphile:.2f} · {one_2w['tasks_per_s'] / graphile:.2f}",
+         max(one["tasks_per_s"], one_2w["tasks_per_s"]) > graphile),
         ("pickup p99 < 5 ms", f"{r['pickup']['p99_ms']:.1f} ms", r["pickup"]["p99_ms"] < 5),
         ("WAL per step ≤ 1.4 KB (sync and async)",
          f"{a['wal_bytes_per_step']:,.0f} · {r['agent_3step_async']['wal_bytes_per_step']:,.0f} B",
@@ -94,12 +103,14 @@ def svg(r):
     """Horizontal bars: steps (or jobs) per second of each contender, in the same run."""
     bars = [
         ("agent_loop steps/s, sync", r["agent_3step_sync"]["steps_per_s"], "#2f6db5"),
+        ("agent_loop steps/s, sync, 2 workers", r["agent_3step_sync_2w"]["steps_per_s"], "#2f6db5"),
         ("pgbench ceiling, sync, 1 client", r["ceiling_sync_1"]["steps_per_s"], "#999999"),
         ("pgbench ceiling, sync, 8 clients", r["ceiling_sync_8"]["steps_per_s"], "#999999"),
         ("agent_loop steps/s, async", r["agent_3step_async"]["steps_per_s"], "#2f6db5"),
         ("pgbench ceiling, async, 1 client", r["ceiling_async_1"]["steps_per_s"], "#999999"),
         ("pgbench ceiling, async, 8 clients", r["ceiling_async_8"]["steps_per_s"], "#999999"),
         ("agent_loop 1-step tasks/s", r["agent_1step_sync"]["tasks_per_s"], "#2f6db5"),
+        ("agent_loop 1-step tasks/s, 2 workers", r["agent_1step_sync_2w"]["tasks_per_s"], "#2f6db5"),
         ("pg-boss no-op jobs/s", r["pg-boss"]["jobs_per_s"], "#c0504d"),
         ("graphile-worker no-op jobs/s", r["graphile-worker"]["jobs_per_s"], "#c0504d"),
         (f"agent_loop steps/s, {r['in_flight_tasks']} in flight, 1 s model", r["in_flight"]["steps_per_s"], "#2f6db5"),
@@ -125,7 +136,7 @@ def write(r, directory):
 
 Produced by `bench/run.sh` on {m['date']}: {m['cores']} cores ({m['cpu']}), {m['memory_gib']} GiB,
 {m['os']}, PostgreSQL {m['postgres']}. One throwaway cluster (fsync on, `shared_buffers = 256MB`),
-one agent_loop worker, the scripted model server on loopback. {r['tasks']:,} tasks or jobs per
+one agent_loop worker (two where a row says so), the scripted model server on loopback. {r['tasks']:,} tasks or jobs per
 run; each figure is the median of {r['runs']} runs, and every ratio compares figures of this run.
 
 ![figures](results.svg)

@@ -60,20 +60,24 @@ BEGIN
 EXCEPTION WHEN OTHERS THEN
     RETURN SQLSTATE || ': ' || regexp_replace(SQLERRM, 'task \d+', 'task N');
 END $$;
--- For tests that act on a task mid-flight: waits (10 s at most) until it is in a status (with
--- at least `steps` steps committed).
-CREATE FUNCTION await_status(task bigint, wanted agent_loop.task_status, steps int DEFAULT 0)
-RETURNS boolean LANGUAGE plpgsql AS $$
+-- For tests that act on a task mid-flight: waits (10 s at most) until a condition holds.
+CREATE FUNCTION await_true(condition text) RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE
+    holds boolean;
 BEGIN
     FOR i IN 1..200 LOOP
-        IF EXISTS (SELECT FROM agent_loop.tasks t
-                    WHERE t.id = task AND t.status = wanted AND t.steps_done >= steps) THEN
+        EXECUTE 'SELECT ' || condition INTO holds;   -- a fresh snapshot each time
+        IF holds THEN
             RETURN true;
         END IF;
         PERFORM pg_sleep(0.05);
     END LOOP;
     RETURN false;
 END $$;
+CREATE FUNCTION await_status(task bigint, wanted agent_loop.task_status, steps int DEFAULT 0)
+RETURNS boolean LANGUAGE sql AS $$
+    SELECT await_true(format('EXISTS (SELECT FROM agent_loop.tasks WHERE id = %s AND status = %L
+                                         AND steps_done >= %s)', task, wanted, steps)) $$;
 CREATE FUNCTION await_running(task bigint, steps int DEFAULT 0) RETURNS boolean
     LANGUAGE sql AS $$ SELECT await_status(task, 'running', steps) $$;
 SELECT statement, error_of(statement) FROM (VALUES

@@ -1,16 +1,9 @@
 -- Several workers per database: agent_loop.workers_per_database = 2 starts a second worker at
 -- the next submit; both claim from the same queue (SKIP LOCKED, no task twice); lowering the
 -- setting makes the newer one hand its tasks back and exit.
-CREATE FUNCTION await_workers(wanted int) RETURNS boolean LANGUAGE plpgsql AS $$
-BEGIN
-    FOR i IN 1..200 LOOP
-        IF (SELECT count(*) FROM agent_loop.workers WHERE database = current_database()) = wanted THEN
-            RETURN true;
-        END IF;
-        PERFORM pg_sleep(0.05);
-    END LOOP;
-    RETURN false;
-END $$;
+CREATE FUNCTION await_workers(wanted int) RETURNS boolean LANGUAGE sql AS $$
+    SELECT await_true(format('(SELECT count(*) FROM agent_loop.workers
+                                WHERE database = current_database()) = %s', wanted)) $$;
 ALTER SYSTEM SET agent_loop.workers_per_database = 2;
 ALTER SYSTEM SET agent_loop.claim_batch = 4;   -- many small claims: both workers get a share
 SELECT pg_reload_conf();
