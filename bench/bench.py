@@ -33,6 +33,11 @@ THREE_STEPS = json.dumps([
 ])
 
 
+# Every table of the extension that holds task data (those that reference tasks included).
+EMPTY_TABLES = ("TRUNCATE agent_loop.steps, agent_loop.tasks, agent_loop.reflections, "
+                "agent_loop.guidance, agent_loop.approvals")
+
+
 def psql(sql, db="bench", extra=()):
     out = subprocess.run(["psql", "-X", "-qAt", "-v", "ON_ERROR_STOP=1", "-d", db, *extra, "-c", sql],
                          check=True, capture_output=True, text=True)
@@ -102,7 +107,7 @@ def set_step_commit(mode):
 
 def drain(goal, model, tools, n):
     """Submits n tasks in one transaction; returns seconds from its commit to the last finish."""
-    psql("TRUNCATE agent_loop.steps, agent_loop.tasks, agent_loop.reflections")
+    psql(EMPTY_TABLES)
     marker = f"run {time.time()}"
     committed = float(psql(
         f"BEGIN; SELECT count(agent_loop.submit({sql_str(marker)} || ' ' || i || ' ' || {sql_str(goal)}, model => '{model}',"
@@ -199,7 +204,7 @@ def pickup(samples=100):
     """Workload 4: a submit's commit -> the model's first request for it, with the worker idle.
     One psql session submits every 30 ms; each transaction reads the clock just before COMMIT."""
     set_step_commit("sync")
-    psql("TRUNCATE agent_loop.steps, agent_loop.tasks, agent_loop.reflections")
+    psql(EMPTY_TABLES)
     log = os.environ["REQUEST_LOG"]
     open(log, "w").close()
     script = "".join(
@@ -248,7 +253,7 @@ def in_flight():
     set_step_commit("sync")
     runs = []
     for _ in range(RUNS):
-        psql("TRUNCATE agent_loop.steps, agent_loop.tasks, agent_loop.reflections")
+        psql(EMPTY_TABLES)
         (pid,) = worker_pids()  # one worker here
         idle_submit = submit_latency()
         t0 = time.time()

@@ -75,21 +75,34 @@ def targets(r):
     return "\n".join(lines)
 
 
-LIMITS = """What limits the targets missed (measured with this code on the development machine):
+def limits(r):
+    """What limits the targets missed, in this run's figures."""
+    a, a_2w, c8 = r["agent_3step_sync"], r["agent_3step_sync_2w"], r["ceiling_sync_8"]
+    one, graphile, fl = r["agent_1step_sync"], r["graphile-worker"], r["in_flight"]
+    cores_used = a_2w["machine_cpu_us_per_step"] * a_2w["steps_per_s"] / 1e6
+    return f"""What limits the targets missed:
 
-- **Ceiling at 8 clients.** The worker is one process and so one core: its CPU per step (the
-  table above) bounds its steps/s at one core's worth, while pgbench's 8 clients use both
-  cores. Against the 1-client ceiling, one process against one, it is ahead.
+- **Ceiling at 8 clients.** One worker is one process, so one core: its CPU per step bounds
+  its steps/s, while pgbench's 8 clients use every core. Against the 1-client ceiling, one
+  process against one, it is ahead. Two workers per database use every core too, and then the
+  machine is the limit: {a_2w['machine_cpu_us_per_step']:,.0f} µs of CPU per step (PostgreSQL, the
+  workers, the model server, the benchmark) × {a_2w['steps_per_s']:,.0f} steps/s = {cores_used:.1f} of
+  {r['machine']['cores']} cores. An agent step is the bare statements plus an HTTP exchange with
+  the model (its JSON written and parsed), the prompt built from the log, and the model server's
+  own work on the same cores.
 - **graphile-worker.** A no-op job is a claim and a delete. A 1-step agent task is a claim, an
   HTTP round trip to the model, three step rows, a lesson (with its full-text index) and a
-  final update: 3.7 kB of WAL against 1.2 kB.
+  final update: {one['wal_bytes_per_task']:,.0f} B of WAL against {graphile['wal_bytes_per_job']:,.0f} B.
 - **WAL per step.** The step rows hold the model's whole answer and tool results as jsonb
   (larger than the ceiling's 500 bytes), and each task adds its perceive, answer and reflection
-  rows and a lesson: 12.7 WAL records per step against 7.8 for the bare tool step.
+  rows and a lesson: {a['wal_records_per_step']:.1f} WAL records per step against
+  {c8['wal_records_per_step']:.1f} for the bare tool step (`WAL_STATS=1 bench/quick.sh` breaks it
+  down by record type).
 - **1,000 in flight.** 1,000 tasks of three 1-second calls cannot finish in less than 3 s:
-  1,000 steps/s is the ceiling of this workload, and runs land at 79-82% of it, on either side
-  of the 800 target. The first claims take the tasks in batches (`agent_loop.claim_batch`),
-  which staggers the start.
+  1,000 steps/s is the ceiling of this workload; this run reached {fl['steps_per_s']:,.0f}
+  ({fl['seconds']:.1f} s). The first claims take the tasks in batches
+  (`agent_loop.claim_batch`), which staggers the start, and the worker's CPU per step bounds how
+  fast 1,000 answers arriving together are committed.
 """
 
 
@@ -147,7 +160,7 @@ run; each figure is the median of {r['runs']} runs, and every ratio compares fig
 
 {targets(r)}
 
-{LIMITS}
+{limits(r)}
 What each workload does is in the docstrings of `bench/bench.py`; the raw figures are in
 `bench/results.json`.
 """
