@@ -31,6 +31,7 @@ pub static MODEL_RETRY_BASE_MS: GucSetting<i32> = GucSetting::<i32>::new(500);
 pub static MODEL_RETRY_MAX_MS: GucSetting<i32> = GucSetting::<i32>::new(30_000);
 pub static MAX_RESPONSE_BYTES: GucSetting<i32> = GucSetting::<i32>::new(8 * 1024 * 1024);
 pub static MEMORY_LIMIT: GucSetting<i32> = GucSetting::<i32>::new(3);
+pub static MEMORY_WINDOW: GucSetting<i32> = GucSetting::<i32>::new(200);
 pub static SYSTEM_PROMPT: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(
     c"You are an agent working inside a PostgreSQL database. Use the tools you are given to \
       reach the goal, then answer concisely. Tool errors are shown to you; correct course.",
@@ -166,6 +167,15 @@ pub fn define() {
         &MEMORY_LIMIT,
         0,
         100,
+        Sighup,
+        GucFlags::default(),
+    );
+    int(
+        c"agent_loop.memory_window",
+        c"How many of an owner's latest lessons recall ranks for a new task.",
+        &MEMORY_WINDOW,
+        1,
+        1_000_000,
         Sighup,
         GucFlags::default(),
     );

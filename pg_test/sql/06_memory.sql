@@ -22,3 +22,18 @@ SELECT agent_loop.submit($$Penguin store refunds? SCRIPT: [{"answer": "lessons: 
        model => 'scripted') AS bobs \gset
 SELECT result->>'answer' AS answer FROM agent_loop.wait(:bobs, '30 seconds');
 RESET ROLE;
+
+-- Recall ranks only the owner's latest agent_loop.memory_window lessons: with a window of one,
+-- the penguin lessons are out of reach once a newer one exists; only that one (it shares the
+-- words of the script) is recalled.
+ALTER SYSTEM SET agent_loop.memory_window = 1;
+SELECT pg_reload_conf();
+SET ROLE alice;
+SELECT agent_loop.submit($$Count the walrus orders. SCRIPT: [{"answer": "none"}]$$, model => 'scripted') AS walrus \gset
+SELECT status FROM agent_loop.wait(:walrus, '30 seconds');
+SELECT agent_loop.submit($$Penguin store refunds again? SCRIPT: [{"answer": "lessons: {{lessons}}"}]$$,
+       model => 'scripted') AS third \gset
+SELECT result->>'answer' AS answer FROM agent_loop.wait(:third, '30 seconds');
+RESET ROLE;
+ALTER SYSTEM RESET agent_loop.memory_window;
+SELECT pg_reload_conf();

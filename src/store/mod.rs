@@ -313,14 +313,24 @@ impl Store {
     }
 
     /// Lessons of `owner` most relevant to `goal`, best first.
-    pub fn recall(&mut self, owner: pg_sys::Oid, goal: &str, limit: i32) -> SpiResult<Vec<String>> {
+    pub fn recall(
+        &mut self,
+        owner: pg_sys::Oid,
+        goal: &str,
+        limit: i32,
+        window: i32,
+    ) -> SpiResult<Vec<String>> {
         if limit <= 0 {
             return Ok(Vec::new());
         }
         Spi::connect_mut(|c| {
-            self.run(c, &sql::RECALL, &[owner.into(), goal.into(), limit.into()])?
-                .map(|row| row.get::<String>(1).map(Option::unwrap_or_default))
-                .collect()
+            self.run(
+                c,
+                &sql::RECALL,
+                &[owner.into(), goal.into(), limit.into(), window.into()],
+            )?
+            .map(|row| row.get::<String>(1).map(Option::unwrap_or_default))
+            .collect()
         })
     }
 

@@ -138,18 +138,20 @@ pub static TOOLS: Sql = Sql {
 };
 
 /// The goal's words OR-ed together, ranked; a goal of stop words alone recalls nothing. Only
-/// the owner's latest 1000 lessons are ranked, so a perceive phase costs the same however
-/// much an owner has learned (ranking every match made it grow without bound).
+/// the owner's latest `$4` lessons (`agent_loop.memory_window`) are ranked, so a perceive phase
+/// costs the same however much an owner has learned (ranking every match made it grow without
+/// bound). Ranking is most of a claim's CPU when many lessons match: 1,000 ranked lessons were
+/// 35% of the worker's CPU in bench/quick.sh's 1-step tasks.
 pub static RECALL: Sql = Sql {
     text: "WITH q AS MATERIALIZED (
                   SELECT nullif(replace(plainto_tsquery('english', $2)::text, ' & ', ' | '), '')::tsquery AS query),
                 latest AS (SELECT id, lesson, lesson_tsv FROM agent_loop.reflections
-                            WHERE owner = $1::regrole ORDER BY id DESC LIMIT 1000)
+                            WHERE owner = $1::regrole ORDER BY id DESC LIMIT $4)
            SELECT r.lesson FROM latest r, q
             WHERE r.lesson_tsv @@ q.query
             ORDER BY ts_rank(r.lesson_tsv, q.query) DESC, r.id DESC
             LIMIT $3",
-    types: &[OID, TEXT, INT4],
+    types: &[OID, TEXT, INT4, INT4],
 };
 
 pub static LOAD_STEPS: Sql = Sql {

@@ -342,9 +342,12 @@ impl Worker {
         // guidance.
         task.answer_waiting_calls(&mut self.store)?;
         if fresh {
-            let memories = self
-                .store
-                .recall(owner, &goal, settings::MEMORY_LIMIT.get())?;
+            let memories = self.store.recall(
+                owner,
+                &goal,
+                settings::MEMORY_LIMIT.get(),
+                settings::MEMORY_WINDOW.get(),
+            )?;
             task.perceive(&mut self.store, memories)?;
         }
         if guidance_pending {
