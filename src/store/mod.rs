@@ -120,10 +120,15 @@ impl Store {
             self.plans.insert(sql.text, plan);
         }
         let plan = &self.plans[sql.text];
-        if sql::INDEX_WALKS.iter().any(|walk| std::ptr::eq(*walk, sql)) {
-            // Plans are made while executing (the generic one at the sixth call).
+        let listed = |list: &[&Sql]| list.iter().any(|s| std::ptr::eq(*s, sql));
+        // Plans are made while executing (the generic one at the sixth call), so the settings
+        // that shape them are set around the execution.
+        if listed(&sql::INDEX_WALKS) {
             let index_only = [(c"enable_bitmapscan", c"off"), (c"enable_seqscan", c"off")];
             with_local_settings(&index_only, || client.update(plan, None, args))
+        } else if listed(&sql::GENERIC_PLANS) {
+            let generic = [(c"plan_cache_mode", c"force_generic_plan")];
+            with_local_settings(&generic, || client.update(plan, None, args))
         } else {
             client.update(plan, None, args)
         }
