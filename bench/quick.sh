@@ -9,19 +9,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/cluster.sh
 tasks=${1:-2000}
-work=$(mktemp -d /tmp/agent_loop_bench.XXXXXX); chmod 755 "$work"
-trap 'cluster_stop "$work"; kill "${MODEL_PID:-}" 2>/dev/null; rm -rf "$work"' EXIT
-model_server_start "$work"
-cluster_start "$work" "shared_buffers = 256MB" "max_wal_size = 4GB" "agent_loop.max_in_flight = 64" ${BENCH_CONF:+"$BENCH_CONF"}
-as_postgres "$PG_BIN/createdb" -h "$PGHOST" -p "$PGPORT" bench
+probe_cluster_start bench "shared_buffers = 256MB" "max_wal_size = 4GB" "agent_loop.max_in_flight = 64" ${BENCH_CONF:+"$BENCH_CONF"}
 q() { psql -X -qAt -d bench -v ON_ERROR_STOP=1 "$@"; }
-q -v url="http://127.0.0.1:$MODEL_PORT/v1" <<'SQL'
-CREATE EXTENSION agent_loop;
-SELECT agent_loop.add_model('echo', :'url', 'echo', max_concurrency => 64) \g /dev/null
-SELECT agent_loop.add_model('scripted', :'url', 'scripted', max_concurrency => 64) \g /dev/null
-CREATE FUNCTION noop(x int) RETURNS int LANGUAGE sql AS 'SELECT x';
-SELECT agent_loop.register_tool('noop(int)', 'Returns its argument') \g /dev/null
-SQL
 
 run() {  # run NAME MODEL STEPS_PER_TASK GOAL TOOLS
     local name=$1 model=$2 steps=$3 goal=$4 tools=$5

@@ -8,22 +8,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/cluster.sh
 tasks=${1:-2000}
-work=$(mktemp -d /tmp/agent_loop_statements.XXXXXX); chmod 755 "$work"
-trap 'cluster_stop "$work"; kill "${MODEL_PID:-}" 2>/dev/null; rm -rf "$work"' EXIT
-model_server_start "$work"
-cluster_start "$work" "shared_buffers = 256MB" \
+probe_cluster_start statements "shared_buffers = 256MB" \
     "shared_preload_libraries = 'agent_loop,pg_stat_statements'" \
     "pg_stat_statements.track = all" "pg_stat_statements.track_planning = on"
-as_postgres "$PG_BIN/createdb" -h "$PGHOST" -p "$PGPORT" bench
 q() { psql -X -qAt -d bench -v ON_ERROR_STOP=1 "$@"; }
-q -v url="http://127.0.0.1:$MODEL_PORT/v1" <<'SQL'
-CREATE EXTENSION pg_stat_statements;
-CREATE EXTENSION agent_loop;
-SELECT agent_loop.add_model('scripted', :'url', 'scripted', max_concurrency => 64) \g /dev/null
-CREATE FUNCTION noop(x int) RETURNS int LANGUAGE sql AS 'SELECT x';
-SELECT agent_loop.register_tool('noop(int)', 'Returns its argument') \g /dev/null
-SELECT pg_stat_statements_reset() \g /dev/null
-SQL
+q -c "CREATE EXTENSION pg_stat_statements" -c "SELECT pg_stat_statements_reset()" >/dev/null
 q -c "SELECT count(agent_loop.submit('#' || i || \$g\$ Probe. SCRIPT: [{\"calls\": [{\"name\": \"noop\", \"arguments\": {\"x\": 1}}]}, {\"calls\": [{\"name\": \"noop\", \"arguments\": {\"x\": 2}}]}, {\"answer\": \"done\"}]\$g\$,
                                     model => 'scripted', tools => '{noop}'))
         FROM generate_series(1, $tasks) i" >/dev/null

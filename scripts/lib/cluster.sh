@@ -46,3 +46,22 @@ model_server_start() {
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
+
+# probe_cluster_start NAME [extra postgresql.conf lines...]: for the quick benchmark probes. A
+# throwaway cluster and model server, removed at exit (sets work), with database "bench"
+# holding the extension, the models echo and scripted (instant) and the tool noop(int).
+probe_cluster_start() {
+    local name=$1; shift
+    work=$(mktemp -d "/tmp/agent_loop_$name.XXXXXX"); chmod 755 "$work"
+    trap 'cluster_stop "$work"; kill "${MODEL_PID:-}" 2>/dev/null; rm -rf "$work"' EXIT
+    model_server_start "$work"
+    cluster_start "$work" "$@"
+    as_postgres "$PG_BIN/createdb" -h "$PGHOST" -p "$PGPORT" bench
+    psql -X -qAt -d bench -v ON_ERROR_STOP=1 -v url="http://127.0.0.1:$MODEL_PORT/v1" <<'SQL'
+CREATE EXTENSION agent_loop;
+SELECT agent_loop.add_model('echo', :'url', 'echo', max_concurrency => 64) \g /dev/null
+SELECT agent_loop.add_model('scripted', :'url', 'scripted', max_concurrency => 64) \g /dev/null
+CREATE FUNCTION noop(x int) RETURNS int LANGUAGE sql AS 'SELECT x';
+SELECT agent_loop.register_tool('noop(int)', 'Returns its argument') \g /dev/null
+SQL
+}
