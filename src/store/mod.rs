@@ -430,49 +430,21 @@ impl Store {
         progress: &Progress,
         lease_seconds: i32,
     ) -> SpiResult<()> {
-        let u = &progress.usage;
-        Spi::connect_mut(|c| {
-            self.run(
-                c,
-                &sql::SAVE_PROGRESS,
-                &[
-                    task_id.into(),
-                    phase.into(),
-                    progress.steps_done.into(),
-                    u.input_tokens.into(),
-                    u.cached_tokens.into(),
-                    u.output_tokens.into(),
-                    u.reasoning_tokens.into(),
-                    lease_seconds.into(),
-                    progress.cost.into(),
-                ],
-            )?;
-            Ok(())
-        })
+        let mut args = vec![task_id.into(), phase.into(), lease_seconds.into()];
+        args.extend(progress_args(progress));
+        Spi::connect_mut(|c| self.run(c, &sql::SAVE_PROGRESS, &args).map(drop))
     }
 
     pub fn finish(&mut self, task_id: i64, ending: Ending<'_>) -> SpiResult<()> {
-        let u = &ending.progress.usage;
-        Spi::connect_mut(|c| {
-            self.run(
-                c,
-                &sql::FINISH,
-                &[
-                    task_id.into(),
-                    ending.status.into(),
-                    ending.result.map(JsonB).into(),
-                    ending.error_code.into(),
-                    ending.error_message.into(),
-                    ending.progress.steps_done.into(),
-                    u.input_tokens.into(),
-                    u.cached_tokens.into(),
-                    u.output_tokens.into(),
-                    u.reasoning_tokens.into(),
-                    ending.progress.cost.into(),
-                ],
-            )?;
-            Ok(())
-        })
+        let mut args = vec![
+            task_id.into(),
+            ending.status.into(),
+            ending.result.map(JsonB).into(),
+            ending.error_code.into(),
+            ending.error_message.into(),
+        ];
+        args.extend(progress_args(ending.progress));
+        Spi::connect_mut(|c| self.run(c, &sql::FINISH, &args).map(drop))
     }
 
     /// Records the calls that wait for a decision and parks the task in `status`: it leaves
@@ -485,7 +457,8 @@ impl Store {
         progress: &Progress,
         status: &str,
     ) -> SpiResult<()> {
-        let u = &progress.usage;
+        let mut args = vec![task_id.into(), status.into()];
+        args.extend(progress_args(progress));
         Spi::connect_mut(|c| {
             for call in awaiting_approval {
                 self.run(
@@ -500,21 +473,7 @@ impl Store {
                     ],
                 )?;
             }
-            self.run(
-                c,
-                &sql::PARK,
-                &[
-                    task_id.into(),
-                    progress.steps_done.into(),
-                    u.input_tokens.into(),
-                    u.cached_tokens.into(),
-                    u.output_tokens.into(),
-                    u.reasoning_tokens.into(),
-                    progress.cost.into(),
-                    status.into(),
-                ],
-            )?;
-            Ok(())
+            self.run(c, &sql::PARK, &args).map(drop)
         })
     }
 
@@ -608,6 +567,20 @@ impl Store {
             Ok(!rows.is_empty())
         })
     }
+}
+
+/// The task row's progress columns, the last six parameters of every statement that saves
+/// them: steps_done, input, cached, output and reasoning tokens, cost.
+fn progress_args(progress: &Progress) -> [DatumWithOid<'static>; 6] {
+    let u = &progress.usage;
+    [
+        progress.steps_done.into(),
+        u.input_tokens.into(),
+        u.cached_tokens.into(),
+        u.output_tokens.into(),
+        u.reasoning_tokens.into(),
+        progress.cost.into(),
+    ]
 }
 
 fn parse_signature(signature: &Value) -> Vec<SqlArg> {

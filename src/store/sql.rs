@@ -130,8 +130,8 @@ pub static RELEASE_LEASES: Sql = Sql {
 pub static MODEL: Sql = Sql {
     text: "SELECT name, provider, base_url, model, api_key_env,
                   extract(epoch FROM request_timeout)::float8 * 1000, max_concurrency, options,
-                  context_window, input_price::float8,
-                  coalesce(cached_input_price, input_price)::float8, output_price::float8
+                  context_window, input_price::float8, cached_input_price::float8,
+                  output_price::float8
              FROM agent_loop.models WHERE name = $1",
     types: &[TEXT],
 };
@@ -202,13 +202,16 @@ pub static TAKE_GUIDANCE: Sql = Sql {
     types: &[INT8],
 };
 
+// SAVE_PROGRESS, FINISH and PARK take the task's progress as their last six parameters
+// (steps_done, input, cached, output and reasoning tokens, cost): see `progress_args`.
+
 pub static SAVE_PROGRESS: Sql = Sql {
     text: "UPDATE agent_loop.tasks
-              SET phase = $2, steps_done = $3, input_tokens = $4, cached_tokens = $5,
-                  output_tokens = $6, reasoning_tokens = $7, cost = $9::numeric,
-                  lease_until = now() + $8 * interval '1 second'
+              SET phase = $2, lease_until = now() + $3 * interval '1 second', steps_done = $4,
+                  input_tokens = $5, cached_tokens = $6, output_tokens = $7,
+                  reasoning_tokens = $8, cost = $9::numeric
             WHERE id = $1",
-    types: &[INT8, TEXT, INT4, INT8, INT8, INT8, INT8, INT4, FLOAT8],
+    types: &[INT8, TEXT, INT4, INT4, INT8, INT8, INT8, INT8, FLOAT8],
 };
 
 pub static FINISH: Sql = Sql {
@@ -236,12 +239,11 @@ pub static REQUEST_APPROVAL: Sql = Sql {
 /// lease, not claimable.
 pub static PARK: Sql = Sql {
     text: "UPDATE agent_loop.tasks
-              SET status = $8::agent_loop.task_status, phase = 'act', steps_done = $2,
-                  input_tokens = $3, cached_tokens = $4, output_tokens = $5,
-                  reasoning_tokens = $6, cost = $7::numeric, lease_worker = NULL,
-                  lease_until = NULL
+              SET status = $2::agent_loop.task_status, phase = 'act', lease_worker = NULL,
+                  lease_until = NULL, steps_done = $3, input_tokens = $4, cached_tokens = $5,
+                  output_tokens = $6, reasoning_tokens = $7, cost = $8::numeric
             WHERE id = $1",
-    types: &[INT8, INT4, INT8, INT8, INT8, INT8, FLOAT8, TEXT],
+    types: &[INT8, TEXT, INT4, INT8, INT8, INT8, INT8, FLOAT8],
 };
 
 /// Subtasks of a spawn_subtasks call: the parent's owner, model, tools (but this one: one
