@@ -26,11 +26,15 @@ TASKS = int(os.environ.get("BENCH_TASKS", "2000"))
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
 IN_FLIGHT = int(os.environ.get("BENCH_IN_FLIGHT", "1000"))
 CLIENTS = 8
-THREE_STEPS = json.dumps([
-    {"calls": [{"name": "noop", "arguments": {"x": 1}}]},
-    {"calls": [{"name": "noop", "arguments": {"x": 2}}]},
-    {"answer": "done"},
-])
+
+
+def script(steps):
+    """A scripted model's answers for a task of `steps` steps: a tool call each, then an answer."""
+    calls = [{"calls": [{"name": "noop", "arguments": {"x": i}}]} for i in range(1, steps)]
+    return json.dumps(calls + [{"answer": "done"}])
+
+
+THREE_STEPS = script(3)
 
 
 # Every table of the extension that holds task data (those that reference tasks included).
@@ -111,7 +115,7 @@ def drain(goal, model, tools, n):
     marker = f"run {time.time()}"
     committed = float(psql(
         f"BEGIN; SELECT count(agent_loop.submit({sql_str(marker)} || ' ' || i || ' ' || {sql_str(goal)}, model => '{model}',"
-        f" tools => {tools}, max_steps => 5)) FROM generate_series(1, {n}) i; COMMIT;"
+        f" tools => {tools}, max_steps => 20)) FROM generate_series(1, {n}) i; COMMIT;"
         " SELECT extract(epoch FROM clock_timestamp())").splitlines()[-1])
     while True:
         left = int(psql("SELECT count(*) FROM agent_loop.tasks WHERE status IN ('queued', 'running')"))
@@ -129,13 +133,15 @@ def sql_str(text):
     return "'" + text.replace("'", "''") + "'"
 
 
-def throughput(mode, steps):
-    """Workload 1 (and the agent side of 3): n tasks of `steps` steps against the instant model."""
+def throughput(mode, steps, goal_length=0):
+    """Workload 1 (and the agent side of 3): n tasks of `steps` steps against the instant model.
+    goal_length pads the goal (in front of its script) to that many characters."""
     set_step_commit(mode)
     if steps == 1:
         goal, model, tools = "noop", "echo", "'{}'"
     else:
-        goal, model, tools = "SCRIPT: " + THREE_STEPS, "scripted", "'{noop}'"
+        goal, model, tools = "SCRIPT: " + script(steps), "scripted", "'{noop}'"
+    goal = "pad " * max(0, (goal_length - len(goal)) // 4) + goal
     runs = []
     for _ in range(RUNS):
         pids = worker_pids()
@@ -164,6 +170,19 @@ SELECT 'ceiling ' || i, 'scripted', current_user::regrole, 'running', 1, 1, 5, n
   FROM generate_series(1, 1000) i;
 CREATE SEQUENCE ceiling.step_n;
 """
+
+
+def step_wal():
+    """Workload 5, what one more step costs: WAL of 10-step minus 3-step tasks, per extra step.
+    Both goals have the same length, so the difference is the steps' own records (two step
+    rows, the task row's lock and update, two index entries) and not the per-task ones (the
+    task's insert, claim and finish, the goal and answer rows, the lesson)."""
+    length = len("SCRIPT: " + script(10))
+    three, ten = throughput("sync", 3, length), throughput("sync", 10, length)
+    return {"wal_bytes_per_task_3": three["wal_bytes_per_task"],
+            "wal_bytes_per_task_10": ten["wal_bytes_per_task"],
+            "wal_bytes_per_extra_step": (ten["wal_bytes_per_task"] - three["wal_bytes_per_task"]) / 7,
+            "wal_bytes_per_step_10": ten["wal_bytes_per_step"]}
 
 
 def ceiling(mode, clients):
@@ -305,6 +324,8 @@ def main():
         step(f"pgbench ceiling, {mode}")
         results[f"ceiling_{mode}_1"] = ceiling(mode, 1)
         results[f"ceiling_{mode}_{CLIENTS}"] = ceiling(mode, CLIENTS)
+    step(f"agent_loop, {TASKS} three-step then ten-step tasks (WAL of a step)")
+    results["step_wal"] = step_wal()
     step(f"agent_loop, {TASKS} one-step tasks")
     results["agent_1step_sync"] = throughput("sync", 1)
     set_workers(2)

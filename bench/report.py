@@ -15,7 +15,7 @@ def rows(r):
     c_sync8, c_async8 = r["ceiling_sync_8"], r["ceiling_async_8"]
     one, boss, graphile = r["agent_1step_sync"], r["pg-boss"], r["graphile-worker"]
     a_2w, one_2w = r["agent_3step_sync_2w"], r["agent_1step_sync_2w"]
-    pick, fl = r["pickup"], r["in_flight"]
+    pick, fl, sw = r["pickup"], r["in_flight"], r["step_wal"]
     n = r["tasks"]
     return [
         ("1. throughput, sync", "3-step tasks/s · steps/s", f"{a_sync['tasks_per_s']:,.0f} · {a_sync['steps_per_s']:,.0f}", f"{n} tasks, one worker"),
@@ -41,6 +41,7 @@ def rows(r):
         ("", "WAL flushes per step", f"{a_sync['wal_syncs_per_step']:.2f}", ""),
         ("5. WAL, async", "per step · per 3-step task · records/step", f"{a_async['wal_bytes_per_step']:,.0f} B · {a_async['wal_bytes_per_task']:,.0f} B · {a_async['wal_records_per_step']:.1f}", "target ≤ 1.4 KB/step"),
         ("", "WAL flushes per step", f"{a_async['wal_syncs_per_step']:.2f}", "one per group of steps committed together"),
+        ("5. WAL of one more step", "10-step − 3-step task, per extra step · per step of a 10-step task", f"{sw['wal_bytes_per_extra_step']:,.0f} B · {sw['wal_bytes_per_step_10']:,.0f} B", "goals of equal length; a tool call and its result"),
         ("6. in flight", f"{r['in_flight_tasks']} 3-step tasks, 1 s model: steps/s", f"{fl['steps_per_s']:,.0f}", f"{fl['seconds']:.1f} s, {fl['failed']:.0f} failed; target ≥ 800"),
         ("", "worker RSS peak · threads", f"{fl['rss_mb']:.0f} MB · {fl['threads']:.0f}", "target RSS < 200 MB"),
         ("", "submit latency idle → under load", f"{fl['submit_idle_ms']:.1f} → {fl['submit_busy_ms']:.1f} ms", "median of 20, psql \\timing"),
@@ -79,6 +80,7 @@ def limits(r):
     """What limits the targets missed, in this run's figures."""
     a, a_2w, c8 = r["agent_3step_sync"], r["agent_3step_sync_2w"], r["ceiling_sync_8"]
     one, graphile, fl = r["agent_1step_sync"], r["graphile-worker"], r["in_flight"]
+    sw = r["step_wal"]
     cores_used = a_2w["machine_cpu_us_per_step"] * a_2w["steps_per_s"] / 1e6
     return f"""What limits the targets missed:
 
@@ -91,13 +93,15 @@ def limits(r):
   the model (its JSON written and parsed), the prompt built from the log, and the model server's
   own work on the same cores.
 - **graphile-worker.** A no-op job is a claim and a delete. A 1-step agent task is a claim, an
-  HTTP round trip to the model, three step rows, a lesson (with its full-text index) and a
-  final update: {one['wal_bytes_per_task']:,.0f} B of WAL against {graphile['wal_bytes_per_job']:,.0f} B.
-- **WAL per step.** The step rows hold the model's whole answer and tool results as jsonb
-  (larger than the ceiling's 500 bytes), and each task adds its perceive, answer and reflection
-  rows and a lesson: {a['wal_records_per_step']:.1f} WAL records per step against
-  {c8['wal_records_per_step']:.1f} for the bare tool step (`WAL_STATS=1 bench/quick.sh` breaks it
-  down by record type).
+  HTTP round trip to the model, two step rows (goal, answer), a lesson and a final update:
+  {one['wal_bytes_per_task']:,.0f} B of WAL against {graphile['wal_bytes_per_job']:,.0f} B.
+- **WAL per step.** A step itself (a tool call and its result, the task row's lock and HOT
+  update) writes {sw['wal_bytes_per_extra_step']:,.0f} B: the difference between 10-step and
+  3-step tasks with goals of equal length, per extra step. Each task adds its insert, claim and
+  final update (two of them not HOT: status is in index predicates), its goal and answer rows
+  and a lesson, which a 3-step task spreads over three steps:
+  {a['wal_records_per_step']:.1f} WAL records per step against {c8['wal_records_per_step']:.1f} for
+  the bare tool step (`WAL_STATS=1 bench/quick.sh` breaks it down by record type).
 - **1,000 in flight.** 1,000 tasks of three 1-second calls cannot finish in less than 3 s:
   1,000 steps/s is the ceiling of this workload; this run reached {fl['steps_per_s']:,.0f}
   ({fl['seconds']:.1f} s). The first claims take the tasks in batches

@@ -275,7 +275,9 @@ BEGIN
         RAISE EXCEPTION 'task % not found', trace.task_id USING ERRCODE = 'no_data_found';
     END IF;
     RETURN QUERY
-    SELECT s.n, s.turn, s.phase, s.kind,
+    SELECT l.n, l.turn, l.phase, l.kind, l.summary, l.tokens, l.latency_ms, l.at
+      FROM (
+    SELECT s.n, s.turn, s.phase::text, s.kind::text,
            CASE s.kind
              WHEN 'message' THEN
                CASE s.content->>'role'
@@ -305,21 +307,33 @@ BEGIN
              WHEN 'compaction' THEN format('compacted steps 1-%s: %s', s.content->>'covers',
                                            left(s.content->>'summary', 300))
              ELSE s.content::text
-           END,
-           s.input_tokens + s.output_tokens,
-           s.latency_ms, s.created_at
+           END AS summary,
+           s.input_tokens + s.output_tokens AS tokens,
+           s.latency_ms, s.created_at AS at, s.n AS after_n, false AS lesson
       FROM agent_loop.steps s
       LEFT JOIN agent_loop.approvals a
         ON s.kind = 'tool_call' AND a.task_id = s.task_id AND a.call_id = s.content->>'call_id'
      WHERE s.task_id = trace.task_id
-     ORDER BY s.n;
+    UNION ALL
+    -- Each lesson (in reflections, not in the log; a retried task can have two) after the
+    -- last row its transaction wrote. It has no n of its own.
+    SELECT NULL, last.turn, 'reflect', 'reflection',
+           format('lesson (%s): %s', r.outcome, r.lesson), NULL, NULL, r.created_at, last.n, true
+      FROM agent_loop.tasks t
+      JOIN agent_loop.reflections r ON r.owner = t.owner AND r.task_id = t.id
+      LEFT JOIN LATERAL (SELECT s.n, s.turn FROM agent_loop.steps s
+                          WHERE s.task_id = t.id AND s.created_at <= r.created_at
+                          ORDER BY s.n DESC LIMIT 1) last ON true
+     WHERE t.id = trace.task_id
+           ) l
+     ORDER BY l.after_n, l.lesson;
 END
 $$;
 COMMENT ON FUNCTION trace IS
-    'The task''s loop step by step, one readable line per step row: goal and recalled lessons, '
-    'guidance, model reasoning and messages, tool calls (with their approval, for tools that '
-    'need one) and results, verifications, revised plans, compactions, errors, the final '
-    'reflection.';
+    'The task''s loop step by step, one readable line per step row (n): goal and recalled '
+    'lessons, guidance, model reasoning and messages, tool calls (with their approval, for '
+    'tools that need one) and results, verifications, revised plans, compactions, errors; and '
+    'after the last row of the step that ended the task, its lesson (from reflections, n NULL)';
 
 -- ---------------------------------------------------------------------------------------------
 -- security_invoker: the view shows what the querying role may see, row-level security included.

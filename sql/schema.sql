@@ -153,7 +153,9 @@ CREATE INDEX tasks_running ON tasks (id) WHERE status = 'running';
 CREATE INDEX tasks_cancel_pending ON tasks (id)
     WHERE cancel_requested_at IS NOT NULL
       AND status IN ('queued', 'running', 'waiting_approval', 'waiting_subtasks');
-CREATE INDEX tasks_owner ON tasks (owner, id);
+-- No index on owner: row-level security's `owner = current_user OR pg_has_role(...)` cannot
+-- use one, and each would cost an entry per non-HOT update (claim, finish): 4 of a 3-step
+-- task's 20 index entries.
 CREATE INDEX tasks_children ON tasks (parent_id) WHERE parent_id IS NOT NULL;
 CREATE UNIQUE INDEX tasks_idempotency ON tasks (owner, idempotency_key)
     WHERE idempotency_key IS NOT NULL;
@@ -189,14 +191,21 @@ COMMENT ON COLUMN tasks.idempotency_key IS 'A repeated submit with the same key 
 -- ---------------------------------------------------------------------------------------------
 -- Append-only. No foreign key: only the worker inserts here, in the same transaction that
 -- locks the task row, and the key check would cost a row lock per step.
+-- Phase and kind are enums: 4 bytes each instead of up to 12 of text, and no CHECK to
+-- evaluate at every insert.
+CREATE TYPE step_phase AS ENUM ('perceive', 'decide', 'act', 'verify', 'reflect');
+COMMENT ON TYPE step_phase IS 'The loop phase that wrote a step row.';
+CREATE TYPE step_kind AS ENUM
+    ('message', 'tool_call', 'tool_result', 'verification', 'reflection', 'compaction', 'error');
+COMMENT ON TYPE step_kind IS 'What a step row holds; see the comment on steps.kind.';
+
 CREATE TABLE steps (
     task_id          bigint NOT NULL,
     n                int NOT NULL,
     turn             int NOT NULL,
     owner            regrole NOT NULL,
-    phase            text NOT NULL CHECK (phase IN ('perceive', 'decide', 'act', 'verify', 'reflect')),
-    kind             text NOT NULL CHECK (kind IN ('message', 'tool_call', 'tool_result',
-                                                  'verification', 'reflection', 'compaction', 'error')),
+    phase            step_phase NOT NULL,
+    kind             step_kind NOT NULL,
     content          jsonb NOT NULL,
     input_tokens     int,
     cached_tokens    int,
@@ -231,11 +240,14 @@ CREATE TABLE reflections (
     lesson_tsv tsvector GENERATED ALWAYS AS (to_tsvector('english', lesson)) STORED,
     created_at timestamptz NOT NULL DEFAULT now()
 );
-CREATE INDEX reflections_search ON reflections USING gin (lesson_tsv);
-CREATE INDEX reflections_owner ON reflections (owner, id);
+-- Recall ranks the lessons of the owner's latest tasks (agent_loop.memory_window) and trace()
+-- finds a task's lesson, both through this index. A full-text index would go unused and cost
+-- 425 bytes of WAL per lesson (its pending-list metapage), a tenth of a 1-step task's WAL.
+CREATE INDEX reflections_owner ON reflections (owner, task_id);
 COMMENT ON TABLE reflections IS
-    'Lessons written when tasks end; the most relevant ones of the same owner (full-text rank '
-    'against the goal) are recalled into the perceive phase of later tasks.';
+    'Lessons written when tasks end, one per task (trace() shows it as the task''s last line); '
+    'the most relevant ones of the same owner (full-text rank against the goal) are recalled '
+    'into the perceive phase of later tasks.';
 
 -- ---------------------------------------------------------------------------------------------
 -- Messages sent to running tasks with send(); the worker moves each into the task's log (as a

@@ -172,7 +172,7 @@ pub fn define() {
     );
     int(
         c"agent_loop.memory_window",
-        c"How many of an owner's latest lessons recall ranks for a new task.",
+        c"How many lessons, of an owner's latest tasks, recall ranks for a new task.",
         &MEMORY_WINDOW,
         1,
         1_000_000,

@@ -6,7 +6,7 @@ SELECT agent_loop.submit($$Refunds on March 2nd? SCRIPT: [
   {"answer": "Orders that day: {{last_tool_result}}"}]$$,
   model => 'scripted', tools => '{sql_query,orders_by_day}') AS id \gset
 SELECT status, result->>'answer' AS answer, steps_done FROM agent_loop.wait(:id, '30 seconds');
-SELECT n, turn, phase, kind, summary FROM agent_loop.trace(:id) WHERE n > 1;
+SELECT n, turn, phase, kind, summary FROM agent_loop.trace(:id) WHERE n IS DISTINCT FROM 1;
 
 -- Parallel tool calls in one answer: both run, in order, before the next decide.
 SELECT agent_loop.submit($$Two at once. SCRIPT: [

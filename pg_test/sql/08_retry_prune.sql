@@ -15,7 +15,7 @@ SELECT agent_loop.retry(:id, max_steps => 5);
 SELECT status, result->>'answer' AS answer, steps_done, error_code FROM agent_loop.wait(:id, '30 seconds');
 SELECT max_steps, attempts FROM agent_loop.tasks WHERE id = :id;
 -- The log keeps the first failure; no step ran twice.
-SELECT n, turn, phase, kind FROM agent_loop.trace(:id) WHERE n > 1;
+SELECT n, turn, phase, kind FROM agent_loop.trace(:id) WHERE n IS DISTINCT FROM 1;
 SELECT error_of(format('SELECT agent_loop.retry(%s)', :id));
 SELECT error_of(format('SELECT agent_loop.retry(%s, max_steps => 0)', :id));
 RESET ROLE;

@@ -28,14 +28,14 @@ SELECT t.id = :err AS err, w.status, w.error_code, regexp_replace(w.error_messag
   FROM (VALUES (:err), (:panic), (:fin), (:bystander)) t(id), agent_loop.wait(t.id, '30 seconds') w;
 -- The failing step left no effect and no record of its tool calls; the error is in the log.
 SELECT body, count(*) FROM notes WHERE body ~ '^(err|panic|fin|bystander) ' GROUP BY body ORDER BY body;
-SELECT n, phase, kind, regexp_replace(summary, 'task \d+', 'task N') AS summary FROM agent_loop.trace(:err) WHERE n > 1;
+SELECT n, phase, kind, regexp_replace(summary, 'task \d+', 'task N') AS summary FROM agent_loop.trace(:err) WHERE n IS DISTINCT FROM 1;
 SELECT n, phase, kind FROM agent_loop.trace(:fin);
 -- Retried, the tasks resume where they stopped (their second claim passes the fault).
 SELECT agent_loop.retry(:err), agent_loop.retry(:panic), agent_loop.retry(:fin);
 SELECT w.status, w.result->>'answer' AS answer
   FROM (VALUES (:err), (:panic), (:fin)) t(id), agent_loop.wait(t.id, '30 seconds') w;
 SELECT body, count(*) FROM notes WHERE body ~ '^(err|panic|fin) ' GROUP BY body ORDER BY body;
-SELECT n, phase, kind FROM agent_loop.trace(:fin) WHERE n > 1;
+SELECT n, phase, kind FROM agent_loop.trace(:fin) WHERE n IS DISTINCT FROM 1;
 -- A plan the worker cannot read is refused as a whole (with a warning in the server log) and
 -- injects nothing, not even its valid entries.
 SELECT agent_loop.submit(two_notes('bad plan'), model => 'scripted', tools => '{add_note}',

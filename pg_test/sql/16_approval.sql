@@ -26,7 +26,7 @@ SELECT agent_loop.submit($$Refund order 4. SCRIPT: [
 SELECT status, steps_done FROM agent_loop.wait(:id, '30 seconds');
 SELECT phase, lease_worker IS NULL AS no_worker FROM agent_loop.tasks WHERE id = :id;
 SELECT task_id = :id AS this_task, call_id, tool, arguments, owner FROM agent_loop.pending_approvals;
-SELECT n, kind, summary FROM agent_loop.trace(:id) WHERE n > 1;
+SELECT n, kind, summary FROM agent_loop.trace(:id) WHERE n IS DISTINCT FROM 1;
 SELECT count(*) AS refunds_sent FROM notes WHERE body = 'refund 4';
 RESET ROLE;
 -- Only the owner (or an agent_loop_admin) decides; the status is not the user's to set, and

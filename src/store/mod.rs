@@ -41,6 +41,8 @@ pub struct ClaimedTask {
     pub output_schema: Option<Value>,
     pub accept_if: Option<String>,
     pub guidance_pending: bool,
+    /// Whether it has a log to resume from (a fresh task has none to load).
+    pub has_log: bool,
 }
 
 /// The task row, locked for a step.
@@ -233,6 +235,7 @@ impl Store {
                     output_schema: row.get::<JsonB>(15)?.map(|j| j.0),
                     accept_if: row.get(16)?,
                     guidance_pending: row.get(18)?.unwrap_or(false),
+                    has_log: row.get(19)?.unwrap_or(true),
                 });
             }
             Ok(tasks)
@@ -293,6 +296,9 @@ impl Store {
     }
 
     pub fn tools(&mut self, names: Vec<String>) -> SpiResult<Vec<ToolRow>> {
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
         Spi::connect_mut(|c| {
             let mut tools = Vec::new();
             for row in self.run(c, &sql::TOOLS, &[names.into()])? {

@@ -87,7 +87,8 @@ pub static CLAIM: Sql = Sql {
                   extract(epoch FROM t.deadline)::float8, t.attempts, t.steps_done,
                   t.input_tokens, t.cached_tokens, t.output_tokens, t.reasoning_tokens,
                   t.output_schema, t.accept_if, t.cost::float8,
-                  EXISTS (SELECT FROM agent_loop.guidance g WHERE g.task_id = t.id)",
+                  EXISTS (SELECT FROM agent_loop.guidance g WHERE g.task_id = t.id),
+                  EXISTS (SELECT FROM agent_loop.steps s WHERE s.task_id = t.id)",
     types: &[INT4, INT4, INT4],
 };
 
@@ -151,24 +152,24 @@ pub static TOOLS: Sql = Sql {
 };
 
 /// The goal's words OR-ed together, ranked; a goal of stop words alone recalls nothing. Only
-/// the owner's latest `$4` lessons (`agent_loop.memory_window`) are ranked, so a perceive phase
-/// costs the same however much an owner has learned (ranking every match made it grow without
-/// bound). Ranking is most of a claim's CPU when many lessons match: 1,000 ranked lessons were
-/// 35% of the worker's CPU in bench/quick.sh's 1-step tasks.
+/// the lessons of the owner's latest `$4` tasks (`agent_loop.memory_window`) are ranked, so a
+/// perceive phase costs the same however much an owner has learned (ranking every match made
+/// it grow without bound). Ranking is most of a claim's CPU when many lessons match: 1,000
+/// ranked lessons were 35% of the worker's CPU in bench/quick.sh's 1-step tasks.
 pub static RECALL: Sql = Sql {
     text: "WITH q AS MATERIALIZED (
                   SELECT nullif(replace(plainto_tsquery('english', $2)::text, ' & ', ' | '), '')::tsquery AS query),
-                latest AS (SELECT id, lesson, lesson_tsv FROM agent_loop.reflections
-                            WHERE owner = $1::regrole ORDER BY id DESC LIMIT $4)
+                latest AS (SELECT task_id, lesson, lesson_tsv FROM agent_loop.reflections
+                            WHERE owner = $1::regrole ORDER BY task_id DESC LIMIT $4)
            SELECT r.lesson FROM latest r, q
             WHERE r.lesson_tsv @@ q.query
-            ORDER BY ts_rank(r.lesson_tsv, q.query) DESC, r.id DESC
+            ORDER BY ts_rank(r.lesson_tsv, q.query) DESC, r.task_id DESC
             LIMIT $3",
     types: &[OID, TEXT, INT4, INT4],
 };
 
 pub static LOAD_STEPS: Sql = Sql {
-    text: "SELECT phase, kind, content FROM agent_loop.steps WHERE task_id = $1 ORDER BY n",
+    text: "SELECT phase::text, kind::text, content FROM agent_loop.steps WHERE task_id = $1 ORDER BY n",
     types: &[INT8],
 };
 
@@ -176,7 +177,8 @@ pub static INSERT_STEP: Sql = Sql {
     text: "INSERT INTO agent_loop.steps
                   (task_id, n, turn, owner, phase, kind, content, input_tokens, cached_tokens,
                    output_tokens, reasoning_tokens, cost, latency_ms)
-           VALUES ($1, $2, $3, $4::regrole, $5, $6, $7, $8, $9, $10, $11, $12::numeric, $13)",
+           VALUES ($1, $2, $3, $4::regrole, $5::agent_loop.step_phase, $6::agent_loop.step_kind, $7,
+                   $8, $9, $10, $11, $12::numeric, $13)",
     types: &[
         INT8, INT4, INT4, OID, TEXT, TEXT, JSONB, INT4, INT4, INT4, INT4, FLOAT8, INT4,
     ],

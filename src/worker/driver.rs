@@ -26,7 +26,7 @@ use super::task::{StepContext, StepEnd, Task};
 use super::txn::{commit_without_flush, in_subtransaction, in_transaction};
 use crate::settings::{self, StepCommit};
 use crate::shmem::{self, WorkerSlot};
-use crate::store::{ModelRow, Store};
+use crate::store::{ClaimedTask, ModelRow, Store, ToolRow};
 
 mod raw {
     extern "C" {
@@ -281,8 +281,11 @@ impl Worker {
                         self.models.insert(model.name.clone(), model);
                     }
                 }
+                // Tasks of a batch mostly share their tools: each set is read once.
+                let mut tool_sets = HashMap::new();
                 for claim in claims {
-                    tasks.push(self.prepare(claim).map_err(|e| e.to_string())?);
+                    let task = self.prepare(claim, &mut tool_sets);
+                    tasks.push(task.map_err(|e| e.to_string())?);
                 }
             }
             // The claim commits synchronously, also in async mode: it counts the attempt, and
@@ -321,9 +324,24 @@ impl Worker {
     }
 
     /// Loads what a claimed task needs; a fresh task gets its perceive phase written.
-    fn prepare(&mut self, claim: crate::store::ClaimedTask) -> pgrx::spi::SpiResult<Task> {
-        let tools = self.store.tools(claim.tools.clone())?;
-        let items = match self.store.load_items(claim.id)? {
+    fn prepare(
+        &mut self,
+        claim: ClaimedTask,
+        tool_sets: &mut HashMap<Vec<String>, Vec<ToolRow>>,
+    ) -> pgrx::spi::SpiResult<Task> {
+        let tools = match tool_sets.get(&claim.tools) {
+            Some(tools) => tools.clone(),
+            None => {
+                let tools = self.store.tools(claim.tools.clone())?;
+                tool_sets.insert(claim.tools.clone(), tools.clone());
+                tools
+            }
+        };
+        let log = match claim.has_log {
+            true => self.store.load_items(claim.id)?,
+            false => Ok(Vec::new()),
+        };
+        let items = match log {
             Ok(items) => items,
             Err(bad_row) => {
                 // A log that cannot be read cannot be resumed; start over from the goal.
