@@ -1,0 +1,155 @@
+//! Claiming: one transaction per wake-up that ends the queued tasks whose cancel was requested
+//! and claims queued tasks up to capacity, and what each claimed task needs before its first
+//! model call (tools, log, recalled lessons).
+
+use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::Ordering::Relaxed;
+
+use agent_loop_core::faults::Point;
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+
+use super::{extension_installed, lease_seconds, Worker};
+use crate::settings;
+use crate::shmem;
+use crate::store::{ClaimedTask, ToolRow};
+use crate::worker::faults;
+use crate::worker::task::Task;
+use crate::worker::txn::in_transaction;
+
+/// What a claiming transaction found.
+struct Claimed {
+    tasks: Vec<Task>,
+    /// Queued tasks it cancelled.
+    cancelled: Vec<i64>,
+    /// Running tasks whose cancel was requested.
+    cancel_running: Vec<i64>,
+}
+
+impl Worker {
+    /// One transaction per wake-up: ends queued tasks whose cancel was requested, claims queued
+    /// tasks up to capacity, and returns the running tasks with a pending cancel. `None` when
+    /// the extension has been dropped.
+    pub(super) fn claim(&mut self) -> Option<Vec<i64>> {
+        let capacity = settings::MAX_IN_FLIGHT.get() as usize;
+        let batch = capacity
+            .saturating_sub(self.tasks.len())
+            .min(settings::CLAIM_BATCH.get() as usize) as i32;
+        let pid = self.pid;
+        let claimed = in_transaction(AssertUnwindSafe(|| -> Result<Option<Claimed>, String> {
+            // A cheap index probe, so DROP EXTENSION is noticed at the next wake-up.
+            if !extension_installed() {
+                return Ok(None);
+            }
+            let (cancelled, cancel_running) =
+                self.store.cancellations().map_err(|e| e.to_string())?;
+            let mut tasks = Vec::new();
+            if batch > 0 {
+                let claims = self
+                    .store
+                    .claim(batch, pid, lease_seconds())
+                    .map_err(|e| e.to_string())?;
+                // Each model of the batch is read once; re-reading at each claim lets
+                // add_model() changes reach a running worker.
+                let mut names: Vec<&str> = claims.iter().map(|c| c.model.as_str()).collect();
+                names.sort_unstable();
+                names.dedup();
+                for name in names {
+                    if let Some(model) = self.store.model(name).map_err(|e| e.to_string())? {
+                        self.models.insert(model.name.clone(), model);
+                    }
+                }
+                // Tasks of a batch mostly share their tools: each set is read once.
+                let mut tool_sets = HashMap::new();
+                for claim in claims {
+                    let task = self.prepare(claim, &mut tool_sets);
+                    tasks.push(task.map_err(|e| e.to_string())?);
+                }
+            }
+            // The claim commits synchronously, also in async mode: it counts the attempt, and
+            // a claim lost in a crash would let a task that crashes the worker do it forever.
+            Ok(Some(Claimed {
+                tasks,
+                cancelled,
+                cancel_running,
+            }))
+        }));
+        let claimed = match claimed {
+            Ok(Some(claimed)) => claimed,
+            Ok(None) => return None,
+            Err(e) => {
+                warning!("agent_loop: claiming tasks: {e}");
+                return Some(Vec::new());
+            }
+        };
+        claimed
+            .cancelled
+            .into_iter()
+            .for_each(shmem::announce_task_ended);
+        if batch > 0 && claimed.tasks.len() as i32 == batch {
+            // More may be waiting: come straight back instead of sleeping.
+            unsafe { pg_sys::SetLatch(pg_sys::MyLatch) };
+        }
+        self.slot
+            .tasks_claimed
+            .fetch_add(claimed.tasks.len() as i64, Relaxed);
+        for task in claimed.tasks {
+            faults::at(Point::Claimed, task.id, task.attempt);
+            self.ready.push_back(task.id);
+            self.tasks.insert(task.id, task);
+        }
+        Some(claimed.cancel_running)
+    }
+
+    /// Loads what a claimed task needs; a fresh task gets its perceive phase written.
+    fn prepare(
+        &mut self,
+        claim: ClaimedTask,
+        tool_sets: &mut HashMap<Vec<String>, Vec<ToolRow>>,
+    ) -> pgrx::spi::SpiResult<Task> {
+        let tools = match tool_sets.get(&claim.tools) {
+            Some(tools) => tools.clone(),
+            None => {
+                let tools = self.store.tools(claim.tools.clone())?;
+                tool_sets.insert(claim.tools.clone(), tools.clone());
+                tools
+            }
+        };
+        let log = match claim.has_log {
+            true => self.store.load_items(claim.id)?,
+            false => Ok(Vec::new()),
+        };
+        let items = match log {
+            Ok(items) => items,
+            Err(bad_row) => {
+                // A log that cannot be read cannot be resumed; start over from the goal.
+                warning!(
+                    "agent_loop: task {}: {bad_row}; its log is ignored",
+                    claim.id
+                );
+                Vec::new()
+            }
+        };
+        let fresh = items.is_empty();
+        let (owner, goal) = (claim.owner, claim.goal.clone());
+        let guidance_pending = claim.guidance_pending;
+        let mut task = Task::new(claim, tools, items);
+        // Results follow their calls in the log: those of calls that waited come before any
+        // guidance.
+        task.answer_waiting_calls(&mut self.store)?;
+        if fresh {
+            let memories = self.store.recall(
+                owner,
+                &goal,
+                settings::MEMORY_LIMIT.get(),
+                settings::MEMORY_WINDOW.get(),
+            )?;
+            task.perceive(&mut self.store, memories)?;
+        }
+        if guidance_pending {
+            task.take_guidance(&mut self.store)?;
+        }
+        Ok(task)
+    }
+}
