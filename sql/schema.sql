@@ -189,8 +189,6 @@ COMMENT ON COLUMN tasks.parent_call_id IS 'For a subtask: the parent''s call tha
 COMMENT ON COLUMN tasks.idempotency_key IS 'A repeated submit with the same key (per owner) returns the existing task.';
 
 -- ---------------------------------------------------------------------------------------------
--- Append-only. No foreign key: only the worker inserts here, in the same transaction that
--- locks the task row, and the key check would cost a row lock per step.
 -- Phase and kind are enums: 4 bytes each instead of up to 12 of text, and no CHECK to
 -- evaluate at every insert.
 CREATE TYPE step_phase AS ENUM ('perceive', 'decide', 'act', 'verify', 'reflect');
@@ -199,6 +197,8 @@ CREATE TYPE step_kind AS ENUM
     ('message', 'tool_call', 'tool_result', 'verification', 'reflection', 'compaction', 'error');
 COMMENT ON TYPE step_kind IS 'What a step row holds; see the comment on steps.kind.';
 
+-- Append-only. No foreign key: only the worker inserts here, in the same transaction that
+-- locks the task row, and the key check would cost a row lock per step.
 CREATE TABLE steps (
     task_id          bigint NOT NULL,
     n                int NOT NULL,
@@ -242,12 +242,12 @@ CREATE TABLE reflections (
 );
 -- Recall ranks the lessons of the owner's latest tasks (agent_loop.memory_window) and trace()
 -- finds a task's lesson, both through this index. A full-text index would go unused and cost
--- 425 bytes of WAL per lesson (its pending-list metapage), a tenth of a 1-step task's WAL.
+-- 425 bytes of WAL per lesson (its pending-list metapage), an eighth of a 1-step task's WAL.
 CREATE INDEX reflections_owner ON reflections (owner, task_id);
 COMMENT ON TABLE reflections IS
-    'Lessons written when tasks end, one per task (trace() shows it as the task''s last line); '
-    'the most relevant ones of the same owner (full-text rank against the goal) are recalled '
-    'into the perceive phase of later tasks.';
+    'Lessons written when tasks end (a retried task can end twice; trace() shows each after '
+    'the step that ended the task); the most relevant ones of the same owner (full-text rank '
+    'against the goal) are recalled into the perceive phase of later tasks.';
 
 -- ---------------------------------------------------------------------------------------------
 -- Messages sent to running tasks with send(); the worker moves each into the task's log (as a
