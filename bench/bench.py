@@ -25,6 +25,7 @@ PG_BIN = "/usr/lib/postgresql/15/bin"
 TASKS = int(os.environ.get("BENCH_TASKS", "2000"))
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
 IN_FLIGHT = int(os.environ.get("BENCH_IN_FLIGHT", "1000"))
+MODEL_PID = int(os.environ.get("MODEL_PID", "0"))  # the instant model server, for its CPU time
 CLIENTS = 8
 
 
@@ -146,14 +147,17 @@ def throughput(mode, steps, goal_length=0):
     for _ in range(RUNS):
         pids = worker_pids()
         wal0, cpu0, machine0 = wal_mark(), sum(map(cpu_ticks, pids)), cpu_ticks()
+        model0 = cpu_ticks(MODEL_PID) if MODEL_PID else 0.0
         seconds = drain(goal, model, tools, TASKS)
         cpu1, machine1 = sum(map(cpu_ticks, pids)), cpu_ticks()
+        model1 = cpu_ticks(MODEL_PID) if MODEL_PID else 0.0
         lsn, records, writes, syncs = wal_delta(wal0, wal_mark())
         n_steps = TASKS * steps
         runs.append({
             "tasks_per_s": TASKS / seconds, "steps_per_s": n_steps / seconds,
             "worker_cpu_us_per_step": (cpu1 - cpu0) / n_steps * 1e6,
             "machine_cpu_us_per_step": (machine1 - machine0) / n_steps * 1e6,
+            "model_server_cpu_us_per_step": (model1 - model0) / n_steps * 1e6,
             "wal_bytes_per_step": lsn / n_steps, "wal_bytes_per_task": lsn / TASKS,
             "wal_records_per_step": records / n_steps, "wal_syncs_per_step": syncs / n_steps,
         })

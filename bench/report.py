@@ -19,7 +19,7 @@ def rows(r):
     n = r["tasks"]
     return [
         ("1. throughput, sync", "3-step tasks/s · steps/s", f"{a_sync['tasks_per_s']:,.0f} · {a_sync['steps_per_s']:,.0f}", f"{n} tasks, one worker"),
-        ("", "CPU per step: worker · whole machine", f"{a_sync['worker_cpu_us_per_step']:,.0f} µs · {a_sync['machine_cpu_us_per_step']:,.0f} µs", "machine: PostgreSQL, model server, bench"),
+        ("", "CPU per step: worker · model server · whole machine", f"{a_sync['worker_cpu_us_per_step']:,.0f} µs · {a_sync.get('model_server_cpu_us_per_step', 0):,.0f} µs · {a_sync['machine_cpu_us_per_step']:,.0f} µs", "machine: PostgreSQL, model server, bench"),
         ("1. throughput, sync, 2 workers", "3-step tasks/s · steps/s", f"{a_2w['tasks_per_s']:,.0f} · {a_2w['steps_per_s']:,.0f}", "workers_per_database = 2"),
         ("", "CPU per step: workers · whole machine", f"{a_2w['worker_cpu_us_per_step']:,.0f} µs · {a_2w['machine_cpu_us_per_step']:,.0f} µs", ""),
         ("1. throughput, async", "3-step tasks/s · steps/s", f"{a_async['tasks_per_s']:,.0f} · {a_async['steps_per_s']:,.0f}", "step_commit = async"),
@@ -30,6 +30,7 @@ def rows(r):
         ("2. ceiling, async", "pgbench steps/s: 1 client · 8 clients", f"{c_async1['steps_per_s']:,.0f} · {c_async8['steps_per_s']:,.0f}", "synchronous_commit = off"),
         ("", "agent_loop ÷ ceiling (1 · 8 clients)", f"{a_async['steps_per_s'] / c_async1['steps_per_s']:.2f} · {a_async['steps_per_s'] / c_async8['steps_per_s']:.2f}", "target ≥ 1.0"),
         ("3. peers (no-op)", "agent_loop 1-step tasks/s: 1 · 2 workers", f"{one['tasks_per_s']:,.0f} · {one_2w['tasks_per_s']:,.0f}", "a model call + reflection each"),
+        ("", "CPU per 1-step task: worker · model server · whole machine", f"{one['worker_cpu_us_per_step']:,.0f} µs · {one.get('model_server_cpu_us_per_step', 0):,.0f} µs · {one['machine_cpu_us_per_step']:,.0f} µs", "one worker"),
         ("", "pg-boss jobs/s · ratio (1 · 2 workers)", f"{boss['jobs_per_s']:,.0f} · {one['tasks_per_s'] / boss['jobs_per_s']:.2f} · {one_2w['tasks_per_s'] / boss['jobs_per_s']:.2f}", "agent_loop ÷ peer, target > 1"),
         ("", "graphile-worker jobs/s · ratio (1 · 2 workers)", f"{graphile['jobs_per_s']:,.0f} · {one['tasks_per_s'] / graphile['jobs_per_s']:.2f} · {one_2w['tasks_per_s'] / graphile['jobs_per_s']:.2f}", "agent_loop ÷ peer, target > 1"),
         ("", "3-step task vs 3 peer jobs (time)", f"{(3 / boss['jobs_per_s']) / (1 / a_sync['tasks_per_s']):.2f} · {(3 / graphile['jobs_per_s']) / (1 / a_sync['tasks_per_s']):.2f}", "pg-boss · graphile; > 1: the task is cheaper"),
@@ -94,7 +95,10 @@ def limits(r):
   own work on the same cores.
 - **graphile-worker.** A no-op job is a claim and a delete. A 1-step agent task is a claim, an
   HTTP round trip to the model, two step rows (goal, answer), a lesson and a final update:
-  {one['wal_bytes_per_task']:,.0f} B of WAL against {graphile['wal_bytes_per_job']:,.0f} B.
+  {one['wal_bytes_per_task']:,.0f} B of WAL against {graphile['wal_bytes_per_job']:,.0f} B. Here the
+  model server shares the two cores: {one.get('model_server_cpu_us_per_step', 0):,.0f} µs of its CPU per task,
+  {one['machine_cpu_us_per_step']:,.0f} µs for the whole machine, and
+  {one['machine_cpu_us_per_step'] * one['tasks_per_s'] / 1e6:.1f} of 2 cores busy at {one['tasks_per_s']:,.0f} tasks/s.
 - **WAL per step.** A step itself (a tool call and its result, the task row's lock and HOT
   update) writes {sw['wal_bytes_per_extra_step']:,.0f} B: the difference between 10-step and
   3-step tasks with goals of equal length, per extra step. Each task adds its insert, claim and

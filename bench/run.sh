@@ -31,4 +31,4 @@ CREATE FUNCTION noop(x int) RETURNS int LANGUAGE sql AS 'SELECT x';
 SELECT agent_loop.register_tool('noop(int)', 'Returns its argument');
 SQL
 CLUSTER_DIR=$work FAST_URL="http://127.0.0.1:$FAST_PORT/v1" SLOW_URL="http://127.0.0.1:$SLOW_PORT/v1" \
-    REQUEST_LOG="$work/requests.log" python3 bench/bench.py
+    REQUEST_LOG="$work/requests.log" MODEL_PID=$FAST_PID python3 bench/bench.py

@@ -43,7 +43,10 @@ pub struct ModelPool {
     outcomes: Receiver<ModelOutcome>,
     agent: ureq::Agent,
     wake: Waker,
+    /// Helpers waiting for a job.
     idle: Arc<AtomicUsize>,
+    /// Jobs sent that no helper has taken yet.
+    queued: Arc<AtomicUsize>,
     threads: usize,
     max_threads: usize,
     in_flight: usize,
@@ -62,6 +65,7 @@ impl ModelPool {
             agent: new_agent(),
             wake,
             idle: Arc::new(AtomicUsize::new(0)),
+            queued: Arc::new(AtomicUsize::new(0)),
             threads: 0,
             max_threads: max_threads.max(1),
             in_flight: 0,
@@ -79,9 +83,15 @@ impl ModelPool {
 
     pub fn submit(&mut self, job: ModelJob) {
         self.in_flight += 1;
-        if self.idle.load(Ordering::Acquire) == 0 && self.threads < self.max_threads {
+        // An idle helper is free for this job only if it is not already due to take one that
+        // waits. Testing `idle == 0` alone queued a burst behind the few helpers left idle
+        // (they count as idle until they wake and take a job): a burst of 12 one-second calls
+        // ran in waves of the idle helpers' number, one second each.
+        let waiting = self.queued.load(Ordering::Acquire);
+        if self.idle.load(Ordering::Acquire) <= waiting && self.threads < self.max_threads {
             self.spawn();
         }
+        self.queued.fetch_add(1, Ordering::AcqRel);
         // The receiving end lives in `self.queue`, so sending cannot fail.
         let _ = self.jobs.send(job);
     }
@@ -99,6 +109,7 @@ impl ModelPool {
         let agent = self.agent.clone();
         let wake = Arc::clone(&self.wake);
         let idle = Arc::clone(&self.idle);
+        let queued = Arc::clone(&self.queued);
         let seed = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
@@ -108,7 +119,7 @@ impl ModelPool {
             std::thread::Builder::new()
                 .name("agent_loop http".into())
                 .stack_size(256 * 1024)
-                .spawn(move || helper_main(queue, outcomes, agent, wake, idle, seed))
+                .spawn(move || helper_main(queue, outcomes, agent, wake, idle, queued, seed))
         });
         if spawned.is_ok() {
             self.threads += 1;
@@ -122,14 +133,18 @@ fn helper_main(
     agent: ureq::Agent,
     wake: Waker,
     idle: Arc<AtomicUsize>,
+    queued: Arc<AtomicUsize>,
     seed: u64,
 ) {
     let mut jitter = Jitter::seeded(seed);
     loop {
         idle.fetch_add(1, Ordering::AcqRel);
         let job = queue.lock().unwrap_or_else(|p| p.into_inner()).recv();
+        // Idle first: in between, a submit sees one helper too few and spawns one too many,
+        // never the other way round.
         idle.fetch_sub(1, Ordering::AcqRel);
         let Ok(job) = job else { return }; // the pool is gone
+        queued.fetch_sub(1, Ordering::AcqRel);
         let call = catch_unwind(AssertUnwindSafe(|| {
             call_with_retries(
                 || send(&agent, &job.request, &job.settings),
@@ -190,51 +205,88 @@ mod tests {
     use std::sync::atomic::AtomicBool;
     use std::time::Instant;
 
+    /// A call to `port` that fails: at once as a transport error where nothing listens, after
+    /// the 300 ms timeout where a listener never answers.
+    fn failing_call(task_id: i64, port: u16) -> ModelJob {
+        ModelJob {
+            task_id,
+            ticket: task_id * 10,
+            request: HttpRequest {
+                url: format!("http://127.0.0.1:{port}/v1/chat/completions"),
+                headers: vec![],
+                body: "{}".into(),
+            },
+            settings: CallSettings {
+                timeout: Duration::from_millis(300),
+                max_body_bytes: 1024,
+                retry: RetryPolicy {
+                    max_retries: 0,
+                    ..RetryPolicy::default()
+                },
+            },
+            parse: parse_response,
+        }
+    }
+
+    fn unused_port() -> u16 {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    }
+
+    /// Collects `n` outcomes (or fewer, after 10 s): their task ids and error classes, sorted.
+    fn collect(pool: &mut ModelPool, n: usize) -> Vec<(i64, ErrorClass)> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut seen = Vec::new();
+        while seen.len() < n && Instant::now() < deadline {
+            match pool.try_next() {
+                Some(o) => {
+                    assert_eq!(o.ticket, o.task_id * 10);
+                    seen.push((o.task_id, o.call.result.unwrap_err().class));
+                }
+                None => std::thread::sleep(Duration::from_millis(5)),
+            }
+        }
+        seen.sort_by_key(|(task_id, _)| *task_id);
+        seen
+    }
+
+    #[test]
+    fn a_burst_gets_a_helper_per_call_even_when_some_are_idle() {
+        let mut pool = ModelPool::new(8, Arc::new(|| {}));
+        let refused = unused_port();
+        for task_id in 0..2 {
+            pool.submit(failing_call(task_id, refused));
+        }
+        assert_eq!(collect(&mut pool, 2).len(), 2);
+        // Two helpers idle now. Six calls that each take a while, sent at once, need four
+        // more helpers, whether or not the idle ones have woken to take theirs yet.
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = silent.local_addr().unwrap().port();
+        for task_id in 2..8 {
+            pool.submit(failing_call(task_id, port));
+        }
+        assert!(pool.threads() >= 6, "{} helpers", pool.threads());
+        assert!(pool.threads() <= 8);
+        let outcomes = collect(&mut pool, 6);
+        assert_eq!(outcomes.len(), 6);
+        assert!(outcomes
+            .iter()
+            .all(|(_, class)| *class == ErrorClass::Timeout));
+    }
+
     #[test]
     fn outcomes_come_back_with_their_ticket_and_wake_the_owner() {
         let woken = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&woken);
         let mut pool = ModelPool::new(4, Arc::new(move || flag.store(true, Ordering::SeqCst)));
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = unused_port();
         for task_id in 0..3 {
-            pool.submit(ModelJob {
-                task_id,
-                ticket: task_id * 10,
-                request: HttpRequest {
-                    url: format!("http://127.0.0.1:{port}/v1/chat/completions"),
-                    headers: vec![],
-                    body: "{}".into(),
-                },
-                settings: CallSettings {
-                    timeout: Duration::from_secs(2),
-                    max_body_bytes: 1024,
-                    retry: RetryPolicy {
-                        max_retries: 0,
-                        ..RetryPolicy::default()
-                    },
-                },
-                parse: parse_response,
-            });
+            pool.submit(failing_call(task_id, port));
         }
         assert_eq!(pool.in_flight(), 3);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let mut seen = Vec::new();
-        while seen.len() < 3 && Instant::now() < deadline {
-            match pool.try_next() {
-                Some(o) => {
-                    assert_eq!(o.ticket, o.task_id * 10);
-                    assert_eq!(o.call.result.unwrap_err().class, ErrorClass::Transport);
-                    seen.push(o.task_id);
-                }
-                None => std::thread::sleep(Duration::from_millis(5)),
-            }
-        }
-        seen.sort();
-        assert_eq!(seen, vec![0, 1, 2]);
+        let transport = ErrorClass::Transport;
+        let expected = vec![(0, transport), (1, transport), (2, transport)];
+        assert_eq!(collect(&mut pool, 3), expected);
         assert_eq!(pool.in_flight(), 0);
         assert!(woken.load(Ordering::SeqCst));
         assert!(pool.threads() <= 4);
