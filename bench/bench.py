@@ -280,8 +280,11 @@ def in_flight():
         (pid,) = worker_pids()  # one worker here
         idle_submit = submit_latency()
         t0 = time.time()
-        psql(f"SELECT count(agent_loop.submit(i || {sql_str(' SCRIPT: ' + THREE_STEPS)}, model => 'slow', "
-             f"tools => '{{noop}}')) FROM generate_series(1, {IN_FLIGHT}) i")
+        # Timed from the submitting transaction's commit, as in drain(): its inserts are the client's.
+        committed = float(psql(
+            f"BEGIN; SELECT count(agent_loop.submit(i || {sql_str(' SCRIPT: ' + THREE_STEPS)}, model => 'slow', "
+            f"tools => '{{noop}}')) FROM generate_series(1, {IN_FLIGHT}) i; COMMIT;"
+            " SELECT extract(epoch FROM clock_timestamp())").splitlines()[-1])
         rss = threads = 0
         busy_submit = None
         while int(psql("SELECT count(*) FROM agent_loop.tasks WHERE status IN ('queued', 'running')"
@@ -294,10 +297,14 @@ def in_flight():
                 busy_submit = submit_latency()
             time.sleep(0.2)
         psql("DELETE FROM agent_loop.tasks WHERE goal = 'probe'")
-        seconds = float(psql("SELECT extract(epoch FROM max(finished_at) - min(created_at)) FROM agent_loop.tasks"))
+        last_finish, last_claim = map(float, psql(
+            "SELECT extract(epoch FROM max(finished_at)), extract(epoch FROM max(started_at))"
+            " FROM agent_loop.tasks").split("|"))
+        seconds = last_finish - committed
         failed = int(psql("SELECT count(*) FROM agent_loop.tasks WHERE status <> 'succeeded'"))
         runs.append({"seconds": seconds, "steps_per_s": IN_FLIGHT * 3 / seconds, "rss_mb": rss, "threads": threads,
-                     "failed": failed, "submit_idle_ms": idle_submit, "submit_busy_ms": busy_submit or 0})
+                     "failed": failed, "submit_idle_ms": idle_submit, "submit_busy_ms": busy_submit or 0,
+                     "last_claimed_s": last_claim - committed})
     return {k: median(r[k] for r in runs) for k in runs[0]}
 
 

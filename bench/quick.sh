@@ -35,6 +35,11 @@ run() {  # run NAME MODEL STEPS_PER_TASK GOAL TOOLS
         as_postgres "$PG_BIN/pg_waldump" -p "$work/data/pg_wal" -s "$lsn0" -e "$lsn1" --stats=record 2>/dev/null |
             awk 'NR <= 2 || ($2 > 0 && $0 !~ /^-+$/)' | sort -t '(' -k4 -rn | head -n 25
     fi
+    # Rows of one transaction share created_at: the model answers committed per step transaction.
+    q -c "SELECT format('  %s steps per step transaction (answers committed together)',
+                  round(count(*)::numeric / count(DISTINCT s.created_at), 1))
+            FROM agent_loop.steps s JOIN agent_loop.tasks t ON t.id = s.task_id
+           WHERE t.model = '$model' AND s.phase = 'decide'"  # one decide row per step here
     sleep 2.2   # the worker reports its statistics at most once a second
     q -c "SELECT format('  %s WAL records/step, %s WAL writes/step, %s WAL syncs/step',
                   round((wal_records - split_part('$wal0', ',', 1)::bigint) / s, 1),
