@@ -11,6 +11,9 @@ use std::fmt;
 /// Places in a task's life, in the order a step passes them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Point {
+    /// Inside the claiming transaction, while a claimed task is prepared (tools, log, recall,
+    /// its perceive row); nothing committed.
+    Preparing,
     /// The claiming transaction committed (goal and perceive written); no model call yet.
     Claimed,
     /// A model answer arrived; its step transaction has not begun.
@@ -26,7 +29,8 @@ pub enum Point {
 }
 
 impl Point {
-    const ALL: [Point; 6] = [
+    const ALL: [Point; 7] = [
+        Point::Preparing,
         Point::Claimed,
         Point::Decided,
         Point::Acted,
@@ -37,6 +41,7 @@ impl Point {
 
     pub fn name(self) -> &'static str {
         match self {
+            Point::Preparing => "preparing",
             Point::Claimed => "claimed",
             Point::Decided => "decided",
             Point::Acted => "acted",
@@ -49,7 +54,7 @@ impl Point {
     /// Whether the point lies inside a transaction, where an error or a panic can be caught
     /// and rolled back.
     pub fn in_transaction(self) -> bool {
-        matches!(self, Point::Acted | Point::Finishing)
+        matches!(self, Point::Preparing | Point::Acted | Point::Finishing)
     }
 }
 
@@ -158,7 +163,11 @@ mod tests {
 
     #[test]
     fn parses_a_list_and_fires_on_the_first_claim_only() {
-        let plan = FaultPlan::parse(" acted:crash:7, finishing:panic:8 ,stepped:crash:7").unwrap();
+        let plan = FaultPlan::parse(
+            " acted:crash:7, finishing:panic:8 ,stepped:crash:7, preparing:error:9",
+        )
+        .unwrap();
+        assert_eq!(plan.action_at(Point::Preparing, 9, 1), Some(Action::Error));
         assert_eq!(plan.action_at(Point::Acted, 7, 1), Some(Action::Crash));
         assert_eq!(plan.action_at(Point::Stepped, 7, 1), Some(Action::Crash));
         assert_eq!(plan.action_at(Point::Finishing, 8, 1), Some(Action::Panic));

@@ -48,3 +48,32 @@ UPDATE agent_loop.tasks SET run_after = now() WHERE id = :id;
 SELECT status FROM agent_loop.wait(:id, '30 seconds');
 ALTER SYSTEM RESET agent_loop.fault_injection;
 SELECT pg_reload_conf();
+-- An error (or a panic) while a claimed task is prepared rolls its whole claim back. The task
+-- fails alone, counting the attempt; the tasks claimed with it start at once, not blocked
+-- behind it. Retried, it is prepared again and runs.
+SELECT agent_loop.submit(two_notes('prep err'), model => 'scripted', tools => '{add_note}',
+                         run_after => now() + interval '1 hour') AS prep_err,
+       agent_loop.submit(two_notes('prep panic'), model => 'scripted', tools => '{add_note}',
+                         run_after => now() + interval '1 hour') AS prep_panic,
+       agent_loop.submit(two_notes('prep bystander'), model => 'scripted', tools => '{add_note}',
+                         run_after => now() + interval '1 hour') AS prep_bystander \gset
+SELECT format('preparing:error:%s, preparing:panic:%s', :prep_err, :prep_panic) AS plan \gset
+ALTER SYSTEM SET agent_loop.fault_injection = :'plan';
+SELECT pg_reload_conf();
+SELECT pg_sleep(0.5);
+BEGIN;
+UPDATE agent_loop.tasks SET run_after = now() WHERE id IN (:prep_err, :prep_panic, :prep_bystander);
+SELECT agent_loop.submit('Wake. SCRIPT: [{"answer": "awake"}]', model => 'scripted') IS NOT NULL AS woken;
+COMMIT;
+SELECT t.id = :prep_bystander AS bystander, w.status, w.error_code,
+       regexp_replace(w.error_message, 'task \d+', 'task N') AS error_message
+  FROM (VALUES (:prep_err), (:prep_panic), (:prep_bystander)) t(id), agent_loop.wait(t.id, '30 seconds') w
+ ORDER BY t.id;
+SELECT attempts, (SELECT count(*) FROM agent_loop.steps s WHERE s.task_id = t.id) AS steps
+  FROM agent_loop.tasks t WHERE id IN (:prep_err, :prep_panic) ORDER BY id;
+SELECT agent_loop.retry(:prep_err), agent_loop.retry(:prep_panic);
+SELECT w.status, w.result->>'answer' AS answer
+  FROM (VALUES (:prep_err), (:prep_panic)) t(id), agent_loop.wait(t.id, '30 seconds') w;
+SELECT body, count(*) FROM notes WHERE body ~ '^prep ' GROUP BY body ORDER BY body;
+ALTER SYSTEM RESET agent_loop.fault_injection;
+SELECT pg_reload_conf();

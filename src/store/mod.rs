@@ -552,6 +552,15 @@ impl Store {
 
     /// Records a failure outside any step (the step's own transaction rolled back) and fails
     /// the task, if this worker still holds it. Returns whether it did.
+    /// Fails a queued task whose claim was rolled back while it was prepared; `false` if it
+    /// is no longer queued (or a cancel is pending: that ends it as cancelled).
+    pub fn fail_unprepared(&mut self, task_id: i64, message: &str) -> SpiResult<bool> {
+        Spi::connect_mut(|c| {
+            let args = [task_id.into(), message.into()];
+            Ok(!self.run(c, &sql::FAIL_UNPREPARED, &args)?.is_empty())
+        })
+    }
+
     pub fn fail_after_error(
         &mut self,
         task_id: i64,

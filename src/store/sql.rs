@@ -301,6 +301,18 @@ pub static FAIL_AFTER_ERROR: Sql = Sql {
     types: &[INT8, INT4, INT4, TEXT],
 };
 
+/// A claimed task that could not be prepared: its claim was rolled back with the error, so it
+/// is queued again; it fails here, counting the attempt, with no step written.
+pub static FAIL_UNPREPARED: Sql = Sql {
+    text: "UPDATE agent_loop.tasks
+              SET status = 'failed', attempts = attempts + 1,
+                  started_at = coalesce(started_at, now()), finished_at = now(),
+                  error_code = 'internal_error', error_message = $2
+            WHERE id = $1 AND status = 'queued' AND cancel_requested_at IS NULL
+        RETURNING id",
+    types: &[INT8, TEXT],
+};
+
 /// The schema-qualified name of `pg_prewarm(regclass)`, when the extension is installed.
 pub const PREWARM_FUNCTION: &str = "SELECT format('%I.pg_prewarm', n.nspname)
        FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace

@@ -2,6 +2,7 @@
 //! and claims queued tasks up to capacity, and what each claimed task needs before its first
 //! model call (tools, log, recalled lessons).
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering::Relaxed;
@@ -37,6 +38,8 @@ impl Worker {
             .saturating_sub(self.tasks.len())
             .min(settings::CLAIM_BATCH.get() as usize) as i32;
         let pid = self.pid;
+        // The task being prepared when the claiming transaction failed, if it failed there.
+        let preparing = Cell::new(None);
         let claimed = in_transaction(AssertUnwindSafe(|| -> Result<Option<Claimed>, String> {
             // A cheap index probe, so DROP EXTENSION is noticed at the next wake-up.
             if !extension_installed() {
@@ -63,9 +66,11 @@ impl Worker {
                 // Tasks of a batch mostly share their tools: each set is read once.
                 let mut tool_sets = HashMap::new();
                 for claim in claims {
+                    preparing.set(Some(claim.id));
                     let task = self.prepare(claim, &mut tool_sets);
                     tasks.push(task.map_err(|e| e.to_string())?);
                 }
+                preparing.set(None);
             }
             // The claim commits synchronously, also in async mode: it counts the attempt, and
             // a claim lost in a crash would let a task that crashes the worker do it forever.
@@ -80,6 +85,9 @@ impl Worker {
             Ok(None) => return None,
             Err(e) => {
                 warning!("agent_loop: claiming tasks: {e}");
+                if let Some(id) = preparing.get() {
+                    self.fail_unprepared(id, &e);
+                }
                 return Some(Vec::new());
             }
         };
@@ -100,6 +108,22 @@ impl Worker {
             self.tasks.insert(task.id, task);
         }
         Some(claimed.cancel_running)
+    }
+
+    /// A task whose preparation failed (and rolled its whole claim back) fails alone, with the
+    /// error; the tasks claimed with it are claimed again at once. Otherwise the batch would
+    /// fail with it at every wake-up, and no task behind it would ever start.
+    fn fail_unprepared(&mut self, id: i64, error: &str) {
+        let message = format!("preparing the task: {error}");
+        let store = &mut self.store;
+        match in_transaction(AssertUnwindSafe(|| store.fail_unprepared(id, &message))) {
+            Ok(true) => {
+                shmem::announce_task_ended(id);
+                unsafe { pg_sys::SetLatch(pg_sys::MyLatch) };
+            }
+            Ok(false) => {}
+            Err(e) => warning!("agent_loop: failing task {id}: {e}"),
+        }
     }
 
     /// Loads what a claimed task needs; a fresh task gets its perceive phase written.
@@ -150,6 +174,7 @@ impl Worker {
         if guidance_pending {
             task.take_guidance(&mut self.store)?;
         }
+        faults::at(Point::Preparing, task.id, task.attempt);
         Ok(task)
     }
 }
