@@ -57,6 +57,20 @@ def median(xs):
     return statistics.median(xs)
 
 
+RATES = ("steps_per_s", "tasks_per_s", "jobs_per_s")
+
+
+def summarize(runs, keys=None):
+    """The median of each figure over the runs; for rates also the lowest and the highest."""
+    keys = keys or runs[0].keys()
+    summary = {k: median(r[k] for r in runs) for k in keys}
+    for k in keys:
+        if k in RATES:
+            summary[k + "_min"] = min(r[k] for r in runs)
+            summary[k + "_max"] = max(r[k] for r in runs)
+    return summary
+
+
 def wal_mark():
     """LSN and cumulative WAL counters, after the backends' stats reached shared memory."""
     time.sleep(2.2)  # backends (the worker too) report their statistics at most once a second
@@ -161,7 +175,7 @@ def throughput(mode, steps, goal_length=0):
             "wal_bytes_per_step": lsn / n_steps, "wal_bytes_per_task": lsn / TASKS,
             "wal_records_per_step": records / n_steps, "wal_syncs_per_step": syncs / n_steps,
         })
-    return {k: median(r[k] for r in runs) for k in runs[0]}
+    return summarize(runs)
 
 
 CEILING_SETUP = """
@@ -220,7 +234,7 @@ COMMIT;
         lsn, records, _, _ = wal_delta(wal0, wal_mark())
         runs.append({"steps_per_s": tps, "wal_bytes_per_step": lsn / done, "wal_records_per_step": records / done})
     os.unlink(f.name)
-    return {k: median(r[k] for r in runs) for k in runs[0]}
+    return summarize(runs)
 
 
 def pickup(samples=100):
@@ -265,7 +279,7 @@ def peer(name):
         figures["wal_bytes_per_job"] = lsn / TASKS
         runs.append(figures)
     psql(f"DROP DATABASE IF EXISTS {db}", db="postgres")
-    return {k: median(r[k] for r in runs) for k in ("jobs_per_s", "pickup_p50_ms", "pickup_p99_ms", "wal_bytes_per_job")}
+    return summarize(runs, ("jobs_per_s", "pickup_p50_ms", "pickup_p99_ms", "wal_bytes_per_job"))
 
 
 def in_flight():
@@ -305,7 +319,7 @@ def in_flight():
         runs.append({"seconds": seconds, "steps_per_s": IN_FLIGHT * 3 / seconds, "rss_mb": rss, "threads": threads,
                      "failed": failed, "submit_idle_ms": idle_submit, "submit_busy_ms": busy_submit or 0,
                      "last_claimed_s": last_claim - committed})
-    return {k: median(r[k] for r in runs) for k in runs[0]}
+    return summarize(runs)
 
 
 def submit_latency():

@@ -8,6 +8,12 @@ import os
 import sys
 
 
+def span(figures, key):
+    """The lowest and highest value of a rate over the runs, as "low–high"."""
+    low, high = figures.get(key + "_min"), figures.get(key + "_max")
+    return "n/a" if low is None else f"{low:,.0f}–{high:,.0f}"
+
+
 def rows(r):
     """The table: (workload, figure, value, note)."""
     a_sync, a_async = r["agent_3step_sync"], r["agent_3step_async"]
@@ -19,6 +25,7 @@ def rows(r):
     n = r["tasks"]
     return [
         ("1. throughput, sync", "3-step tasks/s · steps/s", f"{a_sync['tasks_per_s']:,.0f} · {a_sync['steps_per_s']:,.0f}", f"{n} tasks, one worker"),
+        ("", "steps/s, lowest–highest of the runs: 1 · 2 workers", f"{span(a_sync, 'steps_per_s')} · {span(a_2w, 'steps_per_s')}", ""),
         ("", "CPU per step: worker · model server · whole machine", f"{a_sync['worker_cpu_us_per_step']:,.0f} µs · {a_sync.get('model_server_cpu_us_per_step', 0):,.0f} µs · {a_sync['machine_cpu_us_per_step']:,.0f} µs", "machine: PostgreSQL, model server, bench"),
         ("1. throughput, sync, 2 workers", "3-step tasks/s · steps/s", f"{a_2w['tasks_per_s']:,.0f} · {a_2w['steps_per_s']:,.0f}", "workers_per_database = 2"),
         ("", "CPU per step: workers · whole machine", f"{a_2w['worker_cpu_us_per_step']:,.0f} µs · {a_2w['machine_cpu_us_per_step']:,.0f} µs", ""),
@@ -34,6 +41,9 @@ def rows(r):
         ("", "pg-boss jobs/s · ratio (1 · 2 workers)", f"{boss['jobs_per_s']:,.0f} · {one['tasks_per_s'] / boss['jobs_per_s']:.2f} · {one_2w['tasks_per_s'] / boss['jobs_per_s']:.2f}", "agent_loop ÷ peer, target > 1"),
         ("", "graphile-worker jobs/s · ratio (1 · 2 workers)", f"{graphile['jobs_per_s']:,.0f} · {one['tasks_per_s'] / graphile['jobs_per_s']:.2f} · {one_2w['tasks_per_s'] / graphile['jobs_per_s']:.2f}", "agent_loop ÷ peer, target > 1"),
         ("", "3-step task vs 3 peer jobs (time)", f"{(3 / boss['jobs_per_s']) / (1 / a_sync['tasks_per_s']):.2f} · {(3 / graphile['jobs_per_s']) / (1 / a_sync['tasks_per_s']):.2f}", "pg-boss · graphile; > 1: the task is cheaper"),
+        ("", "lowest–highest of the runs: agent_loop 1-step (1 · 2 workers) · graphile-worker",
+         f"{span(one, 'tasks_per_s')} · {span(one_2w, 'tasks_per_s')} · {span(graphile, 'jobs_per_s')}",
+         "per s; this machine's speed drifts"),
         ("", "pickup p50 / p99: pg-boss", f"{boss['pickup_p50_ms']:.1f} / {boss['pickup_p99_ms']:.1f} ms", "polls, 0.5 s minimum"),
         ("", "pickup p50 / p99: graphile-worker", f"{graphile['pickup_p50_ms']:.1f} / {graphile['pickup_p99_ms']:.1f} ms", "LISTEN/NOTIFY"),
         ("", "WAL per job: agent_loop · pg-boss · graphile", f"{one['wal_bytes_per_task']:,.0f} · {boss['wal_bytes_per_job']:,.0f} · {graphile['wal_bytes_per_job']:,.0f} B", "agent_loop: per 1-step task"),
