@@ -46,9 +46,12 @@ pub struct ClaimedTask {
 }
 
 /// The task row, locked for a step.
+#[derive(Clone, Copy)]
 pub struct LockedTask {
     pub cancel_requested: bool,
     pub guidance_pending: bool,
+    /// The lock saved the step's progress (`lock_saving_progress`).
+    pub progress_saved: bool,
 }
 
 /// A model endpoint from `models`.
@@ -416,6 +419,38 @@ impl Store {
             Ok(Some(LockedTask {
                 cancel_requested: row.get::<bool>(1)?.unwrap_or(false),
                 guidance_pending: row.get::<bool>(2)?.unwrap_or(false),
+                progress_saved: false,
+            }))
+        })
+    }
+
+    /// `lock_task` that also saves the step's progress: one update instead of a lock record
+    /// and an update, for a step that goes on to run tools.
+    pub fn lock_saving_progress(
+        &mut self,
+        task_id: i64,
+        worker_pid: i32,
+        attempt: i32,
+        progress: &Progress,
+        lease_seconds: i32,
+    ) -> SpiResult<Option<LockedTask>> {
+        let mut args = vec![
+            task_id.into(),
+            worker_pid.into(),
+            attempt.into(),
+            lease_seconds.into(),
+        ];
+        args.extend(progress_args(progress));
+        Spi::connect_mut(|c| {
+            let rows = self.run(c, &sql::LOCK_SAVING_PROGRESS, &args)?;
+            if rows.is_empty() {
+                return Ok(None);
+            }
+            let row = rows.first();
+            Ok(Some(LockedTask {
+                cancel_requested: row.get::<bool>(1)?.unwrap_or(false),
+                guidance_pending: row.get::<bool>(2)?.unwrap_or(false),
+                progress_saved: true,
             }))
         })
     }

@@ -196,6 +196,20 @@ pub static LOCK_TASK: Sql = Sql {
     types: &[INT8, INT4, INT4],
 };
 
+/// LOCK_TASK for a step that runs tools, and so most likely continues: it saves the progress
+/// the model's answer brings (with the phase the task waits in next) as it locks the row, the
+/// one write to the row such a step needs. `$4` is the lease in seconds.
+pub static LOCK_SAVING_PROGRESS: Sql = Sql {
+    text: "UPDATE agent_loop.tasks t
+              SET phase = 'decide', lease_until = now() + $4 * interval '1 second',
+                  steps_done = $5, input_tokens = $6, cached_tokens = $7, output_tokens = $8,
+                  reasoning_tokens = $9, cost = $10::numeric
+            WHERE id = $1 AND status = 'running' AND lease_worker = $2 AND attempts = $3
+        RETURNING cancel_requested_at IS NOT NULL,
+                  EXISTS (SELECT FROM agent_loop.guidance g WHERE g.task_id = t.id)",
+    types: &[INT8, INT4, INT4, INT4, INT4, INT8, INT8, INT8, INT8, FLOAT8],
+};
+
 /// The task's unread messages from send(), oldest first; they become guidance steps.
 pub static TAKE_GUIDANCE: Sql = Sql {
     text: "WITH taken AS (DELETE FROM agent_loop.guidance WHERE task_id = $1
@@ -204,7 +218,7 @@ pub static TAKE_GUIDANCE: Sql = Sql {
     types: &[INT8],
 };
 
-// SAVE_PROGRESS, FINISH and PARK take the task's progress as their last six parameters
+// LOCK_SAVING_PROGRESS, SAVE_PROGRESS, FINISH and PARK take the task's progress as their last six parameters
 // (steps_done, input, cached, output and reasoning tokens, cost): see `progress_args`.
 
 pub static SAVE_PROGRESS: Sql = Sql {

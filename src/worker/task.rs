@@ -20,7 +20,7 @@ use pgrx::spi::SpiResult;
 use serde_json::json;
 
 use super::faults;
-use crate::store::{ClaimedTask, Ending, Metered, NewStep, Store, ToolRow};
+use crate::store::{ClaimedTask, Ending, LockedTask, Metered, NewStep, Store, ToolRow};
 use crate::tools;
 
 pub struct Task {
@@ -169,7 +169,25 @@ impl Task {
         context: &StepContext<'_>,
         call: &CallOutcome,
     ) -> SpiResult<StepEnd> {
-        let locked = match store.lock_task(self.id, context.worker_pid, self.attempt)? {
+        let turn = self.progress.steps_done + 1;
+        let cost = (call.result.as_ref().ok())
+            .and_then(|reply| context.prices.map(|p| p.cost(&reply.usage)));
+        let mut progress = self.progress.clone();
+        if let Ok(reply) = &call.result {
+            progress.steps_done = turn;
+            progress.add(&reply.usage, cost.unwrap_or(0.0));
+        }
+        // A step that runs tools most likely continues: locking the row, it saves the progress
+        // at once (one write to the row, where a lock and a later update were two).
+        let runs_tools = call.result.as_ref().is_ok_and(|r| !r.tool_calls.is_empty());
+        let (id, pid, attempt) = (self.id, context.worker_pid, self.attempt);
+        let locked = match runs_tools {
+            true => {
+                store.lock_saving_progress(id, pid, attempt, &progress, context.lease_seconds)?
+            }
+            false => store.lock_task(id, pid, attempt)?,
+        };
+        let locked = match locked {
             None => return Ok(StepEnd::Lost),
             Some(locked) if locked.cancel_requested => {
                 self.cancel(store)?;
@@ -177,7 +195,6 @@ impl Task {
             }
             Some(locked) => locked,
         };
-        let turn = self.progress.steps_done + 1;
         for failed in &call.failed_attempts {
             let item = Item::Error {
                 phase: Phase::Decide,
@@ -186,10 +203,8 @@ impl Task {
             };
             self.append(store, turn, item, None, None)?;
         }
+        self.progress = progress;
         if let Ok(reply) = &call.result {
-            self.progress.steps_done = turn;
-            let cost = context.prices.map(|p| p.cost(&reply.usage));
-            self.progress.add(&reply.usage, cost.unwrap_or(0.0));
             // Usage, cost and latency go on the first row of the model's answer.
             let latency = call.latency.as_millis().min(i32::MAX as u128) as i32;
             let metered = Metered {
@@ -249,9 +264,7 @@ impl Task {
                 self.end(store, outcome)?;
                 Ok(StepEnd::Ended)
             }
-            Next::Reject { detail } => {
-                self.rejected(store, context, &detail, locked.guidance_pending)
-            }
+            Next::Reject { detail } => self.rejected(store, context, &detail, locked),
             Next::Verify { .. } => unreachable!("after_verify accepts or rejects"),
             Next::RunTools(calls) => {
                 // Calls of needs_approval tools wait for a decision, spawn_subtasks starts
@@ -287,7 +300,7 @@ impl Task {
                     self.end(store, outcome)?;
                     return Ok(StepEnd::Ended);
                 }
-                self.continue_loop(store, context, locked.guidance_pending)
+                self.continue_loop(store, context, locked)
             }
         }
     }
@@ -386,7 +399,7 @@ impl Task {
         store: &mut Store,
         context: &StepContext<'_>,
         detail: &str,
-        guidance_pending: bool,
+        locked: LockedTask,
     ) -> SpiResult<StepEnd> {
         let item = Item::Verification {
             passed: false,
@@ -397,7 +410,7 @@ impl Task {
             self.end(store, outcome)?;
             return Ok(StepEnd::Ended);
         }
-        self.continue_loop(store, context, guidance_pending)
+        self.continue_loop(store, context, locked)
     }
 
     /// The end of a step that decides again: guidance sent meanwhile is taken in, failures
@@ -407,10 +420,10 @@ impl Task {
         &mut self,
         store: &mut Store,
         context: &StepContext<'_>,
-        guidance_pending: bool,
+        locked: LockedTask,
     ) -> SpiResult<StepEnd> {
         let turn = self.progress.steps_done;
-        if guidance_pending {
+        if locked.guidance_pending {
             self.take_guidance(store)?;
         }
         if let Some(plan) = agent::revised_plan(&self.items) {
@@ -426,7 +439,9 @@ impl Task {
                 self.append(store, turn, item, None, None)?;
             }
         }
-        store.save_progress(self.id, "decide", &self.progress, context.lease_seconds)?;
+        if !locked.progress_saved {
+            store.save_progress(self.id, "decide", &self.progress, context.lease_seconds)?;
+        }
         Ok(StepEnd::Continue)
     }
 
