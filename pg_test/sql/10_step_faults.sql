@@ -10,12 +10,12 @@ CREATE FUNCTION two_notes(tag text) RETURNS text LANGUAGE sql AS $$
     {"calls": [{"name": "add_note", "arguments": {"body": "%s two"}}]},
     {"answer": "two notes"}]$s$, tag, tag, tag) $$;
 -- Held back until the faults are armed.
-SELECT agent_loop.submit(two_notes('err'), model => 'scripted', tools => '{add_note}',
-                         run_after => now() + interval '1 hour') AS err,
-       agent_loop.submit(two_notes('panic'), model => 'scripted', tools => '{add_note}',
-                         run_after => now() + interval '1 hour') AS panic,
-       agent_loop.submit(two_notes('fin'), model => 'scripted', tools => '{add_note}',
-                         run_after => now() + interval '1 hour') AS fin \gset
+CREATE FUNCTION held_two_notes(tag text) RETURNS bigint LANGUAGE sql AS $$
+  SELECT agent_loop.submit(two_notes(tag), model => 'scripted', tools => '{add_note}',
+                           run_after => now() + interval '1 hour') $$;
+SELECT held_two_notes('err') AS err,
+       held_two_notes('panic') AS panic,
+       held_two_notes('fin') AS fin \gset
 SELECT format('acted:error:%s, acted:panic:%s, finishing:error:%s', :err, :panic, :fin) AS plan \gset
 ALTER SYSTEM SET agent_loop.fault_injection = :'plan';
 SELECT pg_reload_conf();
@@ -38,8 +38,7 @@ SELECT body, count(*) FROM notes WHERE body ~ '^(err|panic|fin) ' GROUP BY body 
 SELECT n, phase, kind FROM agent_loop.trace(:fin) WHERE n IS DISTINCT FROM 1;
 -- A plan the worker cannot read is refused as a whole (with a warning in the server log) and
 -- injects nothing, not even its valid entries.
-SELECT agent_loop.submit(two_notes('bad plan'), model => 'scripted', tools => '{add_note}',
-                         run_after => now() + interval '1 hour') AS id \gset
+SELECT held_two_notes('bad plan') AS id \gset
 SELECT format('acted:error:%s, decided:error:%s', :id, :id) AS plan \gset
 ALTER SYSTEM SET agent_loop.fault_injection = :'plan';
 SELECT pg_reload_conf();
@@ -51,12 +50,9 @@ SELECT pg_reload_conf();
 -- An error (or a panic) while a claimed task is prepared rolls its whole claim back. The task
 -- fails alone, counting the attempt; the tasks claimed with it start at once, not blocked
 -- behind it. Retried, it is prepared again and runs.
-SELECT agent_loop.submit(two_notes('prep err'), model => 'scripted', tools => '{add_note}',
-                         run_after => now() + interval '1 hour') AS prep_err,
-       agent_loop.submit(two_notes('prep panic'), model => 'scripted', tools => '{add_note}',
-                         run_after => now() + interval '1 hour') AS prep_panic,
-       agent_loop.submit(two_notes('prep bystander'), model => 'scripted', tools => '{add_note}',
-                         run_after => now() + interval '1 hour') AS prep_bystander \gset
+SELECT held_two_notes('prep err') AS prep_err,
+       held_two_notes('prep panic') AS prep_panic,
+       held_two_notes('prep bystander') AS prep_bystander \gset
 SELECT format('preparing:error:%s, preparing:panic:%s', :prep_err, :prep_panic) AS plan \gset
 ALTER SYSTEM SET agent_loop.fault_injection = :'plan';
 SELECT pg_reload_conf();

@@ -406,22 +406,8 @@ impl Store {
         worker_pid: i32,
         attempt: i32,
     ) -> SpiResult<Option<LockedTask>> {
-        Spi::connect_mut(|c| {
-            let rows = self.run(
-                c,
-                &sql::LOCK_TASK,
-                &[task_id.into(), worker_pid.into(), attempt.into()],
-            )?;
-            if rows.is_empty() {
-                return Ok(None);
-            }
-            let row = rows.first();
-            Ok(Some(LockedTask {
-                cancel_requested: row.get::<bool>(1)?.unwrap_or(false),
-                guidance_pending: row.get::<bool>(2)?.unwrap_or(false),
-                progress_saved: false,
-            }))
-        })
+        let args = [task_id.into(), worker_pid.into(), attempt.into()];
+        self.lock_with(&sql::LOCK_TASK, &args, false)
     }
 
     /// `lock_task` that also saves the step's progress: one update instead of a lock record
@@ -441,8 +427,19 @@ impl Store {
             lease_seconds.into(),
         ];
         args.extend(progress_args(progress));
+        self.lock_with(&sql::LOCK_SAVING_PROGRESS, &args, true)
+    }
+
+    /// Runs a statement that locks the task's row and returns (cancel requested, guidance
+    /// pending), or no row when the task is no longer ours.
+    fn lock_with(
+        &mut self,
+        statement: &'static Sql,
+        args: &[DatumWithOid<'static>],
+        progress_saved: bool,
+    ) -> SpiResult<Option<LockedTask>> {
         Spi::connect_mut(|c| {
-            let rows = self.run(c, &sql::LOCK_SAVING_PROGRESS, &args)?;
+            let rows = self.run(c, statement, args)?;
             if rows.is_empty() {
                 return Ok(None);
             }
@@ -450,7 +447,7 @@ impl Store {
             Ok(Some(LockedTask {
                 cancel_requested: row.get::<bool>(1)?.unwrap_or(false),
                 guidance_pending: row.get::<bool>(2)?.unwrap_or(false),
-                progress_saved: true,
+                progress_saved,
             }))
         })
     }
