@@ -198,7 +198,8 @@ pub static LOCK_TASK: Sql = Sql {
 
 /// LOCK_TASK for a step that runs tools, and so most likely continues: it saves the progress
 /// the model's answer brings (with the phase the task waits in next) as it locks the row, the
-/// one write to the row such a step needs. `$4` is the lease in seconds.
+/// one write to the row such a step needs. Any other step that continues saves its progress
+/// with it too, on the row it has locked. `$4` is the lease in seconds.
 pub static LOCK_SAVING_PROGRESS: Sql = Sql {
     text: "UPDATE agent_loop.tasks t
               SET phase = 'decide', lease_until = now() + $4 * interval '1 second',
@@ -218,17 +219,8 @@ pub static TAKE_GUIDANCE: Sql = Sql {
     types: &[INT8],
 };
 
-// LOCK_SAVING_PROGRESS, SAVE_PROGRESS, FINISH and PARK take the task's progress as their last six parameters
+// LOCK_SAVING_PROGRESS, FINISH and PARK take the task's progress as their last six parameters
 // (steps_done, input, cached, output and reasoning tokens, cost): see `progress_args`.
-
-pub static SAVE_PROGRESS: Sql = Sql {
-    text: "UPDATE agent_loop.tasks
-              SET phase = $2, lease_until = now() + $3 * interval '1 second', steps_done = $4,
-                  input_tokens = $5, cached_tokens = $6, output_tokens = $7,
-                  reasoning_tokens = $8, cost = $9::numeric
-            WHERE id = $1",
-    types: &[INT8, TEXT, INT4, INT4, INT8, INT8, INT8, INT8, FLOAT8],
-};
 
 pub static FINISH: Sql = Sql {
     text: "UPDATE agent_loop.tasks

@@ -59,8 +59,9 @@ impl Store {
         self.lock_with(&sql::LOCK_TASK, &args, false)
     }
 
-    /// `lock_task` that also saves the step's progress: one update instead of a lock record
-    /// and an update, for a step that goes on to run tools.
+    /// `lock_task` that also saves the step's progress (with the phase the task waits in next):
+    /// one update instead of a lock record and an update, for a step that goes on to run tools.
+    /// On a row this step has locked already, it saves the progress.
     pub fn lock_saving_progress(
         &mut self,
         task_id: i64,
@@ -108,18 +109,6 @@ impl Store {
                 .map(|row| row.get::<String>(1).map(Option::unwrap_or_default))
                 .collect()
         })
-    }
-
-    pub fn save_progress(
-        &mut self,
-        task_id: i64,
-        phase: &str,
-        progress: &Progress,
-        lease_seconds: i32,
-    ) -> SpiResult<()> {
-        let mut args = vec![task_id.into(), phase.into(), lease_seconds.into()];
-        args.extend(progress_args(progress));
-        Spi::connect_mut(|c| self.run(c, &sql::SAVE_PROGRESS, &args).map(drop))
     }
 
     pub fn finish(&mut self, task_id: i64, ending: Ending<'_>) -> SpiResult<()> {

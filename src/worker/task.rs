@@ -314,13 +314,34 @@ impl Task {
     ) -> SpiResult<()> {
         let run = tools::run(self.owner, &self.tools, call, attribution);
         self.tools_used.insert(call.name.clone());
+        let latency = Some(run.elapsed_ms);
+        self.record_result(
+            store,
+            attribution.turn,
+            call,
+            run.output,
+            run.is_error,
+            latency,
+        )
+    }
+
+    /// Appends the result of `call` to the log.
+    fn record_result(
+        &mut self,
+        store: &mut Store,
+        turn: i32,
+        call: &ToolCallRequest,
+        output: String,
+        is_error: bool,
+        latency_ms: Option<i32>,
+    ) -> SpiResult<()> {
         let item = Item::ToolResult {
             call_id: call.call_id.clone(),
             name: call.name.clone(),
-            output: run.output,
-            is_error: run.is_error,
+            output,
+            is_error,
         };
-        self.append(store, attribution.turn, item, None, Some(run.elapsed_ms))
+        self.append(store, turn, item, None, latency_ms)
     }
 
     /// Starts the subtasks of a spawn_subtasks call; false (and the reason as the call's
@@ -333,13 +354,8 @@ impl Task {
                 Ok(true)
             }
             Err(problem) => {
-                let item = Item::ToolResult {
-                    call_id: call.call_id.clone(),
-                    name: call.name.clone(),
-                    output: problem,
-                    is_error: true,
-                };
-                self.append(store, turn, item, None, None).map(|()| false)
+                self.record_result(store, turn, call, problem, true, None)?;
+                Ok(false)
             }
         }
     }
@@ -382,13 +398,7 @@ impl Task {
                     ),
                 }
             };
-            let item = Item::ToolResult {
-                call_id: call.call_id.clone(),
-                name: call.name.clone(),
-                output,
-                is_error,
-            };
-            self.append(store, attribution.turn, item, None, None)?;
+            self.record_result(store, attribution.turn, call, output, is_error, None)?;
         }
         Ok(())
     }
@@ -440,7 +450,10 @@ impl Task {
             }
         }
         if !locked.progress_saved {
-            store.save_progress(self.id, "decide", &self.progress, context.lease_seconds)?;
+            // The row is locked already; this saves the progress, as a step that ran tools did
+            // when it locked the row.
+            let (id, pid, attempt) = (self.id, context.worker_pid, self.attempt);
+            store.lock_saving_progress(id, pid, attempt, &self.progress, context.lease_seconds)?;
         }
         Ok(StepEnd::Continue)
     }
