@@ -124,14 +124,21 @@ def set_step_commit(mode):
     time.sleep(0.5)
 
 
+def submit_at_once(n, submit_args):
+    """Submits n tasks in one transaction (`submit_args`: submit()'s arguments, `i` numbering
+    the tasks); returns the time of its commit. Workloads are timed from there: the inserts
+    of the submitting statement are the client's."""
+    return float(psql(
+        f"BEGIN; SELECT count(agent_loop.submit({submit_args})) FROM generate_series(1, {n}) i; COMMIT;"
+        " SELECT extract(epoch FROM clock_timestamp())").splitlines()[-1])
+
+
 def drain(goal, model, tools, n):
     """Submits n tasks in one transaction; returns seconds from its commit to the last finish."""
     psql(EMPTY_TABLES)
     marker = f"run {time.time()}"
-    committed = float(psql(
-        f"BEGIN; SELECT count(agent_loop.submit({sql_str(marker)} || ' ' || i || ' ' || {sql_str(goal)}, model => '{model}',"
-        f" tools => {tools}, max_steps => 20)) FROM generate_series(1, {n}) i; COMMIT;"
-        " SELECT extract(epoch FROM clock_timestamp())").splitlines()[-1])
+    committed = submit_at_once(n, f"{sql_str(marker)} || ' ' || i || ' ' || {sql_str(goal)}, model => '{model}',"
+                                  f" tools => {tools}, max_steps => 20")
     while True:
         left = int(psql("SELECT count(*) FROM agent_loop.tasks WHERE status IN ('queued', 'running')"))
         if left == 0:
@@ -294,11 +301,8 @@ def in_flight():
         (pid,) = worker_pids()  # one worker here
         idle_submit = submit_latency()
         t0 = time.time()
-        # Timed from the submitting transaction's commit, as in drain(): its inserts are the client's.
-        committed = float(psql(
-            f"BEGIN; SELECT count(agent_loop.submit(i || {sql_str(' SCRIPT: ' + THREE_STEPS)}, model => 'slow', "
-            f"tools => '{{noop}}')) FROM generate_series(1, {IN_FLIGHT}) i; COMMIT;"
-            " SELECT extract(epoch FROM clock_timestamp())").splitlines()[-1])
+        committed = submit_at_once(IN_FLIGHT, f"i || {sql_str(' SCRIPT: ' + THREE_STEPS)}, model => 'slow',"
+                                              " tools => '{noop}'")
         rss = threads = 0
         busy_submit = None
         while int(psql("SELECT count(*) FROM agent_loop.tasks WHERE status IN ('queued', 'running')"
