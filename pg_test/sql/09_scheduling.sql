@@ -40,3 +40,21 @@ SELECT count(*) > 0 AS lessons_kept FROM agent_loop.reflections;
 ALTER SYSTEM RESET agent_loop.retention;
 SELECT pg_reload_conf();
 SELECT agent_loop.cancel(:queued);
+
+-- Wake-ups that find no work write nothing: no transaction ID, so no commit record and no WAL
+-- flush to wait for. A hundred wake-ups in a second; each would take one.
+SELECT pg_sleep(0.5);
+SELECT age(datfrozenxid) AS xids_before FROM pg_database WHERE datname = current_database() \gset
+ALTER SYSTEM SET agent_loop.poll_interval = '10ms';
+SELECT pg_reload_conf();
+SELECT pg_sleep(1);
+ALTER SYSTEM RESET agent_loop.poll_interval;
+SELECT pg_reload_conf();
+-- (A few might be autovacuum's.)
+SELECT age(datfrozenxid) - :xids_before < 10 AS idle_worker_took_no_xids
+  FROM pg_database WHERE datname = current_database();
+-- Nor does wait() in the caller's transaction.
+BEGIN;
+SELECT status FROM agent_loop.wait(:queued, '1 second');
+SELECT pg_current_xact_id_if_assigned() IS NULL AS wait_took_no_xid;
+COMMIT;

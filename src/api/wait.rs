@@ -7,6 +7,7 @@ use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode;
 
 use crate::shmem;
+use crate::worker::txn::execute;
 
 /// A sleep never lasts longer than this, so a missed broadcast (a worker killed between its
 /// commit and its broadcast) costs at most this much.
@@ -54,9 +55,11 @@ fn _wait_for_task(task_id: i64, timeout_ms: f64) -> bool {
 /// The task's status as of now (a fresh snapshot each call), and whether this very transaction
 /// inserted it.
 fn task_state(task_id: i64) -> (String, bool) {
-    let row = Spi::connect_mut(|client| {
-        // update() runs with a new snapshot; select() would reuse the statement's.
-        let table = client.update(
+    let row = Spi::connect(|client| {
+        // Read-write SPI takes a new snapshot (select() on a plain query would reuse the
+        // statement's); txn::execute does so without giving wait()'s transaction an ID.
+        let table = execute(
+            client,
             // A waiting task being cancelled has not settled: the worker ends it next.
             "SELECT CASE WHEN cancel_requested_at IS NOT NULL AND status::text LIKE 'waiting%'
                          THEN 'cancelling' ELSE status::text END,

@@ -23,7 +23,9 @@ use serde_json::Value;
 
 use crate::settings;
 use crate::store::ToolRow;
-use crate::worker::txn::{as_role_in_subtransaction, set_for_session, OnSuccess};
+use crate::worker::txn::{
+    as_role_in_subtransaction, execute, set_for_session, set_local, OnSuccess,
+};
 
 /// What a tool call produced.
 pub struct ToolRun {
@@ -213,11 +215,12 @@ fn run_as_owner<R>(
         timeout,
         on_success,
         AssertUnwindSafe(|| {
+            if read_only {
+                set_local(c"transaction_read_only", c"on");
+            }
+            // A read-only call leaves its subtransaction without a transaction ID.
             Spi::connect_mut(|client| {
-                if read_only {
-                    client.update("SET LOCAL transaction_read_only = on", None, &[])?;
-                }
-                let mut table = client.update(statement, Some(2), &args)?;
+                let mut table = execute(client, statement, Some(2), &args)?;
                 read(table.next())
             })
         }),

@@ -166,6 +166,11 @@ impl Worker {
                 log!("agent_loop extension dropped; worker exits");
                 return;
             };
+            self.cancel_running(cancel_running);
+            self.dispatch_ready();
+            // Each group's tasks send their next model call as soon as the group commits: with
+            // a thousand answers in, the first group's calls are out long before the last group
+            // has run.
             loop {
                 let answers: Vec<_> = std::iter::from_fn(|| self.pool.try_next())
                     .take(STEP_GROUP)
@@ -174,9 +179,8 @@ impl Worker {
                     break;
                 }
                 self.step_group(answers);
+                self.dispatch_ready();
             }
-            self.cancel_running(cancel_running);
-            self.dispatch_ready();
             self.slot.in_flight.store(self.tasks.len() as i32, Relaxed);
             self.slot
                 .helper_threads

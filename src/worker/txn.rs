@@ -6,9 +6,11 @@
 use std::ffi::CStr;
 use std::panic::AssertUnwindSafe;
 
+use pgrx::datum::DatumWithOid;
 use pgrx::pg_sys;
 use pgrx::pg_sys::panic::CaughtError;
-use pgrx::PgTryBuilder;
+use pgrx::spi::{SpiClient, SpiResult, SpiTupleTable};
+use pgrx::{PgOid, PgTryBuilder};
 
 /// A caught error, as text fit for a step row or an error column.
 pub fn describe(error: &CaughtError) -> String {
@@ -94,6 +96,22 @@ fn subtransaction<R>(
     result
 }
 
+/// Runs `statement` read-write (a fresh snapshot, writes allowed) without first giving the
+/// transaction an ID. pgrx's `SpiClient::update` asks for one so that SPI runs read-write; a
+/// transaction that then writes nothing (a claim that found no task, a read-only tool call)
+/// still writes a commit record and, with synchronous_commit on, waits for a WAL flush. A plan
+/// prepared as mutating runs read-write by itself, and the ID is assigned at the first write.
+pub fn execute<'conn>(
+    client: &SpiClient<'conn>,
+    statement: &str,
+    limit: Option<i64>,
+    args: &[DatumWithOid],
+) -> SpiResult<SpiTupleTable<'conn>> {
+    let types: Vec<PgOid> = args.iter().map(|a| PgOid::from(a.oid())).collect();
+    let plan = client.prepare_mut(statement, &types)?;
+    client.select(&plan, limit, args)
+}
+
 /// Lets the current transaction commit without waiting for its WAL to reach disk, like
 /// `SET LOCAL synchronous_commit = off`.
 pub fn commit_without_flush() {
@@ -123,7 +141,9 @@ pub fn with_local_settings<R>(settings: &[(&CStr, &CStr)], body: impl FnOnce() -
     result
 }
 
-fn set_local(name: &CStr, value: &CStr) {
+/// Like `SET LOCAL name = value`, without SPI: undone when the transaction (or the
+/// subtransaction it was set in) rolls back.
+pub fn set_local(name: &CStr, value: &CStr) {
     set(name, value, pg_sys::GucAction::GUC_ACTION_LOCAL);
 }
 
