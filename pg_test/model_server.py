@@ -348,6 +348,13 @@ class Anthropic:
 PROTOCOLS = (Chat, Responses, Anthropic)
 
 
+class Headers(dict):
+    """Request headers; names are matched case-insensitively."""
+
+    def get(self, name, default=None):
+        return super().get(name.lower(), default)
+
+
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "agent-loop-test-model/1"
@@ -362,15 +369,41 @@ class Handler(BaseHTTPRequestHandler):
         if self.server.verbose:
             sys.stderr.write("model_server: " + (fmt % args) + "\n")
 
+    def parse_request(self):
+        """The request line and headers, without the email package's header parser, which
+        took most of this server's CPU per request (the benchmark shares two cores with it)."""
+        self.command, self.request_version = None, "HTTP/0.9"
+        self.close_connection = True
+        self.requestline = self.raw_requestline.decode("latin-1").rstrip("\r\n")
+        words = self.requestline.split()
+        if len(words) != 3 or not words[2].startswith("HTTP/1."):
+            self.send_error(400, f"Bad request line {self.requestline!r}")
+            return False
+        self.command, self.path, self.request_version = words
+        self.headers = Headers()
+        for _ in range(100):
+            line = self.rfile.readline(65537)
+            if line in (b"\r\n", b"\n", b""):
+                break
+            name, colon, value = line.decode("latin-1").partition(":")
+            if not colon:
+                self.send_error(400, "Bad header line")
+                return False
+            self.headers[name.strip().lower()] = value.strip()
+        connection = self.headers.get("Connection", "").lower()
+        self.close_connection = connection == "close" or (
+            self.request_version == "HTTP/1.0" and connection != "keep-alive")
+        return True
+
     def send(self, status, payload, headers=None):
         raw = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(raw)))
-        for k, v in (headers or {}).items():
-            self.send_header(k, v)
-        self.end_headers()
-        self.wfile.write(raw)
+        lines = [f"HTTP/1.1 {status} {self.responses.get(status, ('',))[0]}",
+                 "Content-Type: application/json", f"Content-Length: {len(raw)}"]
+        lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
+        # One write: head and body in a single segment.
+        self.wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + raw)
+        if self.server.verbose:
+            self.log_request(status, len(raw))
 
     def error(self, status, message, code=None, headers=None, kind=None):
         protocol = getattr(self, "protocol", Chat)
