@@ -166,7 +166,10 @@ BEGIN
     INSERT INTO agent_loop.tasks (goal, model, tools, max_steps, deadline, metadata,
                                   idempotency_key, token_budget, priority, run_after,
                                   output_schema, accept_if)
-    VALUES (submit.goal, chosen_model, wanted_tools, submit.max_steps, now() + submit.timeout,
+    -- array_cat() hands over a plain copy of wanted_tools: PL/pgSQL holds arrays expanded, and
+    -- a generic plan stores those with a 4-byte header where every later version of the row
+    -- has a 1-byte one, so the claim's update logged the row's whole middle (+60 bytes).
+    VALUES (submit.goal, chosen_model, array_cat(wanted_tools, '{}'), submit.max_steps, now() + submit.timeout,
             coalesce(submit.metadata, '{}'), submit.idempotency_key, submit.token_budget,
             coalesce(submit.priority, 0), coalesce(submit.run_after, now()),
             submit.output_schema, submit.accept_if)
