@@ -88,12 +88,12 @@ def targets(r):
 
 
 def limits(r):
-    """What limits the targets missed, in this run's figures."""
+    """What limits each target, in this run's figures."""
     a, a_2w, c8 = r["agent_3step_sync"], r["agent_3step_sync_2w"], r["ceiling_sync_8"]
     one, graphile, fl = r["agent_1step_sync"], r["graphile-worker"], r["in_flight"]
     sw = r["step_wal"]
     cores_used = a_2w["machine_cpu_us_per_step"] * a_2w["steps_per_s"] / 1e6
-    return f"""What limits the targets missed:
+    return f"""What limits each target:
 
 - **Ceiling at 8 clients.** One worker is one process, so one core: its CPU per step bounds
   its steps/s, while pgbench's 8 clients use every core. Against the 1-client ceiling, one
