@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # A quick throughput probe, not the full benchmark: a throwaway cluster (fsync on, default
-# settings) and the scripted model server answering at once. Prints tasks/s and steps/s for
-# 1-step tasks (an answer) and 3-step tasks (two tool calls, then an answer), the pickup
-# latency (submit commit -> claimed), and WAL bytes per step.
+# settings) and the benchmark's model server (bench/model) answering at once. Prints tasks/s
+# and steps/s for 1-step tasks (an answer) and 3-step tasks (two tool calls, then an answer),
+# the pickup latency (submit commit -> claimed), and WAL bytes per step.
 # Usage: bench/quick.sh [TASKS]   (default 2000; WAL_STATS=1 adds pg_waldump's breakdown of each
 # run's WAL by record type)
 set -euo pipefail

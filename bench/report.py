@@ -168,7 +168,7 @@ def write(r, directory):
 
 Produced by `bench/run.sh` on {m['date']}: {m['cores']} cores ({m['cpu']}), {m['memory_gib']} GiB,
 {m['os']}, PostgreSQL {m['postgres']}. One throwaway cluster (fsync on, `shared_buffers = 256MB`),
-one agent_loop worker (two where a row says so), the scripted model server on loopback. {r['tasks']:,} tasks or jobs per
+one agent_loop worker (two where a row says so), the benchmark's model server (bench/model, a real HTTP server on loopback; a real model would run on another machine) on the same two cores. {r['tasks']:,} tasks or jobs per
 run; each figure is the median of {r['runs']} runs, and every ratio compares figures of this run.
 
 ![figures](results.svg)

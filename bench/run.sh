@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The benchmark: a throwaway cluster (fsync on) with agent_loop preloaded, the scripted model
-# server twice (answering at once, and after 1 s), the peer queues from npm; runs the workloads
-# of bench/bench.py, prints the table and writes bench/RESULTS.md and bench/results.svg.
+# The benchmark: a throwaway cluster (fsync on) with agent_loop preloaded, the benchmark's model
+# server (bench/model) twice (answering at once, and after 1 s), the peer queues from npm; runs
+# the workloads of bench/bench.py, prints the table and writes bench/RESULTS.md and
+# bench/results.svg.
 # Usage: bench/run.sh            (BENCH_TASKS=2000 BENCH_RUNS=3 BENCH_IN_FLIGHT=1000 to change)
 #        SKIP_SETUP=1 bench/run.sh   (the extension is already built and installed)
 set -euo pipefail
@@ -16,10 +17,10 @@ command -v node >/dev/null || {
 
 work=$(mktemp -d /tmp/agent_loop_bench.XXXXXX); chmod 755 "$work"
 trap 'cluster_stop "$work"; kill "${FAST_PID:-}" "${SLOW_PID:-}" 2>/dev/null; rm -rf "$work"' EXIT
-model_server_start "$work" --request-log "$work/requests.log"
+bench_model_start "$work" --request-log "$work/requests.log"
 FAST_PID=$MODEL_PID FAST_PORT=$MODEL_PORT
 mkdir -p "$work/slow"
-model_server_start "$work/slow" --latency-ms 1000
+bench_model_start "$work/slow" --latency-ms 1000
 SLOW_PID=$MODEL_PID SLOW_PORT=$MODEL_PORT
 cluster_start "$work" "shared_buffers = 256MB" "max_wal_size = 4GB" "agent_loop.max_in_flight = 64"
 as_postgres "$PG_BIN/createdb" -h "$PGHOST" -p "$PGPORT" bench

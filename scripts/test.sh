@@ -11,9 +11,9 @@ cargo fmt --all --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --release --quiet -- -D warnings
 
-echo "== unit tests (agent_loop_core, no PostgreSQL)"
+echo "== unit tests (agent_loop_core and the benchmark's model server, no PostgreSQL)"
 unit_log=$(mktemp)
-cargo test --release -p agent_loop_core 2>&1 | tee "$unit_log"
+cargo test --release -p agent_loop_core -p agent_loop_bench_model 2>&1 | tee "$unit_log"
 unit_passed=$(grep -Eo '[0-9]+ passed' "$unit_log" | awk '{s += $1} END {print s + 0}')
 unit_failed=$(grep -Eo '[0-9]+ failed' "$unit_log" | awk '{s += $1} END {print s + 0}')
 

@@ -39,8 +39,23 @@ model_server_start() {
     rm -f "$dir/model.port"
     python3 "$REPO_ROOT/pg_test/model_server.py" --port-file "$dir/model.port" "$@" >"$dir/model_server.log" 2>&1 &
     MODEL_PID=$!
-    for _ in $(seq 100); do [ -s "$dir/model.port" ] && break; sleep 0.05; done
-    MODEL_PORT=$(cat "$dir/model.port")
+    model_port_wait "$dir"
+}
+
+# bench_model_start DIR [args...]: the benchmark's model server instead (bench/model: the echo
+# and scripted models over Chat Completions, a fraction of the CPU); built first if needed.
+bench_model_start() {
+    local dir=$1; shift
+    (cd "$REPO_ROOT" && cargo build --release --quiet -p agent_loop_bench_model)
+    rm -f "$dir/model.port"
+    "$REPO_ROOT/target/release/bench_model" --port-file "$dir/model.port" "$@" >"$dir/model_server.log" 2>&1 &
+    MODEL_PID=$!
+    model_port_wait "$dir"
+}
+
+model_port_wait() {
+    for _ in $(seq 100); do [ -s "$1/model.port" ] && break; sleep 0.05; done
+    MODEL_PORT=$(cat "$1/model.port")
 }
 
 free_port() {
@@ -54,7 +69,7 @@ probe_cluster_start() {
     local name=$1; shift
     work=$(mktemp -d "/tmp/agent_loop_$name.XXXXXX"); chmod 755 "$work"
     trap 'cluster_stop "$work"; kill "${MODEL_PID:-}" 2>/dev/null; rm -rf "$work"' EXIT
-    model_server_start "$work"
+    bench_model_start "$work"
     cluster_start "$work" "$@"
     as_postgres "$PG_BIN/createdb" -h "$PGHOST" -p "$PGPORT" bench
     psql -X -qAt -d bench -v ON_ERROR_STOP=1 -v url="http://127.0.0.1:$MODEL_PORT/v1" <<'SQL'
