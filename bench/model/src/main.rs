@@ -16,6 +16,7 @@
 use std::fs::OpenOptions;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -46,6 +47,10 @@ fn main() {
         }),
     });
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    // A thousand tasks in flight open their connections at once; past the listen backlog std
+    // sets (128), SYNs are dropped and retried a second later. Linux takes a second listen()
+    // as a new backlog.
+    unsafe { libc::listen(listener.as_raw_fd(), 1024) };
     let port = listener.local_addr().unwrap().port().to_string();
     match arg("--port-file") {
         Some(file) => {
