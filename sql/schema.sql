@@ -235,7 +235,7 @@ COMMENT ON COLUMN steps.latency_ms IS 'Model call time including retries, or too
 
 -- ---------------------------------------------------------------------------------------------
 CREATE TABLE reflections (
-    id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    id         bigint GENERATED ALWAYS AS IDENTITY,
     owner      regrole NOT NULL,
     task_id    bigint NOT NULL,
     outcome    text NOT NULL,
@@ -244,12 +244,13 @@ CREATE TABLE reflections (
     -- never phrases), and a one-sentence lesson rarely repeats one. Half the size, half the
     -- WAL of the column, and ts_rank has less to read.
     lesson_tsv tsvector GENERATED ALWAYS AS (strip(to_tsvector('english', lesson))) STORED,
-    created_at timestamptz NOT NULL DEFAULT now()
+    created_at timestamptz NOT NULL DEFAULT now(),
+    -- Recall ranks the lessons of the owner's latest tasks (agent_loop.memory_window) and
+    -- trace() finds a task's lesson, both through this key: one index, where a key on id alone
+    -- and one on (owner, task_id) cost an entry each per lesson. A full-text index would go
+    -- unused and cost 425 bytes of WAL per lesson (its pending-list metapage).
+    PRIMARY KEY (owner, task_id, id)
 );
--- Recall ranks the lessons of the owner's latest tasks (agent_loop.memory_window) and trace()
--- finds a task's lesson, both through this index. A full-text index would go unused and cost
--- 425 bytes of WAL per lesson (its pending-list metapage), an eighth of a 1-step task's WAL.
-CREATE INDEX reflections_owner ON reflections (owner, task_id);
 COMMENT ON TABLE reflections IS
     'Lessons written when tasks end (a retried task can end twice; trace() shows each after '
     'the step that ended the task); the most relevant ones of the same owner (full-text rank '
