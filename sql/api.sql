@@ -284,7 +284,8 @@ BEGIN
            CASE s.kind
              WHEN 'message' THEN
                CASE s.content->>'role'
-                 WHEN 'user' THEN 'goal: ' || (s.content->>'text') ||
+                 -- The goal is the task's (earlier versions also wrote it in the row).
+                 WHEN 'user' THEN 'goal: ' || coalesce(s.content->>'text', t.goal) ||
                       coalesce((SELECT string_agg(E'\nrecalled: ' || m, '')
                                   FROM jsonb_array_elements_text(s.content->'memories') m), '')
                  WHEN 'guidance' THEN 'guidance: ' || (s.content->>'text')
@@ -314,6 +315,7 @@ BEGIN
            s.input_tokens + s.output_tokens AS tokens,
            s.latency_ms, s.created_at AS at, s.n AS after_n, false AS lesson
       FROM agent_loop.steps s
+      JOIN agent_loop.tasks t ON t.id = s.task_id
       LEFT JOIN agent_loop.approvals a
         ON s.kind = 'tool_call' AND a.task_id = s.task_id AND a.call_id = s.content->>'call_id'
      WHERE s.task_id = trace.task_id

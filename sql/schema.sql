@@ -221,7 +221,8 @@ CREATE TABLE steps (
 );
 COMMENT ON TABLE steps IS
     'The append-only log of each task: every message, tool call, tool result, error and '
-    'reflection. A task can be resumed from it alone.';
+    'reflection. A task can be resumed from it and its task row (the goal is not repeated '
+    'in the log: its first row holds the lessons recalled for it).';
 COMMENT ON COLUMN steps.n IS 'Position in the task''s log, from 1.';
 COMMENT ON COLUMN steps.turn IS 'The decide step the row belongs to (0 = before the first model call).';
 COMMENT ON COLUMN steps.kind IS

@@ -112,9 +112,9 @@ impl Item {
     /// The `steps.content` value.
     pub fn content(&self) -> Value {
         match self {
-            Item::Goal { text, memories } => {
-                json!({"role": "user", "text": text, "memories": memories})
-            }
+            // The goal's text is the task's (tasks.goal), given back to from_row: a copy here
+            // was the largest part of a short task's WAL after its lessons.
+            Item::Goal { memories, .. } => json!({"role": "user", "memories": memories}),
             Item::Guidance { text } => json!({"role": "guidance", "text": text}),
             Item::Compaction { covers, summary } => json!({"covers": covers, "summary": summary}),
             Item::Reasoning(r) => {
@@ -131,7 +131,12 @@ impl Item {
                 name,
                 output,
                 is_error,
-            } => json!({"call_id": call_id, "name": name, "output": output, "is_error": is_error}),
+            } => match is_error {
+                true => {
+                    json!({"call_id": call_id, "name": name, "output": output, "is_error": true})
+                }
+                false => json!({"call_id": call_id, "name": name, "output": output}),
+            },
             Item::Verification { passed, detail } => json!({"passed": passed, "detail": detail}),
             Item::Error { class, message, .. } => json!({"class": class, "message": message}),
             Item::Reflection { outcome, lesson } => json!({"outcome": outcome, "lesson": lesson}),
@@ -139,8 +144,14 @@ impl Item {
     }
 
     /// Reads a step row back. `phase` only matters for errors, the one kind that can occur in
-    /// several phases.
-    pub fn from_row(phase: &str, kind: &str, content: &Value) -> Result<Item, BadStepRow> {
+    /// several phases; `goal` is the task's goal, which its perceive row does not repeat (rows
+    /// written before carry it as "text", which wins).
+    pub fn from_row(
+        phase: &str,
+        kind: &str,
+        content: &Value,
+        goal: &str,
+    ) -> Result<Item, BadStepRow> {
         let text = |key: &str| -> Result<String, BadStepRow> {
             content
                 .get(key)
@@ -151,7 +162,7 @@ impl Item {
         Ok(match kind {
             "message" => match content.get("role").and_then(Value::as_str) {
                 Some("user") => Item::Goal {
-                    text: text("text")?,
+                    text: text("text").unwrap_or_else(|_| goal.to_owned()),
                     memories: content
                         .get("memories")
                         .and_then(Value::as_array)
@@ -233,14 +244,29 @@ mod tests {
     use super::*;
 
     fn round_trip(item: Item) {
-        let back = Item::from_row(item.phase().as_str(), item.kind(), &item.content()).unwrap();
-        assert_eq!(back, item);
+        let back = Item::from_row(item.phase().as_str(), item.kind(), &item.content(), GOAL);
+        assert_eq!(back.unwrap(), item);
+    }
+
+    const GOAL: &str = "count orders";
+
+    #[test]
+    fn the_goal_row_leaves_the_goal_to_the_task() {
+        let goal = Item::Goal {
+            text: GOAL.into(),
+            memories: vec![],
+        };
+        assert_eq!(goal.content(), json!({"role": "user", "memories": []}));
+        // A row that still carries its text (written by an earlier version) is read as it is.
+        let older = json!({"role": "user", "text": "an older goal", "memories": []});
+        let read = Item::from_row("perceive", "message", &older, GOAL).unwrap();
+        assert!(matches!(read, Item::Goal { text, .. } if text == "an older goal"));
     }
 
     #[test]
     fn every_item_survives_the_steps_table() {
         round_trip(Item::Goal {
-            text: "count orders".into(),
+            text: GOAL.into(),
             memories: vec!["use sql_query".into()],
         });
         round_trip(Item::AssistantMessage { text: "42".into() });
@@ -270,6 +296,13 @@ mod tests {
             output: "[]".into(),
             is_error: true,
         });
+        // Only a failed call says so: "is_error" is left out when false.
+        round_trip(Item::ToolResult {
+            call_id: "c2".into(),
+            name: "sql_query".into(),
+            output: "[{\"n\": 1}]".into(),
+            is_error: false,
+        });
         round_trip(Item::Error {
             phase: Phase::Decide,
             class: "rate_limited".into(),
@@ -283,8 +316,8 @@ mod tests {
 
     #[test]
     fn unknown_kinds_and_missing_fields_are_reported_not_guessed() {
-        assert!(Item::from_row("decide", "telepathy", &json!({})).is_err());
-        let err = Item::from_row("decide", "tool_call", &json!({"name": "x"})).unwrap_err();
+        assert!(Item::from_row("decide", "telepathy", &json!({}), GOAL).is_err());
+        let err = Item::from_row("decide", "tool_call", &json!({"name": "x"}), GOAL).unwrap_err();
         assert!(err.0.contains("call_id"), "{err}");
     }
 }

@@ -351,15 +351,16 @@ impl Store {
         })
     }
 
-    /// The task's log, for resuming it; empty for a task that never ran.
-    pub fn load_items(&mut self, task_id: i64) -> SpiResult<Result<Vec<Item>, String>> {
+    /// The task's log, for resuming it; empty for a task that never ran. `goal` is the
+    /// task's, which its perceive row does not repeat.
+    pub fn load_items(&mut self, task_id: i64, goal: &str) -> SpiResult<Result<Vec<Item>, String>> {
         Spi::connect_mut(|c| {
             let mut items = Vec::new();
             for row in self.run(c, &sql::LOAD_STEPS, &[task_id.into()])? {
                 let phase: String = row.get(1)?.unwrap_or_default();
                 let kind: String = row.get(2)?.unwrap_or_default();
                 let content = row.get::<JsonB>(3)?.map(|j| j.0).unwrap_or(Value::Null);
-                match Item::from_row(&phase, &kind, &content) {
+                match Item::from_row(&phase, &kind, &content, goal) {
                     Ok(item) => items.push(item),
                     Err(e) => return Ok(Err(e.to_string())),
                 }

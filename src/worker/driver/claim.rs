@@ -141,7 +141,7 @@ impl Worker {
             }
         };
         let log = match claim.has_log {
-            true => self.store.load_items(claim.id)?,
+            true => self.store.load_items(claim.id, &claim.goal)?,
             false => Ok(Vec::new()),
         };
         let items = match log {
