@@ -163,23 +163,34 @@ BEGIN
                   DETAIL = 'Tools run with your privileges, and you may not execute this function.';
     END IF;
 
-    INSERT INTO agent_loop.tasks (goal, model, tools, max_steps, deadline, metadata,
-                                  idempotency_key, token_budget, priority, run_after,
-                                  output_schema, accept_if)
     -- array_cat() hands over a plain copy of wanted_tools: PL/pgSQL holds arrays expanded, and
     -- a generic plan stores those with a 4-byte header where every later version of the row
     -- has a 1-byte one, so the claim's update logged the row's whole middle (+60 bytes).
-    VALUES (submit.goal, chosen_model, array_cat(wanted_tools, '{}'), submit.max_steps, now() + submit.timeout,
-            coalesce(submit.metadata, '{}'), submit.idempotency_key, submit.token_budget,
-            coalesce(submit.priority, 0), coalesce(submit.run_after, now()),
-            submit.output_schema, submit.accept_if)
-    ON CONFLICT (owner, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-    RETURNING id INTO task_id;
-
-    IF task_id IS NULL THEN  -- the same key was submitted before: that task is the answer
-        SELECT t.id INTO task_id FROM agent_loop.tasks t
-         WHERE t.owner = current_user::regrole AND t.idempotency_key = submit.idempotency_key;
-        RETURN task_id;
+    -- ON CONFLICT only with a key: it inserts speculatively (the unique index checked first, a
+    -- 48-byte confirmation record) even for a row without one, which cannot conflict.
+    IF submit.idempotency_key IS NULL THEN
+        INSERT INTO agent_loop.tasks (goal, model, tools, max_steps, deadline, metadata,
+                                      token_budget, priority, run_after, output_schema, accept_if)
+        VALUES (submit.goal, chosen_model, array_cat(wanted_tools, '{}'), submit.max_steps,
+                now() + submit.timeout, coalesce(submit.metadata, '{}'), submit.token_budget,
+                coalesce(submit.priority, 0), coalesce(submit.run_after, now()),
+                submit.output_schema, submit.accept_if)
+        RETURNING id INTO task_id;
+    ELSE
+        INSERT INTO agent_loop.tasks (goal, model, tools, max_steps, deadline, metadata,
+                                      token_budget, priority, run_after, output_schema, accept_if,
+                                      idempotency_key)
+        VALUES (submit.goal, chosen_model, array_cat(wanted_tools, '{}'), submit.max_steps,
+                now() + submit.timeout, coalesce(submit.metadata, '{}'), submit.token_budget,
+                coalesce(submit.priority, 0), coalesce(submit.run_after, now()),
+                submit.output_schema, submit.accept_if, submit.idempotency_key)
+        ON CONFLICT (owner, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+        RETURNING id INTO task_id;
+        IF task_id IS NULL THEN  -- the same key was submitted before: that task is the answer
+            SELECT t.id INTO task_id FROM agent_loop.tasks t
+             WHERE t.owner = current_user::regrole AND t.idempotency_key = submit.idempotency_key;
+            RETURN task_id;
+        END IF;
     END IF;
     PERFORM agent_loop._wake_worker();
     RETURN task_id;
