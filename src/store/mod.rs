@@ -142,6 +142,11 @@ impl Store {
         }
     }
 
+    /// Runs a statement for its effect alone, in a connection of its own.
+    fn exec(&mut self, sql: &'static Sql, args: &[DatumWithOid<'_>]) -> SpiResult<()> {
+        Spi::connect_mut(|c| self.run(c, sql, args).map(drop))
+    }
+
     /// Cancels queued tasks whose cancel was requested; returns their ids, and the ids of
     /// running tasks with a pending cancel.
     pub fn cancellations(&mut self) -> SpiResult<(Vec<i64>, Vec<i64>)> {
@@ -254,22 +259,13 @@ impl Store {
         worker_pid: i32,
         lease_seconds: i32,
     ) -> SpiResult<()> {
-        Spi::connect_mut(|c| {
-            self.run(
-                c,
-                &sql::RENEW_LEASES,
-                &[ids.into(), worker_pid.into(), lease_seconds.into()],
-            )?;
-            Ok(())
-        })
+        let args = [ids.into(), worker_pid.into(), lease_seconds.into()];
+        self.exec(&sql::RENEW_LEASES, &args)
     }
 
     /// Hands this worker's running tasks back to the queue (clean shutdown).
     pub fn release_leases(&mut self, worker_pid: i32) -> SpiResult<()> {
-        Spi::connect_mut(|c| {
-            self.run(c, &sql::RELEASE_LEASES, &[worker_pid.into()])?;
-            Ok(())
-        })
+        self.exec(&sql::RELEASE_LEASES, &[worker_pid.into()])
     }
 
     pub fn model(&mut self, name: &str) -> SpiResult<Option<ModelRow>> {

@@ -23,28 +23,22 @@ impl Store {
         let usage = step.metered.map(|m| m.usage);
         let cost = step.metered.and_then(|m| m.cost);
         let tokens = |f: fn(&Usage) -> i64| usage.map(|u| f(u).min(i32::MAX as i64) as i32);
-        Spi::connect_mut(|c| {
-            self.run(
-                c,
-                &sql::INSERT_STEP,
-                &[
-                    task_id.into(),
-                    step.n.into(),
-                    step.turn.into(),
-                    owner.into(),
-                    step.item.phase().as_str().into(),
-                    step.item.kind().into(),
-                    JsonB(step.item.content()).into(),
-                    tokens(|u| u.input_tokens).into(),
-                    tokens(|u| u.cached_tokens).into(),
-                    tokens(|u| u.output_tokens).into(),
-                    tokens(|u| u.reasoning_tokens).into(),
-                    cost.into(),
-                    step.latency_ms.into(),
-                ],
-            )?;
-            Ok(())
-        })
+        let args = [
+            task_id.into(),
+            step.n.into(),
+            step.turn.into(),
+            owner.into(),
+            step.item.phase().as_str().into(),
+            step.item.kind().into(),
+            JsonB(step.item.content()).into(),
+            tokens(|u| u.input_tokens).into(),
+            tokens(|u| u.cached_tokens).into(),
+            tokens(|u| u.output_tokens).into(),
+            tokens(|u| u.reasoning_tokens).into(),
+            cost.into(),
+            step.latency_ms.into(),
+        ];
+        self.exec(&sql::INSERT_STEP, &args)
     }
 
     /// Locks the task's row for this step. `None`: the task is no longer ours (the lease was
@@ -120,7 +114,7 @@ impl Store {
             ending.error_message.into(),
         ];
         args.extend(progress_args(ending.progress));
-        Spi::connect_mut(|c| self.run(c, &sql::FINISH, &args).map(drop))
+        self.exec(&sql::FINISH, &args)
     }
 
     /// Records the calls that wait for a decision and parks the task in `status`: it leaves
@@ -160,14 +154,7 @@ impl Store {
         call_id: &str,
         goals: Vec<String>,
     ) -> SpiResult<()> {
-        Spi::connect_mut(|c| {
-            self.run(
-                c,
-                &sql::SPAWN,
-                &[parent.into(), call_id.into(), goals.into()],
-            )?;
-            Ok(())
-        })
+        self.exec(&sql::SPAWN, &[parent.into(), call_id.into(), goals.into()])
     }
 
     /// How the subtasks of `parent`'s call `call_id` ended (or stand).
@@ -210,18 +197,10 @@ impl Store {
         outcome: &str,
         lesson: &str,
     ) -> SpiResult<()> {
-        Spi::connect_mut(|c| {
-            self.run(
-                c,
-                &sql::INSERT_REFLECTION,
-                &[owner.into(), task_id.into(), outcome.into(), lesson.into()],
-            )?;
-            Ok(())
-        })
+        let args = [owner.into(), task_id.into(), outcome.into(), lesson.into()];
+        self.exec(&sql::INSERT_REFLECTION, &args)
     }
 
-    /// Records a failure outside any step (the step's own transaction rolled back) and fails
-    /// the task, if this worker still holds it. Returns whether it did.
     /// Fails a queued task whose claim was rolled back while it was prepared; `false` if it
     /// is no longer queued (or a cancel is pending: that ends it as cancelled).
     pub fn fail_unprepared(&mut self, task_id: i64, message: &str) -> SpiResult<bool> {
@@ -231,6 +210,8 @@ impl Store {
         })
     }
 
+    /// Records a failure outside any step (the step's own transaction rolled back) and fails
+    /// the task, if this worker still holds it. Returns whether it did.
     pub fn fail_after_error(
         &mut self,
         task_id: i64,
