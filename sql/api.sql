@@ -296,9 +296,14 @@ BEGIN
              WHEN 'message' THEN
                CASE s.content->>'role'
                  -- The goal is the task's (earlier versions also wrote it in the row).
+                 -- Recalled lessons are named by their key in reflections.
                  WHEN 'user' THEN 'goal: ' || coalesce(s.content->>'text', t.goal) ||
-                      coalesce((SELECT string_agg(E'\nrecalled: ' || m, '')
-                                  FROM jsonb_array_elements_text(s.content->'memories') m), '')
+                      coalesce((SELECT string_agg(E'\nrecalled: ' || coalesce(r.lesson, '(lesson forgotten since)'),
+                                                  '' ORDER BY k.n)
+                                  FROM jsonb_array_elements(s.content->'lessons') WITH ORDINALITY k (key, n)
+                                  LEFT JOIN agent_loop.reflections r
+                                    ON r.owner = s.owner AND r.task_id = (k.key->>0)::bigint
+                                   AND r.id = (k.key->>1)::bigint), '')
                  WHEN 'guidance' THEN 'guidance: ' || (s.content->>'text')
                  WHEN 'reasoning' THEN format('reasoning (%s, %s bytes)', s.content->>'provider',
                                              octet_length(s.content->>'item'))

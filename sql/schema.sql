@@ -222,7 +222,8 @@ CREATE TABLE steps (
 COMMENT ON TABLE steps IS
     'The append-only log of each task: every message, tool call, tool result, error and '
     'reflection. A task can be resumed from it and its task row (the goal is not repeated '
-    'in the log: its first row holds the lessons recalled for it).';
+    'in the log: its first row names the lessons recalled for it, content->''lessons'', by '
+    'their key [task_id, id] in reflections).';
 COMMENT ON COLUMN steps.n IS 'Position in the task''s log, from 1.';
 COMMENT ON COLUMN steps.turn IS 'The decide step the row belongs to (0 = before the first model call).';
 COMMENT ON COLUMN steps.kind IS
@@ -247,7 +248,8 @@ CREATE TABLE reflections (
     lesson_tsv tsvector GENERATED ALWAYS AS (strip(to_tsvector('english', lesson))) STORED,
     created_at timestamptz NOT NULL DEFAULT now(),
     -- Recall ranks the lessons of the owner's latest tasks (agent_loop.memory_window) and
-    -- trace() finds a task's lesson, both through this key: one index, where a key on id alone
+    -- trace() finds a task's lesson, and a task's log names the lessons it recalled by
+    -- (task_id, id), all through this key: one index, where a key on id alone
     -- and one on (owner, task_id) cost an entry each per lesson. A full-text index would go
     -- unused and cost 425 bytes of WAL per lesson (its pending-list metapage).
     PRIMARY KEY (owner, task_id, id)
@@ -255,7 +257,8 @@ CREATE TABLE reflections (
 COMMENT ON TABLE reflections IS
     'Lessons written when tasks end (a retried task can end twice; trace() shows each after '
     'the step that ended the task); the most relevant ones of the same owner (full-text rank '
-    'against the goal) are recalled into the perceive phase of later tasks.';
+    'against the goal) are recalled into the perceive phase of later tasks, whose logs name '
+    'them by (task_id, id): a lesson deleted with forget() leaves those tasks'' prompts too.';
 
 -- ---------------------------------------------------------------------------------------------
 -- Messages sent to running tasks with send(); the worker moves each into the task's log (as a

@@ -134,9 +134,9 @@ impl Builder {
                 if !memories.is_empty() {
                     if let Some(Message::System(system)) = self.messages.first_mut() {
                         system.push_str("\n\nLessons from your earlier tasks:");
-                        for lesson in memories {
+                        for memory in memories {
                             system.push_str("\n- ");
-                            system.push_str(lesson);
+                            system.push_str(&memory.lesson);
                         }
                     }
                 }
@@ -191,7 +191,7 @@ impl Builder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::items::Phase;
+    use crate::items::{Memory, Phase};
 
     fn call(id: &str) -> Item {
         Item::ToolCall {
@@ -214,7 +214,11 @@ mod tests {
         let items = vec![
             Item::Goal {
                 text: "g".into(),
-                memories: vec!["lesson one".into()],
+                memories: vec![Memory {
+                    task_id: 1,
+                    id: 1,
+                    lesson: "lesson one".into(),
+                }],
             },
             Item::AssistantMessage {
                 text: "let me look".into(),

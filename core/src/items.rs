@@ -1,6 +1,7 @@
 //! The step log: what one task did, one item per row of `agent_loop.steps`.
 //!
-//! The log is append-only and is the task's whole conversation: a task resumes from it alone.
+//! The log is append-only and is the task's whole conversation: a task resumes from it, its
+//! task row (the goal) and the lessons its perceive row names.
 //! Each item maps to a `(phase, kind, content)` triple; `kind` is one of the values the
 //! `steps.kind` column allows.
 
@@ -30,11 +31,20 @@ impl Phase {
     }
 }
 
+/// A lesson recalled into a task's prompt, and the key of its row in `reflections`
+/// (`task_id`, `id`): the perceive row stores the key, the lesson is read back through it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Memory {
+    pub task_id: i64,
+    pub id: i64,
+    pub lesson: String,
+}
+
 /// One entry of the step log.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Item {
     /// The goal as submitted, with the lessons recalled for it (perceive).
-    Goal { text: String, memories: Vec<String> },
+    Goal { text: String, memories: Vec<Memory> },
     /// Guidance sent to the running task with `send()` (perceive): a user message.
     Guidance { text: String },
     /// A summary standing in for the log's first `covers` items in later prompts (perceive).
@@ -112,9 +122,12 @@ impl Item {
     /// The `steps.content` value.
     pub fn content(&self) -> Value {
         match self {
-            // The goal's text is the task's (tasks.goal), given back to from_row: a copy here
-            // was the largest part of a short task's WAL after its lessons.
-            Item::Goal { memories, .. } => json!({"role": "user", "memories": memories}),
+            // The goal's text is the task's (tasks.goal), given back to from_row, and each
+            // lesson is stored once, in reflections: copies here were most of a short task's WAL.
+            Item::Goal { memories, .. } => {
+                let keys: Vec<[i64; 2]> = memories.iter().map(|m| [m.task_id, m.id]).collect();
+                json!({"role": "user", "lessons": keys})
+            }
             Item::Guidance { text } => json!({"role": "guidance", "text": text}),
             Item::Compaction { covers, summary } => json!({"covers": covers, "summary": summary}),
             Item::Reasoning(r) => {
@@ -145,7 +158,9 @@ impl Item {
 
     /// Reads a step row back. `phase` only matters for errors, the one kind that can occur in
     /// several phases; `goal` is the task's goal, which its perceive row does not repeat (rows
-    /// written before carry it as "text", which wins).
+    /// written before carry it as "text", which wins). The perceive row's lessons are read from
+    /// "recalled": `[task_id, id, lesson]` triples the loader adds for the keys in "lessons"
+    /// whose lessons still exist (one forgotten since is left out).
     pub fn from_row(
         phase: &str,
         kind: &str,
@@ -163,15 +178,7 @@ impl Item {
             "message" => match content.get("role").and_then(Value::as_str) {
                 Some("user") => Item::Goal {
                     text: text("text").unwrap_or_else(|_| goal.to_owned()),
-                    memories: content
-                        .get("memories")
-                        .and_then(Value::as_array)
-                        .map(|m| {
-                            m.iter()
-                                .filter_map(|v| v.as_str().map(str::to_owned))
-                                .collect()
-                        })
-                        .unwrap_or_default(),
+                    memories: recalled(content)?,
                 },
                 Some("assistant") => Item::AssistantMessage {
                     text: text("text")?,
@@ -239,12 +246,40 @@ fn parse_phase(phase: &str) -> Result<Phase, BadStepRow> {
     })
 }
 
+/// The perceive row's "recalled" triples as memories.
+fn recalled(content: &Value) -> Result<Vec<Memory>, BadStepRow> {
+    let triples = content.get("recalled").and_then(Value::as_array);
+    let memory = |triple: &Value| match triple.as_array().map(Vec::as_slice) {
+        Some([task_id, id, lesson]) => Some(Memory {
+            task_id: task_id.as_i64()?,
+            id: id.as_i64()?,
+            lesson: lesson.as_str()?.to_owned(),
+        }),
+        _ => None,
+    };
+    (triples.map(Vec::as_slice).unwrap_or_default().iter())
+        .map(|t| {
+            memory(t).ok_or_else(|| {
+                BadStepRow(format!("recalled lesson {t} is not [task_id, id, lesson]"))
+            })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn round_trip(item: Item) {
-        let back = Item::from_row(item.phase().as_str(), item.kind(), &item.content(), GOAL);
+        let mut content = item.content();
+        if let Item::Goal { memories, .. } = &item {
+            // What the loader adds: the lessons the keys name.
+            let triples: Vec<Value> = (memories.iter())
+                .map(|m| json!([m.task_id, m.id, m.lesson]))
+                .collect();
+            content["recalled"] = json!(triples);
+        }
+        let back = Item::from_row(item.phase().as_str(), item.kind(), &content, GOAL);
         assert_eq!(back.unwrap(), item);
     }
 
@@ -256,18 +291,40 @@ mod tests {
             text: GOAL.into(),
             memories: vec![],
         };
-        assert_eq!(goal.content(), json!({"role": "user", "memories": []}));
+        assert_eq!(goal.content(), json!({"role": "user", "lessons": []}));
         // A row that still carries its text (written by an earlier version) is read as it is.
-        let older = json!({"role": "user", "text": "an older goal", "memories": []});
+        let older = json!({"role": "user", "text": "an older goal", "lessons": []});
         let read = Item::from_row("perceive", "message", &older, GOAL).unwrap();
         assert!(matches!(read, Item::Goal { text, .. } if text == "an older goal"));
+    }
+
+    #[test]
+    fn the_goal_row_names_its_lessons_by_key() {
+        let goal = Item::Goal {
+            text: GOAL.into(),
+            memories: vec![Memory {
+                task_id: 7,
+                id: 3,
+                lesson: "use sql_query".into(),
+            }],
+        };
+        assert_eq!(goal.content(), json!({"role": "user", "lessons": [[7, 3]]}));
+        // A lesson forgotten since the row was written: the loader finds nothing to add.
+        let read = Item::from_row("perceive", "message", &goal.content(), GOAL).unwrap();
+        assert!(matches!(read, Item::Goal { memories, .. } if memories.is_empty()));
+        let garbled = json!({"role": "user", "lessons": [[7, 3]], "recalled": [[7, "x"]]});
+        assert!(Item::from_row("perceive", "message", &garbled, GOAL).is_err());
     }
 
     #[test]
     fn every_item_survives_the_steps_table() {
         round_trip(Item::Goal {
             text: GOAL.into(),
-            memories: vec!["use sql_query".into()],
+            memories: vec![Memory {
+                task_id: 1,
+                id: 2,
+                lesson: "use sql_query".into(),
+            }],
         });
         round_trip(Item::AssistantMessage { text: "42".into() });
         round_trip(Item::Guidance {

@@ -117,3 +117,30 @@ SET ROLE carol;
 SELECT :bob_lessons > 0 AS bob_had_lessons, agent_loop.forget(owner => 'bob') = :bob_lessons AS forgot_all_of_bob;
 RESET ROLE;
 SELECT count(*) AS bob_lessons FROM agent_loop.reflections WHERE owner = 'bob'::regrole;
+
+-- A task's log names the lessons it recalled by their key in reflections. Resumed (here after
+-- an approval), it has them in its prompt again, but not one deleted meanwhile; trace() says so.
+SET ROLE alice;
+SELECT agent_loop.submit($$Seal census north. SCRIPT: [{"answer": "north counted"}]$$,
+                         model => 'scripted') AS north \gset
+SELECT status FROM agent_loop.wait(:north, '30 seconds');
+SELECT agent_loop.submit($$Seal census south. SCRIPT: [{"answer": "south counted"}]$$,
+                         model => 'scripted') AS south \gset
+SELECT status FROM agent_loop.wait(:south, '30 seconds');
+SELECT agent_loop.submit($$Seal census, then refund order 6. SCRIPT: [
+  {"calls": [{"name": "send_refund", "arguments": {"order_id": 6}}]},
+  {"answer": "recalled: {{lessons}}"}]$$,
+  model => 'scripted', tools => '{send_refund}') AS resumed \gset
+SELECT status FROM agent_loop.wait(:resumed, '30 seconds');
+SELECT (SELECT jsonb_agg(jsonb_build_array(task_id, id)) FROM agent_loop.reflections
+         WHERE task_id IN (:north, :south)) <@ (content->'lessons') AS names_both
+  FROM agent_loop.steps WHERE task_id = :resumed AND n = 1;
+DELETE FROM agent_loop.reflections WHERE task_id = :north;
+SELECT count(*) FILTER (WHERE line = 'recalled: (lesson forgotten since)') AS forgotten,
+       count(*) FILTER (WHERE line LIKE 'recalled: Goal "Seal census south.%') AS south
+  FROM regexp_split_to_table((SELECT summary FROM agent_loop.trace(:resumed) WHERE n = 1), E'\n') line;
+SELECT agent_loop.approve(:resumed);
+SELECT status, result->>'answer' LIKE '%south counted%' AS recalls_south,
+       result->>'answer' LIKE '%north counted%' AS recalls_north
+  FROM agent_loop.wait(:resumed, '30 seconds');
+RESET ROLE;

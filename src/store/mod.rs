@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use agent_loop_core::accounting::Prices;
 use agent_loop_core::agent::{Limits, Progress};
-use agent_loop_core::items::Item;
+use agent_loop_core::items::{Item, Memory};
 use agent_loop_core::model::Usage;
 use agent_loop_core::tools::{SqlArg, SqlFunction};
 use pgrx::datum::DatumWithOid;
@@ -332,18 +332,21 @@ impl Store {
         goal: &str,
         limit: i32,
         window: i32,
-    ) -> SpiResult<Vec<String>> {
+    ) -> SpiResult<Vec<Memory>> {
         if limit <= 0 {
             return Ok(Vec::new());
         }
         Spi::connect_mut(|c| {
-            self.run(
-                c,
-                &sql::RECALL,
-                &[owner.into(), goal.into(), limit.into(), window.into()],
-            )?
-            .map(|row| row.get::<String>(1).map(Option::unwrap_or_default))
-            .collect()
+            let args = [owner.into(), goal.into(), limit.into(), window.into()];
+            let mut memories = Vec::new();
+            for row in self.run(c, &sql::RECALL, &args)? {
+                memories.push(Memory {
+                    task_id: row.get(1)?.unwrap_or_default(),
+                    id: row.get(2)?.unwrap_or_default(),
+                    lesson: row.get(3)?.unwrap_or_default(),
+                });
+            }
+            Ok(memories)
         })
     }
 

@@ -167,17 +167,28 @@ pub static RECALL: Sql = Sql {
                                            ' | ' ORDER BY l.n DESC), '')::tsquery AS query
                     FROM unnest(tsvector_to_array(to_tsvector('english', $2)))
                          WITH ORDINALITY AS l (lexeme, n)),
-                latest AS (SELECT task_id, lesson, lesson_tsv FROM agent_loop.reflections
+                latest AS (SELECT task_id, id, lesson, lesson_tsv FROM agent_loop.reflections
                             WHERE owner = $1::regrole ORDER BY task_id DESC LIMIT $4)
-           SELECT r.lesson FROM latest r, q
+           SELECT r.task_id, r.id, r.lesson FROM latest r, q
             WHERE r.lesson_tsv @@ q.query
             ORDER BY ts_rank(r.lesson_tsv, q.query) DESC, r.task_id DESC
             LIMIT $3",
     types: &[OID, TEXT, INT4, INT4],
 };
 
+/// The log of a task. The perceive row names its recalled lessons by their key in reflections
+/// ("lessons"); "recalled" gives back those that still exist, as [task_id, id, lesson].
 pub static LOAD_STEPS: Sql = Sql {
-    text: "SELECT phase::text, kind::text, content FROM agent_loop.steps WHERE task_id = $1 ORDER BY n",
+    text: "SELECT s.phase::text, s.kind::text,
+                  CASE WHEN s.content ? 'lessons' THEN s.content || jsonb_build_object('recalled',
+                    (SELECT coalesce(jsonb_agg(jsonb_build_array(r.task_id, r.id, r.lesson)
+                                               ORDER BY k.n), '[]')
+                       FROM jsonb_array_elements(s.content->'lessons') WITH ORDINALITY k (key, n)
+                       JOIN agent_loop.reflections r
+                         ON r.owner = s.owner AND r.task_id = (k.key->>0)::bigint
+                        AND r.id = (k.key->>1)::bigint))
+                  ELSE s.content END
+             FROM agent_loop.steps s WHERE s.task_id = $1 ORDER BY s.n",
     types: &[INT8],
 };
 
@@ -229,17 +240,45 @@ pub static TAKE_GUIDANCE: Sql = Sql {
 
 // LOCK_SAVING_PROGRESS, FINISH and PARK take the task's progress as their last six parameters
 // (steps_done, input, cached, output and reasoning tokens, cost): see `progress_args`.
+// FINISH_IF_OURS takes the lease's two after them.
 
+/// The final update of a task, with `$1` its id; `$guard` completes the WHERE clause.
+macro_rules! finish {
+    ($guard:literal) => {
+        concat!(
+            "UPDATE agent_loop.tasks
+                SET status = $2::agent_loop.task_status, phase = 'reflect', finished_at = now(),
+                    result = $3, error_code = $4, error_message = $5, steps_done = $6,
+                    input_tokens = $7, cached_tokens = $8, output_tokens = $9,
+                    reasoning_tokens = $10, cost = $11::numeric, lease_worker = NULL,
+                    lease_until = NULL
+              WHERE id = $1",
+            $guard
+        )
+    };
+}
+
+const FINISH_TYPES: [PgOid; 11] = [
+    INT8, TEXT, JSONB, TEXT, TEXT, INT4, INT8, INT8, INT8, INT8, FLOAT8,
+];
+
+/// On the row the step has locked.
 pub static FINISH: Sql = Sql {
-    text: "UPDATE agent_loop.tasks
-              SET status = $2::agent_loop.task_status, phase = 'reflect', finished_at = now(),
-                  result = $3, error_code = $4, error_message = $5, steps_done = $6,
-                  input_tokens = $7, cached_tokens = $8, output_tokens = $9,
-                  reasoning_tokens = $10, cost = $11::numeric, lease_worker = NULL,
-                  lease_until = NULL
-            WHERE id = $1",
+    text: finish!(""),
+    types: &FINISH_TYPES,
+};
+
+/// For a step that has not locked the row: the update locks it, if the task is still this
+/// worker's (`$12`, `$13`: worker pid and attempt) and no cancel is pending. No row returned:
+/// the step locks the row to learn which.
+pub static FINISH_IF_OURS: Sql = Sql {
+    text: finish!(
+        " AND status = 'running' AND lease_worker = $12 AND attempts = $13
+          AND cancel_requested_at IS NULL
+        RETURNING id"
+    ),
     types: &[
-        INT8, TEXT, JSONB, TEXT, TEXT, INT4, INT8, INT8, INT8, INT8, FLOAT8,
+        INT8, TEXT, JSONB, TEXT, TEXT, INT4, INT8, INT8, INT8, INT8, FLOAT8, INT4, INT4,
     ],
 };
 

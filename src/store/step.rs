@@ -105,16 +105,23 @@ impl Store {
         })
     }
 
+    /// Ends the task, on the row this step has locked.
     pub fn finish(&mut self, task_id: i64, ending: Ending<'_>) -> SpiResult<()> {
-        let mut args = vec![
-            task_id.into(),
-            ending.status.into(),
-            ending.result.map(JsonB).into(),
-            ending.error_code.into(),
-            ending.error_message.into(),
-        ];
-        args.extend(progress_args(ending.progress));
-        self.exec(&sql::FINISH, &args)
+        self.exec(&sql::FINISH, &finish_args(task_id, ending))
+    }
+
+    /// Ends the task if this worker still holds it and no cancel is pending; the update locks
+    /// the row. `false`: nothing changed (lock the row to learn why).
+    pub fn finish_if_ours(
+        &mut self,
+        task_id: i64,
+        worker_pid: i32,
+        attempt: i32,
+        ending: Ending<'_>,
+    ) -> SpiResult<bool> {
+        let mut args = finish_args(task_id, ending);
+        args.extend([worker_pid.into(), attempt.into()]);
+        Spi::connect_mut(|c| Ok(!self.run(c, &sql::FINISH_IF_OURS, &args)?.is_empty()))
     }
 
     /// Records the calls that wait for a decision and parks the task in `status`: it leaves
@@ -233,6 +240,18 @@ impl Store {
             Ok(!rows.is_empty())
         })
     }
+}
+
+fn finish_args(task_id: i64, ending: Ending<'_>) -> Vec<DatumWithOid<'static>> {
+    let mut args = vec![
+        task_id.into(),
+        ending.status.into(),
+        ending.result.map(JsonB).into(),
+        ending.error_code.into(),
+        ending.error_message.into(),
+    ];
+    args.extend(progress_args(ending.progress));
+    args
 }
 
 /// The task row's progress columns, the last six parameters of every statement that saves

@@ -11,7 +11,7 @@ use agent_loop_core::agent::{self, Acceptance, Failure, Limits, Next, Outcome, P
 use agent_loop_core::compaction;
 use agent_loop_core::context::{build_prompt, Prompt, ToolSpec};
 use agent_loop_core::faults::Point;
-use agent_loop_core::items::{Item, Phase};
+use agent_loop_core::items::{Item, Memory, Phase};
 use agent_loop_core::model::http::CallOutcome;
 use agent_loop_core::model::ToolCallRequest;
 use agent_loop_core::{reflection, subtasks};
@@ -154,7 +154,7 @@ impl Task {
     }
 
     /// The perceive phase of a task's first claim: the goal and the lessons recalled for it.
-    pub fn perceive(&mut self, store: &mut Store, memories: Vec<String>) -> SpiResult<()> {
+    pub fn perceive(&mut self, store: &mut Store, memories: Vec<Memory>) -> SpiResult<()> {
         let goal = Item::Goal {
             text: self.goal.clone(),
             memories,
@@ -177,24 +177,62 @@ impl Task {
             progress.steps_done = turn;
             progress.add(&reply.usage, cost.unwrap_or(0.0));
         }
+        let attribution = tools::Attribution {
+            task_id: self.id,
+            turn,
+        };
+        // What follows is decided before anything is written, so that a step that ends the
+        // task locks the row with its final update (a lock record first: 54 bytes of WAL per
+        // task). The answer's check runs read-only, as the owner; it needs no lock.
+        let mut verified = None;
+        let next = match agent::after_decide(
+            &self.limits,
+            &self.acceptance,
+            &progress,
+            call.result.as_ref(),
+        ) {
+            Next::Verify {
+                candidate,
+                accept_if,
+            } => {
+                let checked = tools::verify(self.owner, &accept_if, &candidate, &attribution);
+                if checked.is_ok() {
+                    // A failed check is recorded with the rejection below.
+                    let detail = format!("the check {} holds", accept_if.trim());
+                    verified = Some(Item::Verification {
+                        passed: true,
+                        detail,
+                    });
+                }
+                agent::after_verify(candidate, checked)
+            }
+            other => other,
+        };
+        let (id, pid, attempt) = (self.id, context.worker_pid, self.attempt);
+        let finished = match &next {
+            Next::Finish(outcome) => {
+                store.finish_if_ours(id, pid, attempt, ending(outcome, &progress))?
+            }
+            _ => false,
+        };
         // A step that runs tools most likely continues: locking the row, it saves the progress
         // at once (one write to the row, where a lock and a later update were two).
         let runs_tools = call.result.as_ref().is_ok_and(|r| !r.tool_calls.is_empty());
-        let (id, pid, attempt) = (self.id, context.worker_pid, self.attempt);
-        let locked = match runs_tools {
-            true => {
+        let locked = match (finished, runs_tools) {
+            (true, _) => None,
+            (false, true) => {
                 store.lock_saving_progress(id, pid, attempt, &progress, context.lease_seconds)?
             }
-            false => store.lock_task(id, pid, attempt)?,
+            (false, false) => store.lock_task(id, pid, attempt)?,
         };
-        let locked = match locked {
-            None => return Ok(StepEnd::Lost),
+        match &locked {
+            None if !finished => return Ok(StepEnd::Lost),
             Some(locked) if locked.cancel_requested => {
                 self.cancel(store)?;
                 return Ok(StepEnd::Ended);
             }
-            Some(locked) => locked,
-        };
+            _ => {}
+        }
         for failed in &call.failed_attempts {
             let item = Item::Error {
                 phase: Phase::Decide,
@@ -231,33 +269,17 @@ impl Task {
                 self.append(store, turn, item, metered, latency)?;
             }
         }
-        let attribution = tools::Attribution {
-            task_id: self.id,
-            turn,
-        };
-        let next = match agent::after_decide(
-            &self.limits,
-            &self.acceptance,
-            &self.progress,
-            call.result.as_ref(),
-        ) {
-            Next::Verify {
-                candidate,
-                accept_if,
-            } => {
-                let checked = tools::verify(self.owner, &accept_if, &candidate, &attribution);
-                if checked.is_ok() {
-                    // A failed check is recorded with the rejection below.
-                    let detail = format!("the check {} holds", accept_if.trim());
-                    let item = Item::Verification {
-                        passed: true,
-                        detail,
-                    };
-                    self.append(store, turn, item, None, None)?;
-                }
-                agent::after_verify(candidate, checked)
-            }
-            other => other,
+        if let Some(item) = verified {
+            self.append(store, turn, item, None, None)?;
+        }
+        // Only a finishing step holds no lock of its own: its final update locked the row.
+        let Some(locked) = locked else {
+            let Next::Finish(outcome) = next else {
+                unreachable!("the row is left unlocked only by the final update")
+            };
+            self.record_end(store, &outcome)?;
+            faults::at(Point::Finishing, self.id, self.attempt);
+            return Ok(StepEnd::Ended);
         };
         match next {
             Next::Finish(outcome) => {
@@ -458,46 +480,31 @@ impl Task {
         Ok(StepEnd::Continue)
     }
 
-    /// Reflect and record the outcome.
+    /// Reflect and record the outcome, on the row this step has locked.
     pub fn end(&mut self, store: &mut Store, outcome: Outcome) -> SpiResult<()> {
-        let turn = self.progress.steps_done;
-        let (status, result, error) = match &outcome {
-            Outcome::Succeeded(candidate) => {
-                let mut result = json!({ "answer": candidate.answer });
-                if let Some(output) = &candidate.output {
-                    result["output"] = output.clone();
-                }
-                ("succeeded", Some(result), None)
-            }
-            Outcome::Failed(failure) => {
-                let item = Item::Error {
-                    phase: failure.phase(),
-                    class: failure.code(),
-                    message: failure.message(),
-                };
-                self.append(store, turn, item, None, None)?;
-                ("failed", None, Some(failure))
-            }
-        };
-        let tools_used: Vec<String> = self.tools_used.iter().cloned().collect();
-        let lesson =
-            reflection::lesson(&self.goal, &outcome, self.progress.steps_done, &tools_used);
-        // The lesson is written once, to reflections (trace() shows it after this step's
-        // rows): a copy in steps was 15% of a 1-step task's WAL.
-        let outcome_name = reflection::outcome_name(&outcome);
-        store.insert_reflection(self.owner, self.id, outcome_name, &lesson)?;
-        store.finish(
-            self.id,
-            Ending {
-                status,
-                result,
-                error_code: error.map(Failure::code),
-                error_message: error.map(Failure::message),
-                progress: &self.progress,
-            },
-        )?;
+        self.record_end(store, &outcome)?;
+        store.finish(self.id, ending(&outcome, &self.progress))?;
         faults::at(Point::Finishing, self.id, self.attempt);
         Ok(())
+    }
+
+    /// The rows an outcome adds: a failure's error step, and the lesson (reflect).
+    fn record_end(&mut self, store: &mut Store, outcome: &Outcome) -> SpiResult<()> {
+        let turn = self.progress.steps_done;
+        if let Outcome::Failed(failure) = outcome {
+            let item = Item::Error {
+                phase: failure.phase(),
+                class: failure.code(),
+                message: failure.message(),
+            };
+            self.append(store, turn, item, None, None)?;
+        }
+        let tools_used: Vec<String> = self.tools_used.iter().cloned().collect();
+        let lesson = reflection::lesson(&self.goal, outcome, turn, &tools_used);
+        // The lesson is written once, to reflections (trace() shows it after this step's
+        // rows): a copy in steps was 15% of a 1-step task's WAL.
+        let outcome_name = reflection::outcome_name(outcome);
+        store.insert_reflection(self.owner, self.id, outcome_name, &lesson)
     }
 
     /// Ends the task as cancelled. No lesson: a cancel says nothing about how to do the work.
@@ -518,5 +525,26 @@ impl Task {
                 progress: &self.progress,
             },
         )
+    }
+}
+
+/// The task row's final state for `outcome`.
+fn ending<'a>(outcome: &Outcome, progress: &'a Progress) -> Ending<'a> {
+    let (status, result, failure) = match outcome {
+        Outcome::Succeeded(candidate) => {
+            let mut result = json!({ "answer": candidate.answer });
+            if let Some(output) = &candidate.output {
+                result["output"] = output.clone();
+            }
+            ("succeeded", Some(result), None)
+        }
+        Outcome::Failed(failure) => ("failed", None, Some(failure)),
+    };
+    Ending {
+        status,
+        result,
+        error_code: failure.map(Failure::code),
+        error_message: failure.map(Failure::message),
+        progress,
     }
 }
