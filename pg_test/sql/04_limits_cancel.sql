@@ -32,13 +32,18 @@ SELECT n, phase, kind, summary FROM agent_loop.trace(:id) WHERE n IS DISTINCT FR
 -- Cancelling a finished task says so and changes nothing.
 SELECT agent_loop.cancel(:id);
 
--- Cancel a task that has not started (scheduled for later): it never runs.
-SELECT agent_loop.submit($$Later. SCRIPT: [{"answer": "never"}]$$, model => 'scripted',
+-- Cancel a task that has not started (scheduled for later): it never runs. While it waits,
+-- its model is neither deleted nor renamed; once it has ended, the model can go.
+SELECT agent_loop.add_model('later', :'model_url', 'scripted') IS NOT NULL AS added;
+SELECT agent_loop.submit($$Later. SCRIPT: [{"answer": "never"}]$$, model => 'later',
        run_after => now() + interval '1 hour') AS id \gset
 SELECT status FROM agent_loop.wait(:id, '1 second');
+SELECT error_of($$DELETE FROM agent_loop.models WHERE name = 'later'$$) AS delete_in_use,
+       error_of($$UPDATE agent_loop.models SET name = 'sooner' WHERE name = 'later'$$) AS rename_in_use;
 SELECT agent_loop.cancel(:id);
 SELECT status, error_message FROM agent_loop.wait(:id, '30 seconds');
 SELECT count(*) AS steps FROM agent_loop.steps WHERE task_id = :id;
+DELETE FROM agent_loop.models WHERE name = 'later' RETURNING name AS deleted;
 
 -- wait() refuses what cannot work.
 BEGIN;

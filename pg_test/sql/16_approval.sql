@@ -120,6 +120,9 @@ SELECT count(*) AS bob_lessons FROM agent_loop.reflections WHERE owner = 'bob'::
 
 -- A task's log names the lessons it recalled by their key in reflections. Resumed (here after
 -- an approval), it has them in its prompt again, but not one deleted meanwhile; trace() says so.
+-- (Recall ranks the two latest lessons only: the two it should find.)
+ALTER SYSTEM SET agent_loop.memory_window = 2;
+SELECT pg_reload_conf();
 SET ROLE alice;
 SELECT agent_loop.submit($$Seal census north. SCRIPT: [{"answer": "north counted"}]$$,
                          model => 'scripted') AS north \gset
@@ -144,3 +147,5 @@ SELECT status, result->>'answer' LIKE '%south counted%' AS recalls_south,
        result->>'answer' LIKE '%north counted%' AS recalls_north
   FROM agent_loop.wait(:resumed, '30 seconds');
 RESET ROLE;
+ALTER SYSTEM RESET agent_loop.memory_window;
+SELECT pg_reload_conf();
