@@ -271,8 +271,12 @@ CREATE TABLE reflections (
     lesson     text NOT NULL,
     -- Lexemes without their positions: recall and forget() match words (OR and AND queries,
     -- never phrases), and a one-sentence lesson rarely repeats one. Half the size, half the
-    -- WAL of the column, and ts_rank has less to read.
-    lesson_tsv tsvector GENERATED ALWAYS AS (strip(to_tsvector('english', lesson))) STORED,
+    -- WAL of the column, and ts_rank has less to read. Nor the words of the lesson's template
+    -- (reflection::lesson), which every lesson has: they rank no lesson above another, and
+    -- a goal that used one matched every lesson, all of which recall then ranked.
+    lesson_tsv tsvector GENERATED ALWAYS AS (
+        ts_delete(strip(to_tsvector('english', lesson)),
+                  '{goal,succeed,fail,step,use,tool,answer}'::text[])) STORED,
     created_at timestamptz NOT NULL DEFAULT now(),
     -- Recall ranks the lessons of the owner's latest tasks (agent_loop.memory_window) and
     -- trace() finds a task's lesson, and a task's log names the lessons it recalled by

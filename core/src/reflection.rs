@@ -66,6 +66,8 @@ pub fn revised_plan(tool_failures: &[ToolFailure], rejections: &[String]) -> Str
     )
 }
 
+/// The lesson a task ends with. The words of its template are left out of the lesson's
+/// lexemes (reflections.lesson_tsv): a change here goes there too.
 pub fn lesson(goal: &str, outcome: &Outcome, steps_done: i32, tools_used: &[String]) -> String {
     let goal = one_line(goal, 200);
     let tools = if tools_used.is_empty() {

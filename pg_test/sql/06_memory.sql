@@ -6,6 +6,9 @@ SELECT agent_loop.submit($$Compute the refund total for the penguin store. SCRIP
   model => 'scripted', tools => '{refund_total}') AS first \gset
 SELECT status, result->>'answer' AS answer FROM agent_loop.wait(:first, '30 seconds');
 SELECT outcome, left(lesson, 80) AS lesson FROM agent_loop.reflections WHERE task_id = :first;
+-- Its words for recall: the goal's, the tool's and the answer's, not the template's ("goal",
+-- "succeeded", "step", "using", "tools", "answer": every lesson has them).
+SELECT lesson_tsv FROM agent_loop.reflections WHERE task_id = :first;
 
 -- A related goal recalls it first: it is in the perceive step, and the model received it.
 SELECT agent_loop.submit($$What were the penguin store refunds? SCRIPT: [{"answer": "I remember: {{lessons}}"}]$$,
