@@ -29,10 +29,15 @@ MODEL_PID = int(os.environ.get("MODEL_PID", "0"))  # the instant model server, f
 CLIENTS = 8
 
 
-def script(steps):
+def script(steps, tool="noop"):
     """A scripted model's answers for a task of `steps` steps: a tool call each, then an answer."""
-    calls = [{"calls": [{"name": "noop", "arguments": {"x": i}}]} for i in range(1, steps)]
+    calls = [{"calls": [{"name": tool, "arguments": {"x": i}}]} for i in range(1, steps)]
     return json.dumps(calls + [{"answer": "done"}])
+
+
+# The tool of the WAL workload at the issue's step payload: returns 500 bytes of hex digits
+# (as incompressible as real output; a row this size is not compressed anyway).
+PAYLOAD_TOOL = "payload"
 
 
 THREE_STEPS = script(3)
@@ -126,19 +131,26 @@ def set_step_commit(mode):
 
 def submit_at_once(n, submit_args):
     """Submits n tasks in one transaction (`submit_args`: submit()'s arguments, `i` numbering
-    the tasks); returns the time of its commit. Workloads are timed from there: the inserts
-    of the submitting statement are the client's."""
-    return float(psql(
-        f"BEGIN; SELECT count(agent_loop.submit({submit_args})) FROM generate_series(1, {n}) i; COMMIT;"
-        " SELECT extract(epoch FROM clock_timestamp())").splitlines()[-1])
+    the tasks); returns the time of its commit and the WAL its inserts wrote (its commit record
+    aside). Workloads are timed from the commit: the inserts are the client's."""
+    script = ("BEGIN;\nSELECT pg_current_wal_insert_lsn() AS before \\gset\n"
+              f"SELECT count(agent_loop.submit({submit_args})) FROM generate_series(1, {n}) i;\n"
+              "SELECT pg_current_wal_insert_lsn() - :'before' AS wal \\gset\nCOMMIT;\n"
+              "SELECT extract(epoch FROM clock_timestamp()), :wal;\n")
+    out = subprocess.run(["psql", "-X", "-qAt", "-v", "ON_ERROR_STOP=1", "-d", "bench"], input=script,
+                         check=True, capture_output=True, text=True).stdout
+    committed, wal = out.strip().splitlines()[-1].split("|")
+    return float(committed), float(wal)
 
 
 def drain(goal, model, tools, n):
-    """Submits n tasks in one transaction; returns seconds from its commit to the last finish."""
+    """Submits n tasks in one transaction; returns seconds from its commit to the last finish,
+    and the WAL of the submit."""
     psql(EMPTY_TABLES)
     marker = f"run {time.time()}"
-    committed = submit_at_once(n, f"{sql_str(marker)} || ' ' || i || ' ' || {sql_str(goal)}, model => '{model}',"
-                                  f" tools => {tools}, max_steps => 20")
+    committed, submit_wal = submit_at_once(
+        n, f"{sql_str(marker)} || ' ' || i || ' ' || {sql_str(goal)}, model => '{model}',"
+           f" tools => {tools}, max_steps => 20")
     while True:
         left = int(psql("SELECT count(*) FROM agent_loop.tasks WHERE status IN ('queued', 'running')"))
         if left == 0:
@@ -148,28 +160,29 @@ def drain(goal, model, tools, n):
     if not failed.startswith("0|"):
         raise SystemExit(f"bench: tasks did not succeed (count|first error): {failed}")
     last = float(psql("SELECT extract(epoch FROM max(finished_at)) FROM agent_loop.tasks"))
-    return last - committed
+    return last - committed, submit_wal
 
 
 def sql_str(text):
     return "'" + text.replace("'", "''") + "'"
 
 
-def throughput(mode, steps, goal_length=0):
-    """Workload 1 (and the agent side of 3): n tasks of `steps` steps against the instant model.
-    goal_length pads the goal (in front of its script) to that many characters."""
+def throughput(mode, steps, goal_length=0, tool="noop"):
+    """Workload 1 (and the agent side of 3): n tasks of `steps` steps against the instant model,
+    each step but the last calling `tool`. goal_length pads the goal (in front of its script)
+    to that many characters."""
     set_step_commit(mode)
     if steps == 1:
         goal, model, tools = "noop", "echo", "'{}'"
     else:
-        goal, model, tools = "SCRIPT: " + script(steps), "scripted", "'{noop}'"
+        goal, model, tools = "SCRIPT: " + script(steps, tool), "scripted", f"'{{{tool}}}'"
     goal = "pad " * max(0, (goal_length - len(goal)) // 4) + goal
     runs = []
     for _ in range(RUNS):
         pids = worker_pids()
         wal0, cpu0, machine0 = wal_mark(), sum(map(cpu_ticks, pids)), cpu_ticks()
         model0 = cpu_ticks(MODEL_PID) if MODEL_PID else 0.0
-        seconds = drain(goal, model, tools, TASKS)
+        seconds, submit_wal = drain(goal, model, tools, TASKS)
         cpu1, machine1 = sum(map(cpu_ticks, pids)), cpu_ticks()
         model1 = cpu_ticks(MODEL_PID) if MODEL_PID else 0.0
         lsn, records, writes, syncs = wal_delta(wal0, wal_mark())
@@ -180,6 +193,8 @@ def throughput(mode, steps, goal_length=0):
             "machine_cpu_us_per_step": (machine1 - machine0) / n_steps * 1e6,
             "model_server_cpu_us_per_step": (model1 - model0) / n_steps * 1e6,
             "wal_bytes_per_step": lsn / n_steps, "wal_bytes_per_task": lsn / TASKS,
+            # What the worker wrote: all but the submit's inserts.
+            "worker_wal_bytes_per_step": (lsn - submit_wal) / n_steps,
             "wal_records_per_step": records / n_steps, "wal_syncs_per_step": syncs / n_steps,
         })
     return summarize(runs)
@@ -210,19 +225,39 @@ def step_wal():
             "wal_bytes_per_step_10": ten["wal_bytes_per_step"]}
 
 
+def payload_wal():
+    """Workload 5 at the issue's step payload: every tool call returns 500 bytes. WAL per step
+    of 3-step tasks in both modes and of 10-step tasks, and of the ceiling's statements writing
+    the same rows (its script copies a tool call and a tool result of the last run)."""
+    sync3 = throughput("sync", 3, tool=PAYLOAD_TOOL)
+    ten = throughput("sync", 10, tool=PAYLOAD_TOOL)
+    async3 = throughput("async", 3, tool=PAYLOAD_TOOL)
+    bare = ceiling("sync", CLIENTS)
+    return {"result_bytes": int(psql(f"SELECT octet_length({PAYLOAD_TOOL}(1))")),
+            "wal_bytes_per_step_sync": sync3["wal_bytes_per_step"],
+            "wal_bytes_per_step_async": async3["wal_bytes_per_step"],
+            "worker_wal_bytes_per_step_sync": sync3["worker_wal_bytes_per_step"],
+            "worker_wal_bytes_per_step_async": async3["worker_wal_bytes_per_step"],
+            "wal_bytes_per_task_3": sync3["wal_bytes_per_task"],
+            "wal_bytes_per_step_10": ten["wal_bytes_per_step"],
+            "worker_wal_bytes_per_step_10": ten["worker_wal_bytes_per_step"],
+            "ceiling_wal_bytes_per_step": bare["wal_bytes_per_step"]}
+
+
 def ceiling(mode, clients):
-    """Workload 2: one tool step's statements as a pgbench script: lock the task, record the
-    model's tool call, run the tool, record its result, save the progress."""
+    """Workload 2: one tool step's statements as a pgbench script, as the worker runs them:
+    save the progress (the update locks the task row, checks the lease and reads whether a
+    cancel or guidance is pending), record the model's tool call, run the tool, record its
+    result. (The worker runs the tool in a subtransaction, the script does not.)"""
     call, result = psql(
         "SELECT (SELECT content FROM agent_loop.steps WHERE kind = 'tool_call' LIMIT 1),"
         "       (SELECT content FROM agent_loop.steps WHERE kind = 'tool_result' LIMIT 1)").split("|")
     script = f"""\\set id random(1, 1000)
 BEGIN;
-SELECT cancel_requested_at IS NOT NULL FROM ceiling.tasks WHERE id = :id AND status = 'running' AND lease_worker = 1 AND attempts = 1 FOR UPDATE;
+UPDATE ceiling.tasks t SET phase = 'decide', lease_until = now() + interval '60 seconds', steps_done = steps_done + 1, input_tokens = input_tokens + 50, cached_tokens = 0, output_tokens = output_tokens + 10, reasoning_tokens = 0, cost = 0 WHERE id = :id AND status = 'running' AND lease_worker = 1 AND attempts = 1 RETURNING cancel_requested_at IS NOT NULL, EXISTS (SELECT FROM agent_loop.guidance g WHERE g.task_id = t.id);
 INSERT INTO ceiling.steps (task_id, n, turn, owner, phase, kind, content, input_tokens, cached_tokens, output_tokens, reasoning_tokens, latency_ms) VALUES (:id, nextval('ceiling.step_n'), 1, current_user::regrole, 'decide', 'tool_call', {sql_str(call)}, 50, 0, 10, 0, 1);
 SELECT noop(1);
 INSERT INTO ceiling.steps (task_id, n, turn, owner, phase, kind, content) VALUES (:id, nextval('ceiling.step_n'), 1, current_user::regrole, 'act', 'tool_result', {sql_str(result)});
-UPDATE ceiling.tasks SET phase = 'decide', steps_done = steps_done + 1, input_tokens = input_tokens + 50, cached_tokens = 0, output_tokens = output_tokens + 10, reasoning_tokens = 0, lease_until = now() + interval '60 seconds' WHERE id = :id;
 COMMIT;
 """
     with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False, dir="/tmp") as f:
@@ -301,7 +336,7 @@ def in_flight():
         (pid,) = worker_pids()  # one worker here
         idle_submit = submit_latency()
         t0 = time.time()
-        committed = submit_at_once(IN_FLIGHT, f"i || {sql_str(' SCRIPT: ' + THREE_STEPS)}, model => 'slow',"
+        committed, _ = submit_at_once(IN_FLIGHT, f"i || {sql_str(' SCRIPT: ' + THREE_STEPS)}, model => 'slow',"
                                               " tools => '{noop}'")
         rss = threads = 0
         busy_submit = None
@@ -355,6 +390,8 @@ def main():
         results[f"ceiling_{mode}_{CLIENTS}"] = ceiling(mode, CLIENTS)
     step(f"agent_loop, {TASKS} three-step then ten-step tasks (WAL of a step)")
     results["step_wal"] = step_wal()
+    step(f"agent_loop, {TASKS} three-step and ten-step tasks, 500-byte tool results (WAL)")
+    results["payload_wal"] = payload_wal()
     step(f"agent_loop, {TASKS} one-step tasks")
     results["agent_1step_sync"] = throughput("sync", 1)
     set_workers(2)

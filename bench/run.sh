@@ -30,6 +30,9 @@ SELECT agent_loop.add_model('echo', :'url', 'echo', max_concurrency => 64);
 SELECT agent_loop.add_model('scripted', :'url', 'scripted', max_concurrency => 64);
 CREATE FUNCTION noop(x int) RETURNS int LANGUAGE sql AS 'SELECT x';
 SELECT agent_loop.register_tool('noop(int)', 'Returns its argument');
+CREATE FUNCTION payload(x int) RETURNS text LANGUAGE sql
+    AS $$SELECT left(string_agg(md5(x::text || i), ''), 500) FROM generate_series(1, 16) i$$;
+SELECT agent_loop.register_tool('payload(int)', 'Returns 500 bytes');
 SQL
 CLUSTER_DIR=$work FAST_URL="http://127.0.0.1:$FAST_PORT/v1" SLOW_URL="http://127.0.0.1:$SLOW_PORT/v1" \
     REQUEST_LOG="$work/requests.log" MODEL_PID=$FAST_PID python3 bench/bench.py
