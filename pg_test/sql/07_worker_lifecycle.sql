@@ -23,6 +23,18 @@ SELECT count(*) AS notes FROM notes WHERE body = 'before the restart';
 SELECT n, turn, phase, kind FROM agent_loop.trace(:id);
 SELECT status FROM agent_loop.wait(:other, '30 seconds');
 
+-- An answer that arrives once the task is no longer this worker's (here its lease was handed
+-- to another) ends nothing: the row keeps the new holder's state, and no answer is recorded.
+SELECT agent_loop.submit($$Answer late. SCRIPT: [{"delay_ms": 1000, "answer": "too late"}]$$,
+       model => 'scripted') AS id \gset
+SELECT await_running(:id);
+UPDATE agent_loop.tasks SET lease_worker = 0, lease_until = now() + interval '1 hour' WHERE id = :id;
+SELECT pg_sleep(1.5);
+SELECT status, lease_worker, result FROM agent_loop.tasks WHERE id = :id;
+SELECT count(*) AS answers FROM agent_loop.steps WHERE task_id = :id AND content->>'role' = 'assistant';
+UPDATE agent_loop.tasks SET status = 'failed', finished_at = now(), lease_worker = NULL,
+                            lease_until = NULL WHERE id = :id;
+
 -- Settings reload on SIGHUP (pg_reload_conf), without restarting the worker.
 ALTER SYSTEM SET agent_loop.sql_query_row_limit = 2;
 SELECT pg_reload_conf();

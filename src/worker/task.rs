@@ -1,7 +1,8 @@
 //! One claimed task: its log in memory and the transaction of each step.
 //!
-//! A step is one transaction: lock the task's row, record the model's answer, run the tool
-//! calls (their effects and the rows recording them commit together), save the new state.
+//! A step is one transaction: lock the task's row (a step that ends the task locks it with
+//! its final update), record the model's answer, run the tool calls (their effects and the
+//! rows recording them commit together), save the new state.
 //! Decisions come from `agent_loop_core::agent`; this module only does the I/O.
 
 use std::collections::BTreeSet;
