@@ -10,6 +10,7 @@ use agent_loop_core::accounting::Prices;
 use agent_loop_core::agent::{Limits, Progress};
 use agent_loop_core::items::{Item, Memory};
 use agent_loop_core::model::Usage;
+use agent_loop_core::recall::{self, Candidate};
 use agent_loop_core::tools::{SqlArg, SqlFunction};
 use pgrx::datum::DatumWithOid;
 use pgrx::pg_sys;
@@ -325,28 +326,42 @@ impl Store {
         })
     }
 
-    /// Lessons of `owner` most relevant to `goal`, best first.
+    /// Lessons of `owner` most relevant to each of `goals`, best first: one list per goal.
     pub fn recall(
         &mut self,
         owner: pg_sys::Oid,
-        goal: &str,
+        goals: Vec<String>,
         limit: i32,
         window: i32,
-    ) -> SpiResult<Vec<Memory>> {
-        if limit <= 0 {
-            return Ok(Vec::new());
+    ) -> SpiResult<Vec<Vec<Memory>>> {
+        if limit <= 0 || goals.is_empty() {
+            return Ok(vec![Vec::new(); goals.len()]);
         }
         Spi::connect_mut(|c| {
-            let args = [owner.into(), goal.into(), limit.into(), window.into()];
-            let mut memories = Vec::new();
-            for row in self.run(c, &sql::RECALL, &args)? {
-                memories.push(Memory {
+            let mut goal_lexemes = Vec::with_capacity(goals.len());
+            for row in self.run(c, &sql::GOAL_LEXEMES, &[goals.into()])? {
+                goal_lexemes.push(row.get::<Vec<String>>(1)?.unwrap_or_default());
+            }
+            let (mut candidates, mut lessons) = (Vec::new(), Vec::new());
+            for row in self.run(c, &sql::LATEST_LESSONS, &[owner.into(), window.into()])? {
+                candidates.push(Candidate {
                     task_id: row.get(1)?.unwrap_or_default(),
                     id: row.get(2)?.unwrap_or_default(),
-                    lesson: row.get(3)?.unwrap_or_default(),
+                    lexemes: row.get::<Vec<String>>(4)?.unwrap_or_default(),
                 });
+                lessons.push(row.get::<String>(3)?.unwrap_or_default());
             }
-            Ok(memories)
+            let recalled = goal_lexemes.iter().map(|goal| {
+                let best = recall::rank(goal, &candidates, limit as usize);
+                (best.into_iter())
+                    .map(|i| Memory {
+                        task_id: candidates[i].task_id,
+                        id: candidates[i].id,
+                        lesson: lessons[i].clone(),
+                    })
+                    .collect()
+            });
+            Ok(recalled.collect())
         })
     }
 

@@ -23,7 +23,12 @@ const TEXT_ARRAY: PgOid = PgOid::BuiltIn(T::TEXTARRAYOID);
 /// one made from stale statistics ("3 rows") read every queued task or every lesson of the
 /// owner through a bitmap and sorted them, at each call (a 6x slower drain of a fresh install's
 /// first burst). They run without bitmap and sequential scans: the index walk is what is left.
-pub static INDEX_WALKS: [&Sql; 4] = [&CLAIM, &CANCEL_QUEUED, &CANCEL_REQUESTED_RUNNING, &RECALL];
+pub static INDEX_WALKS: [&Sql; 4] = [
+    &CLAIM,
+    &CANCEL_QUEUED,
+    &CANCEL_REQUESTED_RUNNING,
+    &LATEST_LESSONS,
+];
 
 /// Statements whose custom plans are no better than the generic one but cost more to make than
 /// to run: `name = ANY ($1)` over the small tools registry was planned at every claim (2,000
@@ -151,29 +156,21 @@ pub static TOOLS: Sql = Sql {
     types: &[TEXT_ARRAY],
 };
 
-/// The goal's words OR-ed together, ranked; a goal of stop words alone recalls nothing. Only
-/// the lessons of the owner's latest `$4` tasks (`agent_loop.memory_window`) are ranked, so a
-/// perceive phase costs the same however much an owner has learned (ranking every match made
-/// it grow without bound). Ranking is most of a claim's CPU when many lessons match: 1,000
-/// ranked lessons were 35% of the worker's CPU in bench/quick.sh's 1-step tasks.
-/// The query holds each of the goal's lexemes once, in descending order: ts_rank sorts and
-/// dedups the query's terms again for every lesson it ranks, and that sort is cheapest on
-/// input already in order. Same ranks; 380 -> 280 us per recall of 200 lessons for a 17-word
-/// goal (pgbench, prepared). Lexemes are quoted as tsquery input wants them (quotes and
-/// backslashes doubled).
-pub static RECALL: Sql = Sql {
-    text: "WITH q AS MATERIALIZED (
-                  SELECT nullif(string_agg('''' || replace(replace(l.lexeme, '\\', '\\\\'), '''', '''''') || '''',
-                                           ' | ' ORDER BY l.n DESC), '')::tsquery AS query
-                    FROM unnest(tsvector_to_array(to_tsvector('english', $2)))
-                         WITH ORDINALITY AS l (lexeme, n)),
-                latest AS (SELECT task_id, id, lesson, lesson_tsv FROM agent_loop.reflections
-                            WHERE owner = $1::regrole ORDER BY task_id DESC LIMIT $4)
-           SELECT r.task_id, r.id, r.lesson FROM latest r, q
-            WHERE r.lesson_tsv @@ q.query
-            ORDER BY ts_rank(r.lesson_tsv, q.query) DESC, r.task_id DESC
-            LIMIT $3",
-    types: &[OID, TEXT, INT4, INT4],
+/// The owner's latest `$2` lessons (`agent_loop.memory_window`, by task) with their lexemes,
+/// among which recall ranks (`agent_loop_core::recall`): only so many, so that a perceive
+/// phase costs the same however much an owner has learned. Read once per owner for a claim's
+/// tasks; ranking them in SQL (`@@` and `ts_rank` for each goal and lesson) was 278 us a task.
+pub static LATEST_LESSONS: Sql = Sql {
+    text: "SELECT task_id, id, lesson, tsvector_to_array(lesson_tsv) FROM agent_loop.reflections
+            WHERE owner = $1::regrole ORDER BY task_id DESC LIMIT $2",
+    types: &[OID, INT4],
+};
+
+/// The lexemes of each goal, in the goals' order, parsed as lessons' are.
+pub static GOAL_LEXEMES: Sql = Sql {
+    text: "SELECT tsvector_to_array(to_tsvector('english', g.goal))
+             FROM unnest($1::text[]) WITH ORDINALITY AS g (goal, n) ORDER BY g.n",
+    types: &[TEXT_ARRAY],
 };
 
 /// The log of a task. The perceive row names its recalled lessons by their key in reflections

@@ -8,16 +8,17 @@ use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering::Relaxed;
 
 use agent_loop_core::faults::Point;
+use agent_loop_core::items::Memory;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 
 use super::{extension_installed, lease_seconds, Worker};
 use crate::settings;
 use crate::shmem;
-use crate::store::{ClaimedTask, ToolRow};
+use crate::store::{ClaimedTask, Store, ToolRow};
 use crate::worker::faults;
 use crate::worker::task::Task;
-use crate::worker::txn::in_transaction;
+use crate::worker::txn::{in_subtransaction, in_transaction};
 
 /// What a claiming transaction found.
 struct Claimed {
@@ -63,11 +64,20 @@ impl Worker {
                         self.models.insert(model.name.clone(), model);
                     }
                 }
-                // Tasks of a batch mostly share their tools: each set is read once.
+                // Tasks of a batch mostly share their tools: each set is read once. Their
+                // lessons are recalled together, an owner's latest read once; should that
+                // fail, each task recalls alone, so a failure fails only its own task.
                 let mut tool_sets = HashMap::new();
+                let store = &mut self.store;
+                let mut recalled =
+                    in_subtransaction(AssertUnwindSafe(|| recall_fresh(store, &claims)))
+                        .unwrap_or_else(|e| {
+                            warning!("agent_loop: recalling lessons for a claim: {e}");
+                            HashMap::new()
+                        });
                 for claim in claims {
                     preparing.set(Some(claim.id));
-                    let task = self.prepare(claim, &mut tool_sets);
+                    let task = self.prepare(claim, &mut tool_sets, &mut recalled);
                     tasks.push(task.map_err(|e| e.to_string())?);
                 }
                 preparing.set(None);
@@ -131,6 +141,7 @@ impl Worker {
         &mut self,
         claim: ClaimedTask,
         tool_sets: &mut HashMap<Vec<String>, Vec<ToolRow>>,
+        recalled: &mut HashMap<i64, Vec<Memory>>,
     ) -> pgrx::spi::SpiResult<Task> {
         let tools = match tool_sets.get(&claim.tools) {
             Some(tools) => tools.clone(),
@@ -163,12 +174,10 @@ impl Worker {
         // guidance.
         task.answer_waiting_calls(&mut self.store)?;
         if fresh {
-            let memories = self.store.recall(
-                owner,
-                &goal,
-                settings::MEMORY_LIMIT.get(),
-                settings::MEMORY_WINDOW.get(),
-            )?;
+            let memories = match recalled.remove(&task.id) {
+                Some(memories) => memories,
+                None => recall(&mut self.store, owner, vec![goal])?.remove(0),
+            };
             task.perceive(&mut self.store, memories)?;
         }
         if guidance_pending {
@@ -177,4 +186,31 @@ impl Worker {
         faults::at(Point::Preparing, task.id, task.attempt);
         Ok(task)
     }
+}
+
+/// The lessons recalled for each task of a claim that has no log yet, by task id.
+fn recall_fresh(
+    store: &mut Store,
+    claims: &[ClaimedTask],
+) -> pgrx::spi::SpiResult<HashMap<i64, Vec<Memory>>> {
+    let mut by_owner: HashMap<pg_sys::Oid, Vec<&ClaimedTask>> = HashMap::new();
+    for claim in claims.iter().filter(|c| !c.has_log) {
+        by_owner.entry(claim.owner).or_default().push(claim);
+    }
+    let mut recalled = HashMap::new();
+    for (owner, tasks) in by_owner {
+        let goals = tasks.iter().map(|t| t.goal.clone()).collect();
+        let lists = recall(store, owner, goals)?;
+        recalled.extend(tasks.iter().map(|t| t.id).zip(lists));
+    }
+    Ok(recalled)
+}
+
+fn recall(
+    store: &mut Store,
+    owner: pg_sys::Oid,
+    goals: Vec<String>,
+) -> pgrx::spi::SpiResult<Vec<Vec<Memory>>> {
+    let limit = settings::MEMORY_LIMIT.get();
+    store.recall(owner, goals, limit, settings::MEMORY_WINDOW.get())
 }
