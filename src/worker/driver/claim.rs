@@ -176,7 +176,10 @@ impl Worker {
         if fresh {
             let memories = match recalled.remove(&task.id) {
                 Some(memories) => memories,
-                None => recall(&mut self.store, owner, vec![goal])?.remove(0),
+                None => {
+                    let mut lists = recall(&mut self.store, owner, vec![goal])?;
+                    lists.pop().unwrap_or_default()
+                }
             };
             task.perceive(&mut self.store, memories)?;
         }
