@@ -215,7 +215,7 @@ CREATE SEQUENCE ceiling.step_n;
 def step_wal():
     """Workload 5, what one more step costs: WAL of 10-step minus 3-step tasks, per extra step.
     Both goals have the same length, so the difference is the steps' own records (two step
-    rows, the task row's lock and update, two index entries) and not the per-task ones (the
+    rows and their index entries, the task row's update) and not the per-task ones (the
     task's insert, claim and finish, the perceive and answer rows, the lesson)."""
     length = len("SCRIPT: " + script(10))
     three, ten = throughput("sync", 3, length), throughput("sync", 10, length)
