@@ -11,6 +11,9 @@ use std::fmt;
 /// Places in a task's life, in the order a step passes them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Point {
+    /// Inside the claiming transaction, while the lessons of its fresh tasks are recalled
+    /// together (in a subtransaction: a fault there leaves each task to recall alone).
+    Recalling,
     /// Inside the claiming transaction, while a claimed task is prepared (tools, log, recall,
     /// its perceive row); nothing committed.
     Preparing,
@@ -29,7 +32,8 @@ pub enum Point {
 }
 
 impl Point {
-    const ALL: [Point; 7] = [
+    const ALL: [Point; 8] = [
+        Point::Recalling,
         Point::Preparing,
         Point::Claimed,
         Point::Decided,
@@ -41,6 +45,7 @@ impl Point {
 
     pub fn name(self) -> &'static str {
         match self {
+            Point::Recalling => "recalling",
             Point::Preparing => "preparing",
             Point::Claimed => "claimed",
             Point::Decided => "decided",
@@ -54,7 +59,10 @@ impl Point {
     /// Whether the point lies inside a transaction, where an error or a panic can be caught
     /// and rolled back.
     pub fn in_transaction(self) -> bool {
-        matches!(self, Point::Preparing | Point::Acted | Point::Finishing)
+        matches!(
+            self,
+            Point::Recalling | Point::Preparing | Point::Acted | Point::Finishing
+        )
     }
 }
 
@@ -164,9 +172,10 @@ mod tests {
     #[test]
     fn parses_a_list_and_fires_on_the_first_claim_only() {
         let plan = FaultPlan::parse(
-            " acted:crash:7, finishing:panic:8 ,stepped:crash:7, preparing:error:9",
+            " acted:crash:7, finishing:panic:8 ,stepped:crash:7, preparing:error:9, recalling:panic:9",
         )
         .unwrap();
+        assert_eq!(plan.action_at(Point::Recalling, 9, 1), Some(Action::Panic));
         assert_eq!(plan.action_at(Point::Preparing, 9, 1), Some(Action::Error));
         assert_eq!(plan.action_at(Point::Acted, 7, 1), Some(Action::Crash));
         assert_eq!(plan.action_at(Point::Stepped, 7, 1), Some(Action::Crash));

@@ -73,3 +73,19 @@ SELECT w.status, w.result->>'answer' AS answer
 SELECT body, count(*) FROM notes WHERE body ~ '^prep ' GROUP BY body ORDER BY body;
 ALTER SYSTEM RESET agent_loop.fault_injection;
 SELECT pg_reload_conf();
+-- An error or a panic while a claim recalls its fresh tasks' lessons together rolls back only
+-- that recall: each task recalls alone, and the claim goes on (one attempt, lessons found).
+SELECT held_two_notes('recall err') AS recall_err, held_two_notes('recall panic') AS recall_panic \gset
+SELECT format('recalling:error:%s, recalling:panic:%s', :recall_err, :recall_panic) AS plan \gset
+ALTER SYSTEM SET agent_loop.fault_injection = :'plan';
+SELECT pg_reload_conf();
+SELECT pg_sleep(0.5);
+UPDATE agent_loop.tasks SET run_after = now() WHERE id = :recall_err;
+SELECT status FROM agent_loop.wait(:recall_err, '30 seconds');
+UPDATE agent_loop.tasks SET run_after = now() WHERE id = :recall_panic;
+SELECT status FROM agent_loop.wait(:recall_panic, '30 seconds');
+SELECT t.attempts, jsonb_array_length(s.content->'lessons') > 0 AS recalled
+  FROM agent_loop.tasks t JOIN agent_loop.steps s ON s.task_id = t.id AND s.n = 1
+ WHERE t.id IN (:recall_err, :recall_panic) ORDER BY t.id;
+ALTER SYSTEM RESET agent_loop.fault_injection;
+SELECT pg_reload_conf();

@@ -198,6 +198,7 @@ fn recall_fresh(
 ) -> pgrx::spi::SpiResult<HashMap<i64, Vec<Memory>>> {
     let mut by_owner: HashMap<pg_sys::Oid, Vec<&ClaimedTask>> = HashMap::new();
     for claim in claims.iter().filter(|c| !c.has_log) {
+        faults::at(Point::Recalling, claim.id, claim.attempt);
         by_owner.entry(claim.owner).or_default().push(claim);
     }
     let mut recalled = HashMap::new();
