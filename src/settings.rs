@@ -199,7 +199,7 @@ pub fn define() {
     GucRegistry::define_string_guc(
         c"agent_loop.fault_injection",
         c"For durability tests only: point:action:task_id entries where the worker crashes, errs or panics.",
-        c"Points: preparing, claimed, decided, acted, stepped, finishing, finished. Actions: crash, error, panic.",
+        c"Points: recalling, preparing, claimed, decided, acted, stepped, finishing, finished. Actions: crash, error, panic.",
         &FAULT_INJECTION,
         Sighup,
         GucFlags::SUPERUSER_ONLY,
