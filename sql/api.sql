@@ -279,6 +279,22 @@ COMMENT ON FUNCTION cancel IS
     'cancelled with it. Returns false if the task had already finished.';
 
 -- ---------------------------------------------------------------------------------------------
+-- A perceive row names the lessons recalled for its task by their key in reflections:
+-- content->'lessons' is [[task_id, id], ...]. This reads them back, in order; lesson is NULL
+-- for one deleted since (forget()). Row-level security applies: a role reads its own.
+CREATE FUNCTION _recalled_lessons(owner regrole, lessons jsonb)
+RETURNS TABLE (n bigint, task_id bigint, id bigint, lesson text)
+LANGUAGE sql STABLE AS $$
+    SELECT k.n, (k.key->>0)::bigint, (k.key->>1)::bigint, r.lesson
+      FROM pg_catalog.jsonb_array_elements($2) WITH ORDINALITY AS k (key, n)
+      LEFT JOIN agent_loop.reflections r
+        ON r.owner = $1 AND r.task_id = (k.key->>0)::bigint AND r.id = (k.key->>1)::bigint
+$$;
+COMMENT ON FUNCTION _recalled_lessons IS
+    'Internal: the lessons a perceive row names (content->''lessons''), in order; NULL lesson '
+    'for one deleted since. Used by trace() and by the worker resuming a task.';
+
+-- ---------------------------------------------------------------------------------------------
 CREATE FUNCTION trace(task_id bigint)
 RETURNS TABLE (n int, turn int, phase text, kind text, summary text,
                tokens int, latency_ms int, at timestamptz)
@@ -299,11 +315,8 @@ BEGIN
                  -- Recalled lessons are named by their key in reflections.
                  WHEN 'user' THEN 'goal: ' || coalesce(s.content->>'text', t.goal) ||
                       coalesce((SELECT string_agg(E'\nrecalled: ' || coalesce(r.lesson, '(lesson forgotten since)'),
-                                                  '' ORDER BY k.n)
-                                  FROM jsonb_array_elements(s.content->'lessons') WITH ORDINALITY k (key, n)
-                                  LEFT JOIN agent_loop.reflections r
-                                    ON r.owner = s.owner AND r.task_id = (k.key->>0)::bigint
-                                   AND r.id = (k.key->>1)::bigint), '')
+                                                  '' ORDER BY r.n)
+                                  FROM agent_loop._recalled_lessons(s.owner, s.content->'lessons') r), '')
                  WHEN 'guidance' THEN 'guidance: ' || (s.content->>'text')
                  WHEN 'reasoning' THEN format('reasoning (%s, %s bytes)', s.content->>'provider',
                                              octet_length(s.content->>'item'))

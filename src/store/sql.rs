@@ -179,11 +179,9 @@ pub static LOAD_STEPS: Sql = Sql {
     text: "SELECT s.phase::text, s.kind::text,
                   CASE WHEN s.content ? 'lessons' THEN s.content || jsonb_build_object('recalled',
                     (SELECT coalesce(jsonb_agg(jsonb_build_array(r.task_id, r.id, r.lesson)
-                                               ORDER BY k.n), '[]')
-                       FROM jsonb_array_elements(s.content->'lessons') WITH ORDINALITY k (key, n)
-                       JOIN agent_loop.reflections r
-                         ON r.owner = s.owner AND r.task_id = (k.key->>0)::bigint
-                        AND r.id = (k.key->>1)::bigint))
+                                               ORDER BY r.n), '[]')
+                       FROM agent_loop._recalled_lessons(s.owner, s.content->'lessons') r
+                      WHERE r.lesson IS NOT NULL))
                   ELSE s.content END
              FROM agent_loop.steps s WHERE s.task_id = $1 ORDER BY s.n",
     types: &[INT8],
