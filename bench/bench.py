@@ -54,6 +54,12 @@ def psql(sql, db="bench", extra=()):
     return out.stdout.strip()
 
 
+def psql_script(script, db="bench"):
+    """Runs a psql script (one session, backslash commands allowed); returns its output."""
+    return subprocess.run(["psql", "-X", "-qAt", "-v", "ON_ERROR_STOP=1", "-d", db], input=script,
+                          check=True, capture_output=True, text=True).stdout
+
+
 def as_postgres(*cmd, **kw):
     return subprocess.run(["sudo", "-u", "postgres", "-E", *cmd], check=True, **kw)
 
@@ -137,9 +143,7 @@ def submit_at_once(n, submit_args):
               f"SELECT count(agent_loop.submit({submit_args})) FROM generate_series(1, {n}) i;\n"
               "SELECT pg_current_wal_insert_lsn() - :'before' AS wal \\gset\nCOMMIT;\n"
               "SELECT extract(epoch FROM clock_timestamp()), :wal;\n")
-    out = subprocess.run(["psql", "-X", "-qAt", "-v", "ON_ERROR_STOP=1", "-d", "bench"], input=script,
-                         check=True, capture_output=True, text=True).stdout
-    committed, wal = out.strip().splitlines()[-1].split("|")
+    committed, wal = psql_script(script).strip().splitlines()[-1].split("|")
     return float(committed), float(wal)
 
 
@@ -290,8 +294,7 @@ def pickup(samples=100):
         f"BEGIN;\nSELECT agent_loop.submit('pickup {i}', model => 'echo') \\g /dev/null\n"
         f"SELECT 'pickup {i}', extract(epoch FROM clock_timestamp());\nCOMMIT;\n"
         "SELECT pg_sleep(0.03) \\g /dev/null\n" for i in range(samples))
-    out = subprocess.run(["psql", "-X", "-qAt", "-v", "ON_ERROR_STOP=1", "-d", "bench"], input=script,
-                         check=True, capture_output=True, text=True).stdout
+    out = psql_script(script)
     committed = dict(line.split("|") for line in out.splitlines() if line.startswith("pickup "))
     time.sleep(1)
     arrivals = {}
@@ -365,8 +368,7 @@ def submit_latency():
     """Median of 20 submits in one session, as psql's \\timing reports them (scheduled for
     later, so they do not join the load), in ms."""
     script = "\\timing on\n" + "SELECT agent_loop.submit('probe', model => 'echo', run_after => now() + interval '1 day');\n" * 20
-    out = subprocess.run(["psql", "-X", "-qAt", "-d", "bench"], input=script, check=True,
-                         capture_output=True, text=True).stdout
+    out = psql_script(script)
     times = [float(line.split()[1]) for line in out.splitlines() if line.startswith("Time:")]
     return median(times)
 
