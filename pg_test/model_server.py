@@ -32,7 +32,8 @@ Which answer it gives is decided by the request's "model" field:
 
 Requests are validated like the real servers would: malformed JSON, a tool result without the
 call it answers, reasoning or thinking not handed back unchanged, a missing API key (paths
-under /secured/) or anthropic-version header get 400 or 401.
+under /secured/) or anthropic-version header get 400 or 401. Paths under /echo-key/ answer
+401 with the credential the request sent in the message, as some proxies do.
 """
 
 import argparse
@@ -424,6 +425,10 @@ class Handler(BaseHTTPRequestHandler):
             return self.error(404, f"unknown path {self.path}")
         if self.path.startswith("/secured/") and not self.protocol.authorized(self.headers, self.server.api_key):
             return self.error(401, "Incorrect API key provided", "invalid_api_key")
+        if self.path.startswith("/echo-key/"):
+            # As some proxies do: the credential the request carried, back in the error.
+            sent = self.headers.get("Authorization") or self.headers.get("x-api-key") or ""
+            return self.error(401, f"Incorrect API key provided: {sent}", "invalid_api_key")
         try:
             body = json.loads(raw)
         except ValueError as e:

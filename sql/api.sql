@@ -70,14 +70,94 @@ COMMENT ON FUNCTION add_model IS
 -- ---------------------------------------------------------------------------------------------
 CREATE FUNCTION unregister_tool(name text) RETURNS boolean
 LANGUAGE sql SET search_path = pg_catalog, agent_loop AS $$
-    WITH gone AS (DELETE FROM agent_loop.tools t WHERE t.name = unregister_tool.name
-                  AND t.function IS NOT NULL RETURNING 1)
-    SELECT count(*) > 0 FROM gone
+    SELECT agent_loop._delete_tool(unregister_tool.name)
 $$;
 COMMENT ON FUNCTION unregister_tool IS
     'Removes a registered tool (not the built-in sql_query). Tasks already running keep it.';
 
 -- ---------------------------------------------------------------------------------------------
+-- Every new task, however it is inserted (submit(), a direct INSERT, a subtask the worker
+-- starts), passes these checks, as its owner: a task the worker cannot run, or one that would
+-- take more than its owner may, never reaches the queue. Generic plans: the checks over the
+-- tools array were planned anew at every submit (custom plans, 30 us of planning for 3 us of
+-- work each; pg_stat_statements, bench/quick.sh).
+CREATE FUNCTION _check_new_task() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_generic_plan
+AS $$
+DECLARE
+    missing   text;
+    forbidden text;
+    ceiling   int := coalesce(nullif(current_setting('agent_loop.max_priority', true), '')::int, 100);
+BEGIN
+    IF TG_TABLE_SCHEMA <> 'agent_loop' OR TG_TABLE_NAME <> 'tasks' THEN
+        RAISE EXCEPTION 'not an agent_loop table' USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF NEW.goal IS NULL OR btrim(NEW.goal) = '' THEN
+        RAISE EXCEPTION 'goal must not be empty' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF octet_length(NEW.goal) > 1048576 THEN
+        RAISE EXCEPTION 'goal is % bytes; the limit is 1 MB', octet_length(NEW.goal)
+            USING ERRCODE = 'program_limit_exceeded';
+    END IF;
+    IF jsonb_typeof(NEW.metadata) <> 'object' OR octet_length(NEW.metadata::text) > 65536 THEN
+        RAISE EXCEPTION 'metadata must be a JSON object of at most 64 kB'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF NOT EXISTS (SELECT FROM agent_loop.models m WHERE m.name = NEW.model) THEN
+        RAISE EXCEPTION 'unknown model "%"', NEW.model
+            USING ERRCODE = 'undefined_object', HINT = 'models are added with agent_loop.add_model()';
+    END IF;
+    IF NEW.max_steps IS NULL OR NEW.max_steps < 1 THEN
+        RAISE EXCEPTION 'max_steps must be at least 1, not %', coalesce(NEW.max_steps::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF NEW.token_budget IS NOT NULL AND NEW.token_budget < 1 THEN
+        RAISE EXCEPTION 'token_budget must be positive' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF NEW.priority > ceiling AND NOT pg_has_role(NEW.owner, 'agent_loop_admin', 'MEMBER') THEN
+        RAISE EXCEPTION 'priority % is above agent_loop.max_priority (%)', NEW.priority, ceiling
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'higher priorities are for members of agent_loop_admin';
+    END IF;
+    IF NEW.output_schema IS NOT NULL THEN
+        IF jsonb_typeof(NEW.output_schema) <> 'object' OR octet_length(NEW.output_schema::text) > 65536 THEN
+            RAISE EXCEPTION 'output_schema must be a JSON Schema object of at most 64 kB'
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        IF agent_loop._json_depth(NEW.output_schema::text) > 32 THEN
+            RAISE EXCEPTION 'output_schema nests % levels deep; the limit is 32',
+                            agent_loop._json_depth(NEW.output_schema::text)
+                USING ERRCODE = 'program_limit_exceeded';
+        END IF;
+    END IF;
+    IF NEW.accept_if IS NOT NULL THEN
+        -- Parsed and planned now, with the owner's privileges, so a typo fails the insert.
+        PERFORM agent_loop._prepare_check(NEW.accept_if);
+    END IF;
+    SELECT string_agg(format('"%s"', t), ', ') INTO missing
+      FROM unnest(NEW.tools) t
+     WHERE NOT EXISTS (SELECT FROM agent_loop.tools x WHERE x.name = t);
+    IF missing IS NOT NULL THEN
+        RAISE EXCEPTION 'unknown tool %', missing
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'tools are registered with agent_loop.register_tool(); see agent_loop.tools';
+    END IF;
+    SELECT string_agg(format('"%s"', x.name), ', ') INTO forbidden
+      FROM agent_loop.tools x
+     WHERE x.name = ANY (NEW.tools) AND x.function IS NOT NULL
+       AND NOT has_function_privilege(NEW.owner, x.function, 'EXECUTE');
+    IF forbidden IS NOT NULL THEN
+        RAISE EXCEPTION 'permission denied for tool %', forbidden
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = 'Tools run with the task owner''s privileges, which do not include executing this function.';
+    END IF;
+    RETURN NEW;
+END
+$$;
+REVOKE EXECUTE ON FUNCTION _check_new_task() FROM PUBLIC;
+CREATE TRIGGER tasks_check_new BEFORE INSERT ON tasks
+    FOR EACH ROW EXECUTE FUNCTION _check_new_task();
+
 CREATE FUNCTION submit(
     goal            text,
     model           text DEFAULT NULL,
@@ -92,76 +172,23 @@ CREATE FUNCTION submit(
     output_schema   jsonb DEFAULT NULL,
     accept_if       text DEFAULT NULL
 ) RETURNS bigint
--- Generic plans: the checks over the tools array were planned anew at every submit (custom
--- plans, 30 us of planning for 3 us of work each; pg_stat_statements, bench/quick.sh).
 LANGUAGE plpgsql SET search_path = pg_catalog, agent_loop SET plan_cache_mode = force_generic_plan
 AS $$
 #variable_conflict use_column
 DECLARE
     chosen_model text := coalesce(submit.model, nullif(current_setting('agent_loop.default_model', true), ''));
     wanted_tools text[] := ARRAY(SELECT DISTINCT t FROM unnest(coalesce(submit.tools, '{}')) t ORDER BY 1);
-    missing      text;
-    forbidden    text;
     task_id      bigint;
 BEGIN
-    IF submit.goal IS NULL OR btrim(submit.goal) = '' THEN
-        RAISE EXCEPTION 'goal must not be empty' USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    IF octet_length(submit.goal) > 1048576 THEN
-        RAISE EXCEPTION 'goal is % bytes; the limit is 1 MB', octet_length(submit.goal)
-            USING ERRCODE = 'program_limit_exceeded';
-    END IF;
-    IF submit.metadata IS NOT NULL AND (jsonb_typeof(submit.metadata) <> 'object'
-                                        OR octet_length(submit.metadata::text) > 65536) THEN
-        RAISE EXCEPTION 'metadata must be a JSON object of at most 64 kB'
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
     IF chosen_model IS NULL THEN
         RAISE EXCEPTION 'no model given'
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'pass model => ''name'' or set agent_loop.default_model';
     END IF;
-    IF NOT EXISTS (SELECT FROM agent_loop.models m WHERE m.name = chosen_model) THEN
-        RAISE EXCEPTION 'unknown model "%"', chosen_model
-            USING ERRCODE = 'undefined_object', HINT = 'models are added with agent_loop.add_model()';
-    END IF;
-    IF submit.max_steps IS NULL OR submit.max_steps < 1 THEN
-        RAISE EXCEPTION 'max_steps must be at least 1, not %', coalesce(submit.max_steps::text, 'NULL')
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
     IF submit.timeout IS NOT NULL AND submit.timeout <= '0'::interval THEN
         RAISE EXCEPTION 'timeout must be positive' USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    IF submit.output_schema IS NOT NULL AND (jsonb_typeof(submit.output_schema) <> 'object'
-                                             OR octet_length(submit.output_schema::text) > 65536) THEN
-        RAISE EXCEPTION 'output_schema must be a JSON Schema object of at most 64 kB'
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    IF submit.accept_if IS NOT NULL THEN
-        -- Parsed and planned now, with the caller's privileges, so a typo fails the submit.
-        PERFORM agent_loop._prepare_check(submit.accept_if);
-    END IF;
-    IF submit.token_budget IS NOT NULL AND submit.token_budget < 1 THEN
-        RAISE EXCEPTION 'token_budget must be positive' USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-
-    SELECT string_agg(format('"%s"', t), ', ') INTO missing
-      FROM unnest(wanted_tools) t
-     WHERE NOT EXISTS (SELECT FROM agent_loop.tools x WHERE x.name = t);
-    IF missing IS NOT NULL THEN
-        RAISE EXCEPTION 'unknown tool %', missing
-            USING ERRCODE = 'undefined_object',
-                  HINT = 'tools are registered with agent_loop.register_tool(); see agent_loop.tools';
-    END IF;
-    SELECT string_agg(format('"%s"', x.name), ', ') INTO forbidden
-      FROM agent_loop.tools x
-     WHERE x.name = ANY (wanted_tools) AND x.function IS NOT NULL
-       AND NOT has_function_privilege(x.function, 'EXECUTE');
-    IF forbidden IS NOT NULL THEN
-        RAISE EXCEPTION 'permission denied for tool %', forbidden
-            USING ERRCODE = 'insufficient_privilege',
-                  DETAIL = 'Tools run with your privileges, and you may not execute this function.';
-    END IF;
+    -- Everything else is checked by the tasks_check_new trigger, for every insert.
 
     -- array_cat() hands over a plain copy of wanted_tools: PL/pgSQL holds arrays expanded, and
     -- a generic plan stores those with a 4-byte header where every later version of the row
@@ -284,7 +311,7 @@ COMMENT ON FUNCTION cancel IS
 -- for one deleted since (forget()). Row-level security applies: a role reads its own.
 CREATE FUNCTION _recalled_lessons(owner regrole, lessons jsonb)
 RETURNS TABLE (n bigint, task_id bigint, id bigint, lesson text)
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT k.n, (k.key->>0)::bigint, (k.key->>1)::bigint, r.lesson
       FROM pg_catalog.jsonb_array_elements($2) WITH ORDINALITY AS k (key, n)
       LEFT JOIN agent_loop.reflections r
@@ -404,20 +431,16 @@ SELECT d.datname AS database, w.pid, to_timestamp(w.started_at) AS started_at, w
   LEFT JOIN pg_database d ON d.oid = w.database_oid::oid;
 COMMENT ON VIEW workers IS 'Running agent_loop workers of this server: one per database with the extension.';
 
--- The worker names the tool call it runs in application_name ("agent_loop task 42 step 3
--- orders_by_day") and reports the statement, which starts with a comment naming the same.
+-- The worker reports the statement of a tool call, which starts with a comment naming its task,
+-- step and tool; application_name, which every role sees, names neither.
 CREATE VIEW tool_activity WITH (security_invoker = true) AS
-SELECT t.id AS task_id, split_part(a.application_name, ' ', 5)::int AS step,
-       split_part(a.application_name, ' ', 6) AS tool, t.owner, a.datname AS database, a.pid,
-       clock_timestamp() - a.state_change AS running_for, a.wait_event_type, a.wait_event,
-       a.query_id, a.query
-  FROM pg_stat_activity a
-  JOIN agent_loop.tasks t
-    ON t.id = substring(a.application_name FROM '^agent_loop task ([0-9]+) ')::bigint
- WHERE a.backend_type = 'agent_loop worker' AND a.state = 'active';
+SELECT a.task_id, a.step, a.tool, t.owner, current_database()::name AS database, a.pid,
+       a.running_for, a.wait_event_type, a.wait_event, a.query_id, a.query
+  FROM agent_loop._tool_activity() a
+  JOIN agent_loop.tasks t ON t.id = a.task_id;
 COMMENT ON VIEW tool_activity IS
-    'Tool calls running now: which task, step and tool runs which statement, for how long, and '
-    'what it waits on. query_id joins pg_stat_statements.queryid; the statement text there '
+    'Tool calls running now, of the tasks you may see: which task, step and tool runs which '
+    'statement, for how long, and what it waits on. query_id joins pg_stat_statements.queryid; the statement text there '
     'starts with /* agent_loop task=N step=N tool=name */ (of the first call it saw).';
 
 GRANT SELECT ON tasks_overview, workers, tool_activity TO PUBLIC;
@@ -588,9 +611,6 @@ GRANT SELECT ON pending_approvals TO PUBLIC;
 CREATE FUNCTION forget(containing text DEFAULT NULL, owner regrole DEFAULT current_user::regrole)
 RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, agent_loop AS $$
-#variable_conflict use_column
-DECLARE
-    forgotten bigint;
 BEGIN
     IF forget.owner IS NULL THEN
         RAISE EXCEPTION 'owner must not be NULL' USING ERRCODE = 'invalid_parameter_value';
@@ -600,13 +620,7 @@ BEGIN
             USING ERRCODE = 'insufficient_privilege',
                   DETAIL = 'Only members of agent_loop_admin can forget for another role.';
     END IF;
-    DELETE FROM agent_loop.reflections r
-     WHERE r.owner = forget.owner
-       AND (forget.containing IS NULL
-            OR r.lesson_tsv @@ plainto_tsquery('english', forget.containing)
-            OR strpos(lower(r.lesson), lower(forget.containing)) > 0);
-    GET DIAGNOSTICS forgotten = ROW_COUNT;
-    RETURN forgotten;
+    RETURN agent_loop._delete_lessons(forget.owner::oid, forget.containing);
 END
 $$;
 COMMENT ON FUNCTION forget IS

@@ -173,9 +173,14 @@ COMMENT ON COLUMN tasks.model IS
 
 -- What the foreign key from tasks.model did, checked when a model changes (rarely) instead of
 -- at every submit: a model in use by a task that has not ended keeps its name and its row.
+-- Not SECURITY DEFINER: whoever may change models (agent_loop_admin, a superuser) sees every
+-- task already.
 CREATE FUNCTION _model_in_use() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, agent_loop AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+    IF TG_TABLE_SCHEMA <> 'agent_loop' OR TG_TABLE_NAME <> 'models' THEN
+        RAISE EXCEPTION 'not an agent_loop table' USING ERRCODE = 'insufficient_privilege';
+    END IF;
     IF TG_OP = 'UPDATE' AND NEW.name = OLD.name THEN
         RETURN NEW;
     END IF;
@@ -189,6 +194,7 @@ BEGIN
     RETURN CASE TG_OP WHEN 'DELETE' THEN OLD ELSE NEW END;
 END
 $$;
+REVOKE EXECUTE ON FUNCTION _model_in_use() FROM PUBLIC;
 CREATE TRIGGER models_in_use BEFORE UPDATE OF name OR DELETE ON models
     FOR EACH ROW EXECUTE FUNCTION _model_in_use();
 COMMENT ON COLUMN tasks.owner IS 'Role that submitted the task; its tools run with this role''s privileges.';
@@ -316,6 +322,10 @@ CREATE TABLE approvals (
     owner        regrole NOT NULL,
     tool         text NOT NULL,
     arguments    text NOT NULL,
+    -- What is approved: the tool's function and a digest of its definition when the call
+    -- began waiting. A call whose tool changed since is not run (see DECISIONS).
+    function     regprocedure,
+    function_digest text,
     requested_at timestamptz NOT NULL DEFAULT now(),
     decision     text CHECK (decision IN ('approved', 'rejected')),
     reason       text CHECK (octet_length(reason) <= 65536),
@@ -327,13 +337,35 @@ CREATE INDEX approvals_pending ON approvals (task_id) WHERE decision IS NULL;
 COMMENT ON TABLE approvals IS
     'Tool calls that need a human''s decision before they run, and the decisions taken.';
 COMMENT ON COLUMN approvals.arguments IS 'The arguments as the model wrote them (JSON text).';
+COMMENT ON COLUMN approvals.function IS
+    'The tool''s function when the call began waiting; the approval is for it alone.';
+COMMENT ON COLUMN approvals.function_digest IS
+    'md5 of that function''s definition then (body, language, owner, settings, security). If '
+    'the function, its definition or the tool''s needs_approval flag changed by the time the '
+    'call would run, it does not run: the model is told to call it again, which asks again.';
 COMMENT ON COLUMN approvals.decision IS 'NULL while pending; approved or rejected, once.';
 COMMENT ON COLUMN approvals.reason IS 'Why, for a rejection: the model reads it as the call''s result.';
 
+-- A digest of what a function does and with whose rights: an approval is for the function as
+-- it was when the call began waiting (REQUEST_APPROVAL, DECISIONS in src/store/sql.rs).
+CREATE FUNCTION _function_digest(function regprocedure) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT md5(concat_ws(E'\x1f', p.prosrc, p.probin, p.prolang::text, p.proowner::text,
+                         p.prosecdef::text, p.proconfig::text, p.provolatile::text,
+                         p.proretset::text, p.prorettype::text, p.proargtypes::text))
+      FROM pg_proc p WHERE p.oid = $1
+$$;
+COMMENT ON FUNCTION _function_digest IS
+    'Internal: md5 of a function''s definition (body, language, owner, settings, security, '
+    'signature), which an approval is bound to.';
+
 -- Stamps who decided and refuses a second decision or one on a task that no longer waits.
 CREATE FUNCTION _approval_check() RETURNS trigger
-LANGUAGE plpgsql SET search_path = pg_catalog, agent_loop AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+    IF TG_TABLE_SCHEMA <> 'agent_loop' OR TG_TABLE_NAME <> 'approvals' THEN
+        RAISE EXCEPTION 'not an agent_loop table' USING ERRCODE = 'insufficient_privilege';
+    END IF;
     IF OLD.decision IS NOT NULL THEN
         RAISE EXCEPTION 'call % of task % was already %', OLD.call_id, OLD.task_id, OLD.decision
             USING ERRCODE = 'object_not_in_prerequisite_state';
@@ -351,6 +383,7 @@ BEGIN
     RETURN NEW;
 END
 $$;
+REVOKE EXECUTE ON FUNCTION _approval_check() FROM PUBLIC;
 CREATE TRIGGER approvals_check BEFORE UPDATE ON approvals
     FOR EACH ROW EXECUTE FUNCTION _approval_check();
 
@@ -359,7 +392,7 @@ CREATE TRIGGER approvals_check BEFORE UPDATE ON approvals
 -- orders concurrent decisions and subtask ends: whichever commits last sees nothing pending.
 -- A task with a cancel pending is left to the worker, which ends it.
 CREATE FUNCTION _resume_if_settled(task_id bigint) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, agent_loop AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     PERFORM FROM agent_loop.tasks t
      WHERE t.id = _resume_if_settled.task_id AND t.cancel_requested_at IS NULL
@@ -388,7 +421,7 @@ REVOKE EXECUTE ON FUNCTION _resume_if_settled(bigint) FROM PUBLIC;
 -- SECURITY DEFINER, and executable by nobody else: it cannot be attached to another table to
 -- re-queue tasks at will.
 CREATE FUNCTION _resume_waiting_task() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, agent_loop AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF TG_TABLE_SCHEMA = 'agent_loop' AND TG_TABLE_NAME = 'approvals' THEN
         PERFORM agent_loop._resume_if_settled(NEW.task_id);
@@ -426,9 +459,14 @@ CREATE POLICY own_steps ON steps
     USING (owner = current_user::regrole OR pg_has_role('agent_loop_admin', 'MEMBER'));
 CREATE POLICY own_reflections ON reflections
     USING (owner = current_user::regrole OR pg_has_role('agent_loop_admin', 'MEMBER'));
+-- The foreign key ignores row-level security: without the EXISTS, a role could queue guidance
+-- for another role's task (and learn from the key's error which task ids exist). The subquery
+-- sees only the tasks the inserting role may see.
 CREATE POLICY own_guidance ON guidance
     USING (owner = current_user::regrole OR pg_has_role('agent_loop_admin', 'MEMBER'))
-    WITH CHECK (owner = current_user::regrole);
+    WITH CHECK (owner = current_user::regrole
+                AND EXISTS (SELECT FROM agent_loop.tasks t
+                             WHERE t.id = task_id AND t.owner = current_user::regrole));
 CREATE POLICY own_approvals ON approvals
     USING (owner = current_user::regrole OR pg_has_role('agent_loop_admin', 'MEMBER'));
 CREATE POLICY read_tools ON tools FOR SELECT USING (true);
@@ -446,7 +484,13 @@ GRANT INSERT (task_id, message) ON guidance TO PUBLIC;
 GRANT INSERT (goal, model, tools, max_steps, token_budget, deadline, priority, run_after,
               metadata, idempotency_key, output_schema, accept_if) ON tasks TO PUBLIC;
 GRANT UPDATE (cancel_requested_at) ON tasks TO PUBLIC;
-GRANT DELETE ON reflections TO PUBLIC;
-GRANT INSERT, UPDATE, DELETE ON tools TO PUBLIC;
+-- No table-level UPDATE, DELETE or TRUNCATE for PUBLIC anywhere: any of them lets a role
+-- LOCK TABLE in ACCESS EXCLUSIVE mode, which would stall the worker and every submit.
+-- Column privileges do not count for LOCK TABLE. forget() and unregister_tool() delete for
+-- their callers (src/api/manage.rs).
+GRANT INSERT (name, function, description, parameters, signature, returns_set, returns_void,
+              needs_approval),
+      UPDATE (function, description, parameters, signature, returns_set, returns_void,
+              needs_approval) ON tools TO PUBLIC;
 GRANT INSERT, UPDATE, DELETE ON models TO agent_loop_admin;
 GRANT ALL ON tasks, steps, reflections, guidance, approvals TO agent_loop_admin;

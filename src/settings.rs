@@ -24,6 +24,9 @@ pub static MAX_IN_FLIGHT: GucSetting<i32> = GucSetting::<i32>::new(64);
 pub static CLAIM_BATCH: GucSetting<i32> = GucSetting::<i32>::new(16);
 pub static WORKERS_PER_DATABASE: GucSetting<i32> = GucSetting::<i32>::new(1);
 pub static TOOL_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(10_000);
+pub static WORKER_LOCK_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(1_000);
+pub static MAX_PRIORITY: GucSetting<i32> = GucSetting::<i32>::new(100);
+pub static MAX_SUBTASKS: GucSetting<i32> = GucSetting::<i32>::new(32);
 pub static SQL_QUERY_ROW_LIMIT: GucSetting<i32> = GucSetting::<i32>::new(100);
 pub static MAX_TOOL_OUTPUT_BYTES: GucSetting<i32> = GucSetting::<i32>::new(16_384);
 pub static MODEL_MAX_RETRIES: GucSetting<i32> = GucSetting::<i32>::new(4);
@@ -106,6 +109,33 @@ pub fn define() {
         3_600_000,
         Sighup,
         GucFlags::UNIT_MS,
+    );
+    int(
+        c"agent_loop.lock_timeout",
+        c"How long a worker's own statement waits for a lock; then that step or claim fails.",
+        &WORKER_LOCK_TIMEOUT_MS,
+        1,
+        600_000,
+        Sighup,
+        GucFlags::UNIT_MS,
+    );
+    int(
+        c"agent_loop.max_priority",
+        c"Highest task priority a role outside agent_loop_admin may ask for.",
+        &MAX_PRIORITY,
+        0,
+        i32::MAX,
+        Sighup,
+        GucFlags::default(),
+    );
+    int(
+        c"agent_loop.max_subtasks",
+        c"Subtasks one task may start in all, unless its owner is in agent_loop_admin.",
+        &MAX_SUBTASKS,
+        0,
+        10_000,
+        Sighup,
+        GucFlags::default(),
     );
     int(
         c"agent_loop.sql_query_row_limit",

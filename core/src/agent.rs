@@ -267,6 +267,17 @@ pub fn rejected_call_output(rejected_by: &str, reason: Option<&str>) -> String {
     )
 }
 
+/// The tool result for an approved call whose tool changed after the approval was asked for
+/// (another function, another definition, or no longer needing approval): what was approved
+/// is not what would run.
+pub fn changed_since_approval(tool: &str) -> String {
+    format!(
+        "not run: the tool {tool} changed after this call was approved (its function, its \
+         definition or its need for approval), so the approval does not cover it. Call it \
+         again to ask for a new approval."
+    )
+}
+
 /// Tool errors since the last revised plan that call for a new one.
 pub const TOOL_FAILURES_BEFORE_REPLAN: usize = 2;
 

@@ -21,6 +21,39 @@ pub fn parse_answer(text: &str) -> Result<Value, String> {
     serde_json::from_str(unfenced).map_err(|e| format!("the answer is not JSON ({e})"))
 }
 
+/// How deep a task's `output_schema` may nest. Past it, submit() refuses the schema: it is
+/// parsed again when the task is claimed, and a parser's recursion limit must not be what
+/// refuses it there.
+pub const MAX_SCHEMA_DEPTH: usize = 32;
+
+/// How deeply arrays and objects nest in the JSON text `text` (0 for a scalar), read without
+/// parsing it, so that any depth can be measured.
+pub fn nesting_depth(text: &str) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let (mut in_string, mut escaped) = (false, false);
+    for byte in text.bytes() {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
 /// Checks `value` against `schema`; the error names the first place that does not match.
 pub fn validate(schema: &Value, value: &Value) -> Result<(), String> {
     check(schema, value, "$")
@@ -173,6 +206,15 @@ fn type_name(value: &Value) -> &'static str {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn nesting_depth_counts_brackets_outside_strings() {
+        assert_eq!(nesting_depth("1"), 0);
+        assert_eq!(nesting_depth(r#"{"a": [1, {"b": "[[[{"}]}"#), 3);
+        assert_eq!(nesting_depth(r#"["\\\"[", []]"#), 2);
+        let deep = "[".repeat(300) + &"]".repeat(300);
+        assert_eq!(nesting_depth(&deep), 300);
+    }
+
     use super::*;
     use serde_json::json;
 

@@ -16,6 +16,15 @@ pub const MAX_GOAL_BYTES: usize = 65_536;
 
 /// The goals of a `spawn_subtasks` call, or why its arguments are not usable (the model reads
 /// that as the call's result).
+/// The result of a spawn_subtasks call that would take its task past `cap` subtasks in all
+/// (`agent_loop.max_subtasks`).
+pub fn over_cap(cap: i32, started: i32, asked: usize) -> String {
+    format!(
+        "not run: a task may start at most {cap} subtasks in all; this one has started \
+         {started} and asked for {asked} more. Do the rest yourself, or in fewer subtasks."
+    )
+}
+
 pub fn goals(arguments: &str) -> Result<Vec<String>, String> {
     let value: Value = serde_json::from_str(arguments)
         .map_err(|e| format!("the arguments are not valid JSON: {e}"))?;

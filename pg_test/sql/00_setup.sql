@@ -81,7 +81,7 @@ RETURNS boolean LANGUAGE sql AS $$
 CREATE FUNCTION await_running(task bigint, steps int DEFAULT 0) RETURNS boolean
     LANGUAGE sql AS $$ SELECT await_status(task, 'running', steps) $$;
 SELECT statement, error_of(statement) FROM (VALUES
-    ($$SELECT agent_loop.submit('')$$),
+    ($$SELECT agent_loop.submit('', model => 'scripted')$$),
     ($$SELECT agent_loop.submit('goal')$$),
     ($$SELECT agent_loop.submit('goal', model => 'scripted', max_steps => 0)$$),
     ($$SELECT agent_loop.submit('goal', model => 'scripted', tools => '{sql_query,telepathy}')$$),

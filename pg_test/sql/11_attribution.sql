@@ -15,8 +15,9 @@ SELECT task_id = :id AS this_task, step, tool, owner, database = current_databas
        wait_event, running_for < interval '2 seconds' AS since_it_began,
        query LIKE format('/* agent_loop task=%s step=1 tool=nap */ SELECT %%', :id) AS commented
   FROM agent_loop.tool_activity;
-SELECT application_name = format('agent_loop task %s step 1 nap', :id) AS named
-  FROM pg_stat_activity WHERE backend_type = 'agent_loop worker';
+-- application_name, which every role sees, names no task or tool; the statement's comment,
+-- which only superusers and pg_read_all_stats see, does.
+SELECT application_name FROM pg_stat_activity WHERE backend_type = 'agent_loop worker';
 -- Another role sees only its own tasks' calls.
 SET ROLE alice;
 SELECT count(*) AS alice_sees FROM agent_loop.tool_activity;

@@ -138,7 +138,7 @@ SELECT status FROM agent_loop.wait(:resumed, '30 seconds');
 SELECT (SELECT jsonb_agg(jsonb_build_array(task_id, id)) FROM agent_loop.reflections
          WHERE task_id IN (:north, :south)) <@ (content->'lessons') AS names_both
   FROM agent_loop.steps WHERE task_id = :resumed AND n = 1;
-DELETE FROM agent_loop.reflections WHERE task_id = :north;
+SELECT agent_loop.forget('Seal census north') AS forgotten_lessons;
 SELECT count(*) FILTER (WHERE line = 'recalled: (lesson forgotten since)') AS forgotten,
        count(*) FILTER (WHERE line LIKE 'recalled: Goal "Seal census south.%') AS south
   FROM regexp_split_to_table((SELECT summary FROM agent_loop.trace(:resumed) WHERE n = 1), E'\n') line;

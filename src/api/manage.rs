@@ -8,10 +8,13 @@ use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode;
 
 use super::wake::wake_worker_at_commit;
+use crate::worker::txn::{with_local_settings, PINNED_SEARCH_PATH};
 
-/// Runs `f` as the bootstrap superuser, then restores the caller's identity (also on error:
-/// the transaction's abort restores it).
-fn as_superuser<R>(f: impl FnOnce() -> R) -> R {
+/// Runs `f` as the bootstrap superuser with a pinned `search_path`, then restores the caller's
+/// identity and settings (also on error: the transaction's abort restores them). Nothing `f`
+/// runs may resolve a name through the caller's search_path: with it, a `mallory.now()` or an
+/// operator of the caller's would run with superuser rights.
+pub(super) fn as_superuser<R>(f: impl FnOnce() -> R) -> R {
     let mut user = pg_sys::InvalidOid;
     let mut context = 0;
     unsafe {
@@ -21,7 +24,7 @@ fn as_superuser<R>(f: impl FnOnce() -> R) -> R {
             context | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32,
         );
     }
-    let result = f();
+    let result = with_local_settings(&[(c"search_path", PINNED_SEARCH_PATH)], f);
     unsafe { pg_sys::SetUserIdAndSecContext(user, context) };
     result
 }
@@ -35,6 +38,7 @@ fn update(sql: &str, args: &[DatumWithOid]) -> usize {
 /// `max_steps` more steps (by default, as many as it was first given) and a new deadline
 /// `timeout` from now (by default none).
 #[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
 fn retry(
     task_id: i64,
     max_steps: default!(Option<i32>, "NULL"),
@@ -89,6 +93,7 @@ fn retry(
 /// Deletes the caller's tasks (all tasks, for agent_loop_admin) that ended more than
 /// `older_than` ago, with their steps; returns how many. Lessons stay in `reflections`.
 #[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
 fn prune(older_than: default!(Interval, "'7 days'")) -> i64 {
     let ids: Vec<i64> = Spi::connect(|c| {
         c.select(
@@ -115,4 +120,59 @@ fn prune(older_than: default!(Interval, "'7 days'")) -> i64 {
             &[ids.into()],
         ) as i64
     })
+}
+
+/// Deletes `owner`'s lessons that contain `containing` (all when NULL) and that the caller may
+/// see (row-level security: its own, or any for agent_loop_admin); returns how many. Behind
+/// forget(): PUBLIC has no DELETE on reflections, which would let any role lock the table.
+#[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
+fn _delete_lessons(owner: pg_sys::Oid, containing: Option<&str>) -> i64 {
+    let keys: Vec<i64> = Spi::connect(|c| {
+        c.select(
+            "SELECT id FROM agent_loop.reflections r
+              WHERE r.owner = $1::regrole
+                AND ($2::text IS NULL
+                     OR r.lesson_tsv @@ pg_catalog.plainto_tsquery('english', $2)
+                     OR pg_catalog.strpos(pg_catalog.lower(r.lesson), pg_catalog.lower($2)) > 0)",
+            None,
+            &[owner.into(), containing.into()],
+        )?
+        .map(|row| row.get::<i64>(1).map(Option::unwrap_or_default))
+        .collect::<Result<Vec<_>, _>>()
+    })
+    .unwrap_or_else(|e| error!("agent_loop: {e}"));
+    if keys.is_empty() {
+        return 0;
+    }
+    as_superuser(|| {
+        update(
+            "DELETE FROM agent_loop.reflections WHERE owner = $1::regrole AND id = ANY ($2)",
+            &[owner.into(), keys.into()],
+        ) as i64
+    })
+}
+
+/// Deletes the registered tool `name` if the caller manages it (it registered the tool, or is
+/// an agent_loop_admin); built-in tools stay. Behind unregister_tool(): PUBLIC has no DELETE
+/// on tools, which would let any role lock the table.
+#[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
+fn _delete_tool(name: &str) -> bool {
+    let manages: bool = Spi::get_one_with_args(
+        "SELECT EXISTS (SELECT FROM agent_loop.tools t
+                         WHERE t.name = $1 AND t.function IS NOT NULL
+                           AND (t.registered_by = current_user::regrole
+                                OR pg_catalog.pg_has_role('agent_loop_admin', 'MEMBER')))",
+        &[name.into()],
+    )
+    .unwrap_or_else(|e| error!("agent_loop: {e}"))
+    .unwrap_or(false);
+    manages
+        && as_superuser(|| {
+            update(
+                "DELETE FROM agent_loop.tools WHERE name = $1 AND function IS NOT NULL",
+                &[name.into()],
+            )
+        }) > 0
 }

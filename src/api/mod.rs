@@ -8,10 +8,11 @@ mod wake;
 use pgrx::prelude::*;
 
 use crate::shmem;
-use crate::worker::txn::with_local_settings;
+use crate::worker::txn::{reset_value, statement_count, with_local_settings};
 
 /// JSON Schema of a tool's arguments from its signature (see `register_tool`).
 #[pg_extern(immutable, parallel_safe)]
+#[search_path(pg_catalog, pg_temp)]
 fn _parameters_schema(signature: pgrx::JsonB) -> Result<pgrx::JsonB, String> {
     let args = signature
         .0
@@ -39,15 +40,19 @@ fn _parameters_schema(signature: pgrx::JsonB) -> Result<pgrx::JsonB, String> {
 /// table the caller may not read at once, with its own SQLSTATE. Names resolve as they will in
 /// the worker: with the database's default search_path, not submit()'s.
 #[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
 fn _prepare_check(accept_if: &str) {
     use pgrx::pg_sys::panic::{CaughtError, ErrorReport};
     let statement = agent_loop_core::tools::accept_if_statement(accept_if);
     let explain = format!("EXPLAIN (COSTS OFF) {statement}");
-    let default_path = unsafe {
-        std::ffi::CStr::from_ptr(pg_sys::GetConfigOptionResetString(c"search_path".as_ptr()))
-    }
-    .to_owned();
+    let default_path = reset_value(c"search_path");
     let prepared = pgrx::PgTryBuilder::new(|| {
+        if statement_count(&statement) != 1 {
+            return Err((
+                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                "it must be one expression, not several statements".to_owned(),
+            ));
+        }
         with_local_settings(&[(c"search_path", default_path.as_c_str())], || {
             // Stand-in values: NULLs would let the planner fold the expression (and the tables
             // it reads, with their privilege checks) away.
@@ -81,10 +86,97 @@ fn _prepare_check(accept_if: &str) {
     }
 }
 
+/// How deeply arrays and objects nest in a JSON text (see `_check_new_task`).
+#[pg_extern(immutable, parallel_safe, strict)]
+#[search_path(pg_catalog, pg_temp)]
+fn _json_depth(json: &str) -> i32 {
+    agent_loop_core::schema::nesting_depth(json).min(i32::MAX as usize) as i32
+}
+
+/// The tool calls running now in this database's workers, of the tasks the caller may see
+/// (the `tool_activity` view). `pg_stat_activity` shows a worker's statement only to
+/// superusers and pg_read_all_stats: it is read with the bootstrap user's rights, and each
+/// row kept only if row-level security lets the caller see its task.
+#[allow(clippy::type_complexity)]
+#[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
+fn _tool_activity() -> TableIterator<
+    'static,
+    (
+        name!(task_id, i64),
+        name!(step, i32),
+        name!(tool, String),
+        name!(pid, i32),
+        name!(running_for, Option<pgrx::datum::Interval>),
+        name!(wait_event_type, Option<String>),
+        name!(wait_event, Option<String>),
+        name!(query_id, Option<i64>),
+        name!(query, Option<String>),
+    ),
+> {
+    type Row = (
+        i64,
+        i32,
+        String,
+        i32,
+        Option<pgrx::datum::Interval>,
+        Option<String>,
+        Option<String>,
+        Option<i64>,
+        Option<String>,
+    );
+    let rows: Vec<Row> = manage::as_superuser(|| {
+        Spi::connect(|c| {
+            c.select(
+                r"SELECT m[1]::int8, m[2]::int4, m[3], a.pid, clock_timestamp() - a.state_change,
+                         a.wait_event_type, a.wait_event, a.query_id, a.query
+                    FROM pg_stat_activity a,
+                         regexp_match(a.query, '^/\* agent_loop task=([0-9]+) step=([0-9]+) tool=(\w*) \*/') m
+                   WHERE a.backend_type = 'agent_loop worker' AND a.state = 'active'
+                     AND a.datname = current_database()",
+                None,
+                &[],
+            )?
+            .map(|r| {
+                Ok((
+                    r.get(1)?.unwrap_or_default(),
+                    r.get(2)?.unwrap_or_default(),
+                    r.get(3)?.unwrap_or_default(),
+                    r.get(4)?.unwrap_or_default(),
+                    r.get(5)?,
+                    r.get(6)?,
+                    r.get(7)?,
+                    r.get(8)?,
+                    r.get(9)?,
+                ))
+            })
+            .collect::<Result<Vec<Row>, pgrx::spi::Error>>()
+        })
+        .unwrap_or_else(|e| error!("agent_loop: {e}"))
+    });
+    let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
+    let visible: Vec<i64> = if ids.is_empty() {
+        Vec::new()
+    } else {
+        Spi::connect(|c| {
+            c.select(
+                "SELECT id FROM agent_loop.tasks WHERE id = ANY ($1)",
+                None,
+                &[ids.into()],
+            )?
+            .map(|r| r.get::<i64>(1).map(Option::unwrap_or_default))
+            .collect::<Result<Vec<_>, _>>()
+        })
+        .unwrap_or_else(|e| error!("agent_loop: {e}"))
+    };
+    TableIterator::new(rows.into_iter().filter(move |r| visible.contains(&r.0)))
+}
+
 /// One row per running worker of this server (the `workers` view).
 // The column names live in the type, where pgrx reads them; an alias would lose them.
 #[allow(clippy::type_complexity)]
 #[pg_extern(volatile)]
+#[search_path(pg_catalog, pg_temp)]
 fn worker_status() -> TableIterator<
     'static,
     (

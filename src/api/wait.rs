@@ -16,6 +16,7 @@ const RECHECK: Duration = Duration::from_secs(1);
 /// Waits until task `task_id` has ended or waits for approval, or `timeout_ms` has passed; true
 /// unless the time ran out. The SQL function `wait()` wraps this and returns the task's row.
 #[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
 fn _wait_for_task(task_id: i64, timeout_ms: f64) -> bool {
     if unsafe { pg_sys::XactIsoLevel } >= pg_sys::XACT_REPEATABLE_READ as i32 {
         ereport!(

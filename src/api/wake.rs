@@ -13,6 +13,7 @@ static WAKE_PENDING: AtomicBool = AtomicBool::new(false);
 /// Called by submit() and cancel(): the database's worker is woken the moment this transaction
 /// commits (not before: it could not see the row yet), and started now if it is not running.
 #[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
 fn _wake_worker() {
     if !shmem::available() {
         warning!(

@@ -39,7 +39,9 @@ pub struct ClaimedTask {
     pub limits: Limits,
     pub attempt: i32,
     pub progress: Progress,
-    pub output_schema: Option<Value>,
+    /// As text: it is parsed when the task is prepared, so that one that cannot be read fails
+    /// its own task, not the claim of every task with it.
+    pub output_schema: Option<String>,
     pub accept_if: Option<String>,
     pub guidance_pending: bool,
     /// Whether it has a log to resume from (a fresh task has none to load).
@@ -87,6 +89,9 @@ pub struct Decision {
     pub approved: bool,
     pub decided_by: String,
     pub reason: Option<String>,
+    /// The tool is still what was approved: same function and definition, still needing
+    /// approval.
+    pub tool_unchanged: bool,
 }
 
 /// What a model call used and cost, recorded on the first step row of its answer.
@@ -196,10 +201,11 @@ impl Store {
     /// Run once, at the worker's start: not prepared.
     pub fn prewarm(&mut self) -> SpiResult<Option<i64>> {
         Spi::connect_mut(|c| {
-            let function = c
-                .select(sql::PREWARM_FUNCTION, Some(1), &[])?
-                .first()
-                .get::<String>(1)?;
+            let found = c.select(sql::PREWARM_FUNCTION, Some(1), &[])?;
+            if found.is_empty() {
+                return Ok(None);
+            }
+            let function = found.first().get::<String>(1)?;
             let Some(function) = function else {
                 return Ok(None);
             };
@@ -244,7 +250,7 @@ impl Store {
                         },
                         cost: row.get(17)?.unwrap_or(0.0),
                     },
-                    output_schema: row.get::<JsonB>(15)?.map(|j| j.0),
+                    output_schema: row.get(15)?,
                     accept_if: row.get(16)?,
                     guidance_pending: row.get(18)?.unwrap_or(false),
                     has_log: row.get(19)?.unwrap_or(true),

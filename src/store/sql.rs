@@ -36,17 +36,22 @@ pub static INDEX_WALKS: [&Sql; 4] = [
 pub static GENERIC_PLANS: [&Sql; 1] = [&TOOLS];
 
 /// Queued tasks, and tasks waiting for approval or subtasks, whose cancel was requested end
-/// here: no worker holds them.
+/// here: no worker holds them. SKIP LOCKED, as every statement over many tasks: a role that
+/// holds a lock on its own task's row must not stall the claim for everyone (the task is
+/// cancelled at a later wake-up).
 pub static CANCEL_QUEUED: Sql = Sql {
-    text: "UPDATE agent_loop.tasks
+    text: "UPDATE agent_loop.tasks t
               SET status = 'cancelled', finished_at = now(), error_code = 'cancelled',
-                  error_message = CASE status
+                  error_message = CASE t.status
                                     WHEN 'queued' THEN 'cancelled before it started'
                                     WHEN 'waiting_approval' THEN 'cancelled while waiting for approval'
                                     ELSE 'cancelled while waiting for its subtasks' END
-            WHERE cancel_requested_at IS NOT NULL
-              AND status IN ('queued', 'waiting_approval', 'waiting_subtasks')
-        RETURNING id",
+             FROM (SELECT id FROM agent_loop.tasks
+                    WHERE cancel_requested_at IS NOT NULL
+                      AND status IN ('queued', 'waiting_approval', 'waiting_subtasks')
+                      FOR UPDATE SKIP LOCKED) pending
+            WHERE t.id = pending.id
+        RETURNING t.id",
     types: &[],
 };
 
@@ -91,7 +96,7 @@ pub static CLAIM: Sql = Sql {
         RETURNING t.id, t.owner::oid, t.goal, t.model, t.tools, t.max_steps, t.token_budget,
                   extract(epoch FROM t.deadline)::float8, t.attempts, t.steps_done,
                   t.input_tokens, t.cached_tokens, t.output_tokens, t.reasoning_tokens,
-                  t.output_schema, t.accept_if, t.cost::float8,
+                  t.output_schema::text, t.accept_if, t.cost::float8,
                   EXISTS (SELECT FROM agent_loop.guidance g WHERE g.task_id = t.id),
                   EXISTS (SELECT FROM agent_loop.steps s WHERE s.task_id = t.id)",
     types: &[INT4, INT4, INT4],
@@ -100,9 +105,12 @@ pub static CLAIM: Sql = Sql {
 /// At worker start: tasks leased to a process that is no longer a live worker (after a crash
 /// or kill) go back to the queue at once instead of waiting for their lease to expire.
 pub static REQUEUE_ORPHANS: Sql = Sql {
-    text: "UPDATE agent_loop.tasks
+    text: "UPDATE agent_loop.tasks t
               SET status = 'queued', lease_worker = NULL, lease_until = NULL
-            WHERE status = 'running' AND lease_worker <> ALL ($1)",
+             FROM (SELECT id FROM agent_loop.tasks
+                    WHERE status = 'running' AND lease_worker <> ALL ($1)
+                      FOR UPDATE SKIP LOCKED) orphaned
+            WHERE t.id = orphaned.id",
     types: &[INT4_ARRAY],
 };
 
@@ -122,14 +130,20 @@ pub static PRUNE_ENDED: Sql = Sql {
 };
 
 pub static RENEW_LEASES: Sql = Sql {
-    text: "UPDATE agent_loop.tasks SET lease_until = now() + $3 * interval '1 second'
-            WHERE id = ANY ($1) AND lease_worker = $2 AND status = 'running'",
+    text: "UPDATE agent_loop.tasks t SET lease_until = now() + $3 * interval '1 second'
+             FROM (SELECT id FROM agent_loop.tasks
+                    WHERE id = ANY ($1) AND lease_worker = $2 AND status = 'running'
+                      FOR UPDATE SKIP LOCKED) held
+            WHERE t.id = held.id",
     types: &[INT8_ARRAY, INT4, INT4],
 };
 
 pub static RELEASE_LEASES: Sql = Sql {
-    text: "UPDATE agent_loop.tasks SET status = 'queued', lease_worker = NULL, lease_until = NULL
-            WHERE lease_worker = $1 AND status = 'running'",
+    text: "UPDATE agent_loop.tasks t SET status = 'queued', lease_worker = NULL, lease_until = NULL
+             FROM (SELECT id FROM agent_loop.tasks
+                    WHERE lease_worker = $1 AND status = 'running'
+                      FOR UPDATE SKIP LOCKED) held
+            WHERE t.id = held.id",
     types: &[INT4],
 };
 
@@ -278,9 +292,13 @@ pub static FINISH_IF_OURS: Sql = Sql {
 };
 
 /// A call of a needs_approval tool, pending until the owner decides.
+/// What is approved is the tool as it is now: its function and a digest of the function's
+/// definition (see DECISIONS).
 pub static REQUEST_APPROVAL: Sql = Sql {
-    text: "INSERT INTO agent_loop.approvals (task_id, call_id, owner, tool, arguments)
-           VALUES ($1, $2, $3::regrole, $4, $5)
+    text: "INSERT INTO agent_loop.approvals
+                  (task_id, call_id, owner, tool, arguments, function, function_digest)
+           SELECT $1, $2, $3::regrole, $4, $5, t.function, agent_loop._function_digest(t.function)
+             FROM (SELECT) one LEFT JOIN agent_loop.tools t ON t.name = $4
            ON CONFLICT (task_id, call_id) DO NOTHING",
     types: &[INT8, TEXT, OID, TEXT, TEXT],
 };
@@ -310,6 +328,15 @@ pub static SPAWN: Sql = Sql {
     types: &[INT8, TEXT, TEXT_ARRAY],
 };
 
+/// How many subtasks the task has started, and whether its owner is in agent_loop_admin (no
+/// cap then).
+pub static SUBTASKS_STARTED: Sql = Sql {
+    text: "SELECT count(c.id)::int4, pg_catalog.pg_has_role(p.owner, 'agent_loop_admin', 'MEMBER')
+             FROM agent_loop.tasks p LEFT JOIN agent_loop.tasks c ON c.parent_id = p.id
+            WHERE p.id = $1 GROUP BY p.owner",
+    types: &[INT8],
+};
+
 /// How the subtasks of a call ended, in the order they were asked for.
 pub static SUBTASK_ENDS: Sql = Sql {
     text: "SELECT id, goal, status::text, result->>'answer',
@@ -320,9 +347,16 @@ pub static SUBTASK_ENDS: Sql = Sql {
 };
 
 /// The decisions taken on a task's calls, for the step that resumes it.
+/// `unchanged`: the tool is still the one that was approved (same function, same definition,
+/// still needing approval); an approved call runs only then.
 pub static DECISIONS: Sql = Sql {
-    text: "SELECT call_id, decision = 'approved', decided_by::text, reason
-             FROM agent_loop.approvals WHERE task_id = $1 AND decision IS NOT NULL",
+    text: "SELECT a.call_id, a.decision = 'approved', a.decided_by::text, a.reason,
+                  t.needs_approval IS TRUE
+                  AND t.function IS NOT DISTINCT FROM a.function
+                  AND agent_loop._function_digest(t.function) IS NOT DISTINCT FROM a.function_digest
+             FROM agent_loop.approvals a
+             LEFT JOIN agent_loop.tools t ON t.name = a.tool
+            WHERE a.task_id = $1 AND a.decision IS NOT NULL",
     types: &[INT8],
 };
 
@@ -355,10 +389,10 @@ pub static FAIL_UNPREPARED: Sql = Sql {
     text: "UPDATE agent_loop.tasks
               SET status = 'failed', attempts = attempts + 1,
                   started_at = coalesce(started_at, now()), finished_at = now(),
-                  error_code = 'internal_error', error_message = $2
+                  error_code = $3, error_message = $2
             WHERE id = $1 AND status = 'queued' AND cancel_requested_at IS NULL
         RETURNING id",
-    types: &[INT8, TEXT],
+    types: &[INT8, TEXT, TEXT],
 };
 
 /// The schema-qualified name of `pg_prewarm(regclass)`, when the extension is installed.

@@ -164,6 +164,18 @@ impl Store {
         self.exec(&sql::SPAWN, &[parent.into(), call_id.into(), goals.into()])
     }
 
+    /// How many subtasks `parent` has started, and whether its owner may start any number.
+    pub fn subtasks_started(&mut self, parent: i64) -> SpiResult<(i32, bool)> {
+        Spi::connect_mut(|c| {
+            let rows = self.run(c, &sql::SUBTASKS_STARTED, &[parent.into()])?;
+            if rows.is_empty() {
+                return Ok((0, false));
+            }
+            let row = rows.first();
+            Ok((row.get(1)?.unwrap_or(0), row.get(2)?.unwrap_or(false)))
+        })
+    }
+
     /// How the subtasks of `parent`'s call `call_id` ended (or stand).
     pub fn subtask_ends(&mut self, parent: i64, call_id: &str) -> SpiResult<Vec<SubtaskEnd>> {
         Spi::connect_mut(|c| {
@@ -191,6 +203,7 @@ impl Store {
                     approved: row.get(2)?.unwrap_or(false),
                     decided_by: row.get(3)?.unwrap_or_default(),
                     reason: row.get(4)?,
+                    tool_unchanged: row.get(5)?.unwrap_or(false),
                 });
             }
             Ok(decisions)
@@ -210,9 +223,14 @@ impl Store {
 
     /// Fails a queued task whose claim was rolled back while it was prepared; `false` if it
     /// is no longer queued (or a cancel is pending: that ends it as cancelled).
-    pub fn fail_unprepared(&mut self, task_id: i64, message: &str) -> SpiResult<bool> {
+    pub fn fail_unprepared(
+        &mut self,
+        task_id: i64,
+        error_code: &str,
+        message: &str,
+    ) -> SpiResult<bool> {
         Spi::connect_mut(|c| {
-            let args = [task_id.into(), message.into()];
+            let args = [task_id.into(), message.into(), error_code.into()];
             Ok(!self.run(c, &sql::FAIL_UNPREPARED, &args)?.is_empty())
         })
     }

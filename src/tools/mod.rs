@@ -24,7 +24,7 @@ use serde_json::Value;
 use crate::settings;
 use crate::store::ToolRow;
 use crate::worker::txn::{
-    as_role_in_subtransaction, execute, set_for_session, set_local, OnSuccess,
+    as_role_in_subtransaction, execute, set_local, statement_count, OnSuccess,
 };
 
 /// What a tool call produced.
@@ -41,13 +41,6 @@ pub struct Attribution {
 }
 
 impl Attribution {
-    /// `application_name` while the call runs: in `pg_stat_activity` and in log lines (`%a`).
-    fn application_name(&self, tool: &str) -> CString {
-        let name = format!("agent_loop task {} step {} {tool}", self.task_id, self.turn);
-        // NAMEDATALEN: longer names are cut by PostgreSQL anyway, and must not end mid-char.
-        CString::new(truncate_bytes(&name, 63)).unwrap_or_default()
-    }
-
     /// A leading comment, so the statement names its task in `pg_stat_activity.query` and in
     /// `pg_stat_statements` (which keeps the first text it saw of a statement).
     fn comment(&self, tool: &str) -> String {
@@ -62,14 +55,6 @@ impl Attribution {
     }
 }
 
-fn truncate_bytes(text: &str, max: usize) -> &str {
-    let mut end = text.len().min(max);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
-}
-
 pub fn run(
     owner: pg_sys::Oid,
     tools: &[ToolRow],
@@ -77,7 +62,7 @@ pub fn run(
     attribution: &Attribution,
 ) -> ToolRun {
     let started = Instant::now();
-    let _activity = Activity::report(attribution, &call.name);
+    let _activity = Activity;
     let result = match tools.iter().find(|t| t.name == call.name) {
         None => Err(format!(
             "unknown tool \"{}\"; the tools of this task are: {}",
@@ -215,6 +200,10 @@ fn run_as_owner<R>(
         timeout,
         on_success,
         AssertUnwindSafe(|| {
+            // A tenant's text wrapped in ours (sql_query, accept_if) must stay one statement.
+            if statement_count(statement) != 1 {
+                error!("a tool call runs exactly one statement");
+            }
             if read_only {
                 set_local(c"transaction_read_only", c"on");
             }
@@ -236,7 +225,7 @@ pub fn verify(
     candidate: &Candidate,
     attribution: &Attribution,
 ) -> Result<(), String> {
-    let _activity = Activity::report(attribution, "accept_if");
+    let _activity = Activity;
     let statement = attribution.comment("accept_if") + &accept_if_statement(accept_if);
     let args = vec![
         candidate.answer.clone().into(),
@@ -256,16 +245,11 @@ pub fn verify(
     }
 }
 
-/// While it lives, the worker's `application_name` names the task, step and tool (seen in
-/// `pg_stat_activity`, and in log lines through `%a`).
+/// Reports the worker idle again when the call is over. While a call runs, the statement's
+/// leading comment names its task, step and tool in `pg_stat_activity.query`, which only
+/// superusers and pg_read_all_stats see; `application_name` stays "agent_loop worker", which
+/// every role sees.
 struct Activity;
-
-impl Activity {
-    fn report(attribution: &Attribution, tool: &str) -> Activity {
-        set_for_session(c"application_name", &attribution.application_name(tool));
-        Activity
-    }
-}
 
 impl Drop for Activity {
     fn drop(&mut self) {
@@ -273,8 +257,7 @@ impl Drop for Activity {
     }
 }
 
-/// The worker between tool calls: `application_name` "agent_loop worker", state idle.
+/// The worker between tool calls: state idle, no statement.
 pub fn report_idle() {
-    set_for_session(c"application_name", c"agent_loop worker");
     unsafe { pg_sys::pgstat_report_activity(pg_sys::BackendState::STATE_IDLE, std::ptr::null()) };
 }

@@ -23,7 +23,7 @@ use pgrx::prelude::*;
 
 use super::faults;
 use super::task::{StepContext, StepEnd, Task};
-use super::txn::{commit_without_flush, in_subtransaction, in_transaction};
+use super::txn::{commit_without_flush, in_subtransaction, in_transaction, pin_worker_session};
 use crate::settings::{self, StepCommit};
 use crate::shmem::{self, WorkerSlot};
 use crate::store::{ModelRow, Store};
@@ -119,8 +119,11 @@ impl Worker {
     }
 
     fn run(&mut self) {
+        if let Err(e) = pin_session() {
+            warning!("agent_loop: pinning the worker's session: {e}");
+            return;
+        }
         let orphans = in_transaction(AssertUnwindSafe(|| {
-            crate::tools::report_idle();
             self.store.requeue_orphans(shmem::live_worker_pids())
         }));
         match orphans {
@@ -148,6 +151,9 @@ impl Worker {
             self.slot.last_wakeup_us.store(shmem::now_us(), Relaxed);
             if BackgroundWorker::sighup_received() {
                 unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
+                if let Err(e) = pin_session() {
+                    warning!("agent_loop: pinning the worker's session: {e}");
+                }
                 if shmem::is_surplus(self.slot, settings::workers_per_database()) {
                     log!("agent_loop: workers_per_database went down; this worker exits");
                     break;
@@ -381,8 +387,13 @@ impl Worker {
                 ends.push(match step {
                     Ok(end) => Ok(end),
                     Err(message) => {
-                        let failed =
-                            store.fail_after_error(task.id, pid, task.attempt, &message)?;
+                        // In a subtransaction of its own: should recording the failure fail too
+                        // (a lock its owner holds on the row outlasts lock_timeout), the other
+                        // steps of the group still commit; the task's lease then runs out.
+                        let failed = in_subtransaction(AssertUnwindSafe(|| {
+                            store.fail_after_error(task.id, pid, task.attempt, &message)
+                        }))
+                        .unwrap_or(false);
                         Err(StepFailed { message, failed })
                     }
                 });
@@ -482,6 +493,14 @@ impl Worker {
             Err(e) => warning!("agent_loop: {doing} task {id}: {e}"),
         }
     }
+}
+
+/// Pins the worker's session settings (`txn::pin_worker_session`) in a transaction of its own.
+fn pin_session() -> Result<(), String> {
+    in_transaction(|| {
+        pin_worker_session(settings::WORKER_LOCK_TIMEOUT_MS.get());
+        Ok::<_, String>(())
+    })
 }
 
 /// Whether the agent_loop extension exists in this database (needs a transaction).

@@ -67,7 +67,12 @@ pub struct StepContext<'a> {
 }
 
 impl Task {
-    pub fn new(claimed: ClaimedTask, tools: Vec<ToolRow>, items: Vec<Item>) -> Task {
+    pub fn new(
+        claimed: ClaimedTask,
+        output_schema: Option<serde_json::Value>,
+        tools: Vec<ToolRow>,
+        items: Vec<Item>,
+    ) -> Task {
         let tools_used = items
             .iter()
             .filter_map(|i| match i {
@@ -84,7 +89,7 @@ impl Task {
             tools,
             limits: claimed.limits,
             acceptance: Acceptance {
-                output_schema: claimed.output_schema,
+                output_schema,
                 accept_if: claimed.accept_if,
             },
             progress: claimed.progress,
@@ -373,6 +378,13 @@ impl Task {
         self.tools_used.insert(call.name.clone());
         match subtasks::goals(&call.arguments) {
             Ok(goals) => {
+                let (started, unlimited) = store.subtasks_started(self.id)?;
+                let cap = crate::settings::MAX_SUBTASKS.get();
+                if !unlimited && started as usize + goals.len() > cap.max(0) as usize {
+                    let problem = subtasks::over_cap(cap, started, goals.len());
+                    self.record_result(store, turn, call, problem, true, None)?;
+                    return Ok(false);
+                }
                 store.spawn_subtasks(self.id, &call.call_id, goals)?;
                 Ok(true)
             }
@@ -406,10 +418,11 @@ impl Task {
                 }
             } else {
                 match decisions.iter().find(|d| d.call_id == call.call_id) {
-                    Some(d) if d.approved => {
+                    Some(d) if d.approved && d.tool_unchanged => {
                         self.run_tool(store, call, &attribution)?;
                         continue;
                     }
+                    Some(d) if d.approved => (agent::changed_since_approval(&call.name), true),
                     Some(d) => (
                         agent::rejected_call_output(&d.decided_by, d.reason.as_deref()),
                         true,

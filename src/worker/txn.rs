@@ -118,6 +118,23 @@ pub fn commit_without_flush() {
     set_local(c"synchronous_commit", c"off");
 }
 
+/// The `search_path` of every statement that runs with the worker's or the bootstrap user's
+/// rights: nothing a tenant can create is on it (`pg_temp` last, so that it is never searched
+/// first, and never for functions or operators).
+pub const PINNED_SEARCH_PATH: &CStr = c"pg_catalog, pg_temp";
+
+/// Pins the worker's own session: its statements resolve names only in pg_catalog (every one
+/// of them qualifies agent_loop's), give up on a lock after `lock_timeout_ms` (a lock a tenant
+/// holds on its own task row fails that task's step, and stalls nobody else), and its
+/// `application_name` names no task or tool. Run at start and after each reload; tool calls
+/// put it back (`as_role_in_subtransaction`). Needs a transaction.
+pub fn pin_worker_session(lock_timeout_ms: i32) {
+    let lock_timeout = std::ffi::CString::new(format!("{lock_timeout_ms}ms")).unwrap_or_default();
+    set_for_session(c"application_name", c"agent_loop worker");
+    set_for_session(c"search_path", PINNED_SEARCH_PATH);
+    set_for_session(c"lock_timeout", &lock_timeout);
+}
+
 /// Runs `body` with each setting of `settings` (name, value) in force, then puts back the values
 /// they had; like `SET LOCAL`, an error inside leaves nothing behind once the transaction rolls
 /// back.
@@ -186,6 +203,13 @@ pub enum OnSuccess {
 /// Runs `body` in a subtransaction as role `owner` (never the worker's superuser rights), in a
 /// security-restricted operation, with a statement timeout. Errors roll the subtransaction
 /// back and come back as text; the enclosing transaction goes on.
+///
+/// The tenant's code sees the database's own `search_path` and `lock_timeout`, not the
+/// worker's, and leaves the worker's session as it found it: every setting it changed, even
+/// for the session (`set_config(..., false)`), is undone at the end, as are its session-level
+/// advisory locks and prepared statements, which outlive a subtransaction. (A
+/// security-restricted operation cannot create temporary objects, LISTEN, DISCARD, open
+/// cursors WITH HOLD or change role.)
 pub fn as_role_in_subtransaction<R>(
     owner: pg_sys::Oid,
     timeout_ms: i32,
@@ -194,8 +218,15 @@ pub fn as_role_in_subtransaction<R>(
 ) -> Result<R, String> {
     let (mut saved_user, mut saved_context) = (pg_sys::InvalidOid, 0);
     unsafe { pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut saved_context) };
+    let defaults = [c"search_path", c"lock_timeout"].map(|name| (name, reset_value(name)));
+    let nest_level = std::cell::Cell::new(0);
     subtransaction(
         AssertUnwindSafe(|| {
+            // SAFETY: inside a transaction; the level is closed below whatever happens.
+            nest_level.set(unsafe { pg_sys::NewGUCNestLevel() });
+            for (name, value) in &defaults {
+                set_local(name, value);
+            }
             unsafe {
                 pg_sys::SetUserIdAndSecContext(
                     owner,
@@ -210,6 +241,13 @@ pub fn as_role_in_subtransaction<R>(
         |result| {
             unsafe {
                 disable_timeout(STATEMENT_TIMEOUT, false);
+                if nest_level.get() > 0 {
+                    // SAFETY: the level opened above; deeper ones an error left open (a
+                    // function with SET clauses) are closed with it.
+                    pg_sys::AtEOXact_GUC(false, nest_level.get());
+                }
+                pg_sys::LockReleaseSession(pg_sys::USER_LOCKMETHOD as _);
+                pg_sys::DropAllPreparedStatements();
                 // Aborting a subtransaction restores the user by itself; releasing one does not.
                 if result.is_ok() {
                     pg_sys::SetUserIdAndSecContext(saved_user, saved_context);
@@ -218,4 +256,28 @@ pub fn as_role_in_subtransaction<R>(
             result.is_ok() && on_success == OnSuccess::Keep
         },
     )
+}
+
+/// A setting's default for this database and role, whatever the session set since.
+pub fn reset_value(name: &CStr) -> std::ffi::CString {
+    // SAFETY: the setting exists (built in); the string is copied at once.
+    unsafe { CStr::from_ptr(pg_sys::GetConfigOptionResetString(name.as_ptr())) }.to_owned()
+}
+
+/// How many statements `sql` holds, by PostgreSQL's own parser (raises a syntax error as an
+/// ERROR). Text a tenant wrote and the worker wraps (`accept_if`, `sql_query`) must stay one
+/// statement: SPI would run every statement of a string.
+pub fn statement_count(sql: &str) -> usize {
+    let Ok(text) = std::ffi::CString::new(sql) else {
+        return 0;
+    };
+    // SAFETY: the parser reads the NUL-terminated string and returns a palloc'd list (NIL, a
+    // null pointer, when empty) in the current memory context.
+    let list =
+        unsafe { pg_sys::raw_parser(text.as_ptr(), pg_sys::RawParseMode::RAW_PARSE_DEFAULT) };
+    if list.is_null() {
+        0
+    } else {
+        unsafe { (*list).length as usize }
+    }
 }

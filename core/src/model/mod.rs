@@ -8,6 +8,7 @@ pub mod openai_error;
 pub mod openai_responses;
 pub mod pool;
 pub mod retry;
+pub mod sanitize;
 
 use std::fmt;
 use std::time::Duration;

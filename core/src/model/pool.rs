@@ -14,6 +14,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::http::{call_with_retries, new_agent, send, CallOutcome, CallSettings, ParseFn};
 use super::retry::Jitter;
+use super::sanitize;
 use super::{ErrorClass, HttpRequest, ModelError};
 
 /// A model call to make.
@@ -162,6 +163,8 @@ fn helper_main(
             failed_attempts: Vec::new(),
             latency: Duration::ZERO,
         });
+        let mut call = call;
+        sanitize::clean_outcome(&mut call, &sanitize::secrets_of(&job.request));
         let outcome = ModelOutcome {
             task_id: job.task_id,
             ticket: job.ticket,

@@ -39,8 +39,10 @@ impl Worker {
             .saturating_sub(self.tasks.len())
             .min(settings::CLAIM_BATCH.get() as usize) as i32;
         let pid = self.pid;
-        // The task being prepared when the claiming transaction failed, if it failed there.
+        // The task being prepared when the claiming transaction failed, if it failed there,
+        // and the error code it fails with.
         let preparing = Cell::new(None);
+        let failure_code = Cell::new("internal_error");
         let claimed = in_transaction(AssertUnwindSafe(|| -> Result<Option<Claimed>, String> {
             // A cheap index probe, so DROP EXTENSION is noticed at the next wake-up.
             if !extension_installed() {
@@ -77,8 +79,8 @@ impl Worker {
                         });
                 for claim in claims {
                     preparing.set(Some(claim.id));
-                    let task = self.prepare(claim, &mut tool_sets, &mut recalled);
-                    tasks.push(task.map_err(|e| e.to_string())?);
+                    let task = self.prepare(claim, &mut tool_sets, &mut recalled, &failure_code);
+                    tasks.push(task?);
                 }
                 preparing.set(None);
             }
@@ -96,7 +98,7 @@ impl Worker {
             Err(e) => {
                 warning!("agent_loop: claiming tasks: {e}");
                 if let Some(id) = preparing.get() {
-                    self.fail_unprepared(id, &e);
+                    self.fail_unprepared(id, failure_code.get(), &e);
                 }
                 return Some(Vec::new());
             }
@@ -123,10 +125,12 @@ impl Worker {
     /// A task whose preparation failed (and rolled its whole claim back) fails alone, with the
     /// error; the tasks claimed with it are claimed again at once. Otherwise the batch would
     /// fail with it at every wake-up, and no task behind it would ever start.
-    fn fail_unprepared(&mut self, id: i64, error: &str) {
+    fn fail_unprepared(&mut self, id: i64, code: &str, error: &str) {
         let message = format!("preparing the task: {error}");
         let store = &mut self.store;
-        match in_transaction(AssertUnwindSafe(|| store.fail_unprepared(id, &message))) {
+        match in_transaction(AssertUnwindSafe(|| {
+            store.fail_unprepared(id, code, &message)
+        })) {
             Ok(true) => {
                 shmem::announce_task_ended(id);
                 unsafe { pg_sys::SetLatch(pg_sys::MyLatch) };
@@ -140,6 +144,27 @@ impl Worker {
     fn prepare(
         &mut self,
         claim: ClaimedTask,
+        tool_sets: &mut HashMap<Vec<String>, Vec<ToolRow>>,
+        recalled: &mut HashMap<i64, Vec<Memory>>,
+        failure_code: &Cell<&'static str>,
+    ) -> Result<Task, String> {
+        // Input the task's owner wrote: one that cannot be read fails this task alone.
+        let output_schema = match claim.output_schema.as_deref().map(serde_json::from_str) {
+            None => None,
+            Some(Ok(schema)) => Some(schema),
+            Some(Err(e)) => {
+                failure_code.set("invalid_task");
+                return Err(format!("its output_schema cannot be read: {e}"));
+            }
+        };
+        self.prepare_readable(claim, output_schema, tool_sets, recalled)
+            .map_err(|e| e.to_string())
+    }
+
+    fn prepare_readable(
+        &mut self,
+        claim: ClaimedTask,
+        output_schema: Option<serde_json::Value>,
         tool_sets: &mut HashMap<Vec<String>, Vec<ToolRow>>,
         recalled: &mut HashMap<i64, Vec<Memory>>,
     ) -> pgrx::spi::SpiResult<Task> {
@@ -169,7 +194,7 @@ impl Worker {
         let fresh = items.is_empty();
         let (owner, goal) = (claim.owner, claim.goal.clone());
         let guidance_pending = claim.guidance_pending;
-        let mut task = Task::new(claim, tools, items);
+        let mut task = Task::new(claim, output_schema, tools, items);
         // Results follow their calls in the log: those of calls that waited come before any
         // guidance.
         task.answer_waiting_calls(&mut self.store)?;
