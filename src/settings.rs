@@ -27,6 +27,8 @@ pub static TOOL_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(10_000);
 pub static WORKER_LOCK_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(1_000);
 pub static MAX_PRIORITY: GucSetting<i32> = GucSetting::<i32>::new(100);
 pub static MAX_SUBTASKS: GucSetting<i32> = GucSetting::<i32>::new(32);
+pub static EXECUTORS_PER_WORKER: GucSetting<i32> = GucSetting::<i32>::new(2);
+pub static EXECUTOR_MEMORY_MB: GucSetting<i32> = GucSetting::<i32>::new(1024);
 pub static SQL_QUERY_ROW_LIMIT: GucSetting<i32> = GucSetting::<i32>::new(100);
 pub static MAX_TOOL_OUTPUT_BYTES: GucSetting<i32> = GucSetting::<i32>::new(16_384);
 pub static MODEL_MAX_RETRIES: GucSetting<i32> = GucSetting::<i32>::new(4);
@@ -136,6 +138,24 @@ pub fn define() {
         10_000,
         Sighup,
         GucFlags::default(),
+    );
+    int(
+        c"agent_loop.executors_per_worker",
+        c"Executor backends each worker runs tenants' code in; 0 runs it in the worker itself.",
+        &EXECUTORS_PER_WORKER,
+        0,
+        16,
+        Sighup,
+        GucFlags::default(),
+    );
+    int(
+        c"agent_loop.executor_memory",
+        c"Memory an executor may allocate beyond what it maps at start; 0 is unlimited.",
+        &EXECUTOR_MEMORY_MB,
+        0,
+        1_048_576,
+        Sighup,
+        GucFlags::UNIT_MB,
     );
     int(
         c"agent_loop.sql_query_row_limit",

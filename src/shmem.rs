@@ -28,6 +28,43 @@ pub struct WorkerSlot {
     pub prewarmed_blocks: AtomicI64,
 }
 
+/// Executor backends: a worker's pool of processes that run its steps (tenants' code), each
+/// reached through one of these slots (see `worker::executor`).
+pub const MAX_EXECUTORS: usize = 64;
+
+/// One executor. `state` moves FREE -> STARTING (a worker claimed it) -> IDLE (the process is
+/// up) -> REQUEST (a job is in `request`) -> RUNNING -> DONE (the reply is in `reply`) -> IDLE;
+/// DEAD when the process exits, STOP when its worker asks it to exit.
+#[repr(C)]
+pub struct ExecutorSlot {
+    pub state: AtomicU32,
+    pub database: AtomicU32,
+    /// The worker it serves, and that worker's PGPROC number (for its latch).
+    pub worker_pid: AtomicI32,
+    pub worker_procno: AtomicI32,
+    pub pid: AtomicI32,
+    pub procno: AtomicI32,
+    /// The job: a dynamic shared memory segment, and its length in bytes.
+    pub request_handle: AtomicU32,
+    pub request_len: AtomicI64,
+    pub reply_handle: AtomicU32,
+    pub reply_len: AtomicI64,
+    /// While a tool call (or an accept_if check) runs: when it began (µs) and its task.
+    pub call_started_us: AtomicI64,
+    pub call_task: AtomicI64,
+}
+
+pub mod executor_state {
+    pub const FREE: u32 = 0;
+    pub const STARTING: u32 = 1;
+    pub const IDLE: u32 = 2;
+    pub const REQUEST: u32 = 3;
+    pub const RUNNING: u32 = 4;
+    pub const DONE: u32 = 5;
+    pub const DEAD: u32 = 6;
+    pub const STOP: u32 = 7;
+}
+
 #[repr(C)]
 struct Shared {
     /// Guards slot assignment (held for a few instructions, never across a PostgreSQL call).
@@ -40,6 +77,7 @@ struct Shared {
     /// that worker registers, however many sessions submit meanwhile.
     start_requested: [(AtomicU32, AtomicI64); MAX_WORKERS],
     task_ended: [pg_sys::ConditionVariable; WAIT_CHANNELS],
+    executors: [ExecutorSlot; MAX_EXECUTORS],
 }
 
 static mut SHARED: *mut Shared = std::ptr::null_mut();
@@ -325,4 +363,95 @@ pub fn sleep_on_task(task_id: i64, timeout_ms: i64) {
 
 pub fn cancel_wait() {
     unsafe { pg_sys::ConditionVariableCancelSleep() };
+}
+
+/// Reserves a free executor slot for the calling worker; `None` when all are taken.
+pub fn claim_executor_slot(database: pg_sys::Oid) -> Option<usize> {
+    let shared = shared()?;
+    let (pid, procno) = unsafe { (pg_sys::MyProcPid, (*pg_sys::MyProc).pgprocno) };
+    with_registry(shared, || {
+        let index = shared
+            .executors
+            .iter()
+            .position(|e| e.state.load(Ordering::Acquire) == executor_state::FREE)?;
+        let slot = &shared.executors[index];
+        slot.database.store(database.to_u32(), Ordering::Relaxed);
+        slot.worker_pid.store(pid, Ordering::Relaxed);
+        slot.worker_procno.store(procno, Ordering::Relaxed);
+        slot.pid.store(0, Ordering::Relaxed);
+        slot.call_started_us.store(0, Ordering::Relaxed);
+        slot.call_task.store(0, Ordering::Relaxed);
+        slot.state
+            .store(executor_state::STARTING, Ordering::Release);
+        Some(index)
+    })
+}
+
+pub fn executor_slot(index: usize) -> Option<&'static ExecutorSlot> {
+    shared().and_then(|s| s.executors.get(index))
+}
+
+/// Gives a slot back (its executor has exited, or never started).
+pub fn free_executor_slot(slot: &ExecutorSlot) {
+    slot.pid.store(0, Ordering::Relaxed);
+    slot.state.store(executor_state::FREE, Ordering::Release);
+}
+
+/// Sets the latch of the process with PGPROC number `procno`. Safe from any thread and in a
+/// callback: no allocation, no error.
+pub fn set_latch_of(procno: i32) {
+    if procno < 0 {
+        return;
+    }
+    // SAFETY: procno names a PGPROC in ProcGlobal's array, which lives as long as the server;
+    // SetLatch on a latch whose owner has exited is harmless.
+    unsafe {
+        let proc = (*pg_sys::ProcGlobal).allProcs.add(procno as usize);
+        pg_sys::SetLatch(&raw mut (*proc).procLatch);
+    }
+}
+
+/// The slot of this process, when it is an executor: its tool calls report into it.
+static mut CURRENT_EXECUTOR: Option<&'static ExecutorSlot> = None;
+
+/// Called once by an executor at start.
+pub fn become_executor(slot: &'static ExecutorSlot) {
+    // SAFETY: set once, before any tool call reads it, by the process's only thread.
+    unsafe { CURRENT_EXECUTOR = Some(slot) };
+}
+
+/// Marks a tool call (or a check) of `task_id` as running from now, or none, for the worker's
+/// watchdog (`worker::executor`). Does nothing outside an executor.
+pub fn note_tool_call(task_id: Option<i64>) {
+    // SAFETY: written once at executor start, before any tool call.
+    let Some(slot) = (unsafe { CURRENT_EXECUTOR }) else {
+        return;
+    };
+    match task_id {
+        Some(id) => {
+            slot.call_task.store(id, Ordering::Relaxed);
+            slot.call_started_us.store(now_us(), Ordering::Relaxed);
+        }
+        None => slot.call_started_us.store(0, Ordering::Relaxed),
+    }
+}
+
+/// The worker `worker_pid` exits: its executors are asked to exit, and free slots freed.
+pub fn stop_executors_of(worker_pid: i32) {
+    let Some(shared) = shared() else { return };
+    for slot in &shared.executors {
+        if slot.worker_pid.load(Ordering::Relaxed) != worker_pid
+            || slot.state.load(Ordering::Acquire) == executor_state::FREE
+        {
+            continue;
+        }
+        let pid = slot.pid.load(Ordering::Relaxed);
+        if pid > 0 {
+            slot.state.store(executor_state::STOP, Ordering::Release);
+            // SAFETY: kill(2) on the executor's pid; it exits at its next interrupt check.
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+        } else {
+            free_executor_slot(slot);
+        }
+    }
 }

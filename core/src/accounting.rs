@@ -3,7 +3,7 @@
 use crate::model::Usage;
 
 /// A model's prices in currency units (the registry says USD) per million tokens.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Prices {
     pub input: f64,
     /// Input tokens served from the provider's prompt cache; usually a fraction of `input`.

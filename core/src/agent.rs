@@ -11,7 +11,7 @@ use crate::model::{ModelError, ModelReply, ToolCallRequest, Usage};
 use crate::{reflection, schema};
 
 /// The limits a task was submitted with.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Limits {
     /// How many decide phases (model calls that succeeded) the task may use.
     pub max_steps: i32,
@@ -22,7 +22,7 @@ pub struct Limits {
 }
 
 /// What a final answer must satisfy before it is accepted.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Acceptance {
     /// JSON Schema the answer must match (structured output).
     pub output_schema: Option<Value>,
@@ -39,7 +39,7 @@ pub struct Candidate {
 }
 
 /// How far a task has got.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Progress {
     pub steps_done: i32,
     pub usage: Usage,

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use crate::model::Reasoning;
 
 /// The phase of the loop an item was written in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Phase {
     Perceive,
     Decide,
@@ -33,7 +33,7 @@ impl Phase {
 
 /// A lesson recalled into a task's prompt, and the key of its row in `reflections`
 /// (`task_id`, `id`): the perceive row stores the key, the lesson is read back through it.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Memory {
     pub task_id: i64,
     pub id: i64,
@@ -41,7 +41,7 @@ pub struct Memory {
 }
 
 /// One entry of the step log.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Item {
     /// The goal as submitted, with the lessons recalled for it (perceive).
     Goal { text: String, memories: Vec<Memory> },

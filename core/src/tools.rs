@@ -7,7 +7,7 @@
 use serde_json::{json, Map, Value};
 
 /// One input argument of a SQL function, as the catalog describes it.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SqlArg {
     /// The argument's name; unnamed arguments are called `arg1`, `arg2`, … and passed by
     /// position.
@@ -19,7 +19,7 @@ pub struct SqlArg {
 }
 
 /// A SQL function registered as a tool.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SqlFunction {
     /// Schema-qualified, quoted name: `public.orders_by_day`.
     pub target: String,

@@ -1,13 +1,18 @@
 -- Steps whose model answers arrive together commit in one transaction: one WAL flush for the
 -- group, each step in a subtransaction of its own, so a step that fails rolls back alone. To
--- make answers arrive together, one task naps for a second in a tool (the worker runs tools
--- itself) while the answers of twelve others (300 ms each) come back. The rows a transaction
--- writes share created_at (now() is the time it started).
+-- make answers arrive together, two tasks nap for a second in a tool, one in each of the
+-- worker's two executors, while the answers of twelve others (300 ms each) come back: they
+-- wait for an executor and go together. The rows a transaction writes share created_at (now()
+-- is the time it started).
 \set VERBOSITY terse
 SELECT agent_loop.submit($$Napper. SCRIPT: [{"calls": [{"name": "nap", "arguments": {"seconds": 1}}]},
                                            {"answer": "rested"}]$$,
                          model => 'scripted', tools => '{nap}',
                          run_after => now() + interval '1 hour') AS napper \gset
+SELECT agent_loop.submit($$Napper too. SCRIPT: [{"delay_ms": 100, "calls": [{"name": "nap", "arguments": {"seconds": 1}}]},
+                                               {"answer": "rested too"}]$$,
+                         model => 'scripted', tools => '{nap}',
+                         run_after => now() + interval '1 hour') AS napper_too \gset
 SELECT count(agent_loop.submit(format('Together %s. SCRIPT: [{"delay_ms": 300, "answer": "done %s"}]', i, i),
                                model => 'scripted', run_after => now() + interval '1 hour'))
   FROM generate_series(1, 12) i;
@@ -17,12 +22,13 @@ SELECT format('finishing:error:%s', :failing) AS plan \gset
 ALTER SYSTEM SET agent_loop.fault_injection = :'plan';
 SELECT pg_reload_conf();
 SELECT pg_sleep(0.5);
--- All thirteen become due in one claim (and submit wakes the worker).
+-- All fourteen become due in one claim (and submit wakes the worker).
 BEGIN;
-UPDATE agent_loop.tasks SET run_after = now() WHERE id = :napper OR goal LIKE 'Together %';
+UPDATE agent_loop.tasks SET run_after = now() WHERE id IN (:napper, :napper_too) OR goal LIKE 'Together %';
 SELECT agent_loop.submit('Wake. SCRIPT: [{"answer": "awake"}]', model => 'scripted') IS NOT NULL AS woken;
 COMMIT;
 SELECT status, result->>'answer' AS answer FROM agent_loop.wait(:napper, '30 seconds');
+SELECT status, result->>'answer' AS answer FROM agent_loop.wait(:napper_too, '30 seconds');
 SELECT t.id = :failing AS failing, w.status, w.error_code, count(*)
   FROM agent_loop.tasks t, agent_loop.wait(t.id, '30 seconds') w
  WHERE t.goal LIKE 'Together %' GROUP BY 1, 2, 3 ORDER BY 1;

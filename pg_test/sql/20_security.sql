@@ -5,6 +5,14 @@
 \set VERBOSITY terse
 \set SHOW_CONTEXT never
 CREATE ROLE mallory LOGIN;
+-- The executors serving this database now (pg_stat_activity is otherwise read once per
+-- transaction).
+CREATE FUNCTION executors_here() RETURNS bigint LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_stat_clear_snapshot();
+    RETURN (SELECT count(*) FROM pg_stat_activity
+             WHERE backend_type = 'agent_loop executor' AND datname = current_database());
+END $$;
 CREATE SCHEMA mallory AUTHORIZATION mallory;
 -- As in a database created before PostgreSQL 15: anyone may create in public.
 GRANT CREATE ON SCHEMA public TO mallory;
@@ -58,8 +66,9 @@ SELECT error_of('CREATE TRIGGER t BEFORE DELETE ON mallory.bait FOR EACH ROW EXE
 SELECT error_of('CREATE TRIGGER t AFTER UPDATE ON mallory.bait FOR EACH ROW EXECUTE FUNCTION agent_loop._resume_waiting_task()');
 SELECT error_of('CREATE TRIGGER t BEFORE INSERT ON mallory.bait FOR EACH ROW EXECUTE FUNCTION agent_loop._check_new_task()');
 
--- 3. A tool that changes the worker's session: settings (also "for the session"), a session
--- advisory lock. A second tool, run before and after by bob, reads the worker's session.
+-- 3. A tool that changes the session it runs in: settings (also "for the session"), a session
+-- advisory lock. session_report reads that session: in a task of bob's before, and right after
+-- the leak in the same answer (so in the same process and transaction).
 CREATE FUNCTION mallory.leak() RETURNS text LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM set_config('search_path', 'mallory, pg_catalog', false);
@@ -106,13 +115,14 @@ SET ROLE mallory;
 SELECT agent_loop.submit($$Leak. SCRIPT: [{"calls": [{"name": "leak", "arguments": {}},
   {"name": "restricted", "arguments": {"what": "listen"}}, {"name": "restricted", "arguments": {"what": "temp"}},
   {"name": "restricted", "arguments": {"what": "role"}}, {"name": "restricted", "arguments": {"what": "discard"}},
-  {"name": "restricted", "arguments": {"what": "prepare"}}]},
-  {"answer": "{{tool_results}}"}]$$,
-       model => 'scripted', tools => '{leak,restricted}') AS leak \gset
-SELECT status FROM agent_loop.wait(:leak, '30 seconds');
+  {"name": "restricted", "arguments": {"what": "prepare"}}, {"name": "session_report", "arguments": {}}]},
+  {"answer": "{{last_tool_result}}"}]$$,
+       model => 'scripted', tools => '{leak,restricted,session_report}') AS leak \gset
+SELECT status, result->>'answer' = :'session_before' AS session_unchanged
+  FROM agent_loop.wait(:leak, '30 seconds');
 -- Precondition: the tool ran and its settings held while it ran.
 SELECT content->>'name' AS tool, content->>'is_error' AS is_error, content->>'output' AS output
-  FROM agent_loop.steps WHERE task_id = :leak AND kind = 'tool_result' ORDER BY n;
+  FROM agent_loop.steps WHERE task_id = :leak AND kind = 'tool_result' AND content->>'name' <> 'session_report' ORDER BY n;
 SET ROLE bob;
 SELECT agent_loop.submit($$After. SCRIPT: [{"calls": [{"name": "session_report", "arguments": {}}]}, {"answer": "{{last_tool_result}}"}]$$,
        model => 'scripted', tools => '{session_report}') AS after \gset
@@ -120,7 +130,7 @@ SELECT status, result->>'answer' = :'session_before' AS session_unchanged
   FROM agent_loop.wait(:after, '30 seconds');
 RESET ROLE;
 SELECT count(*) AS worker_advisory_locks FROM pg_locks l JOIN pg_stat_activity a USING (pid)
- WHERE l.locktype = 'advisory' AND a.backend_type = 'agent_loop worker';
+ WHERE l.locktype = 'advisory' AND a.backend_type IN ('agent_loop worker', 'agent_loop executor');
 SELECT count(*) FILTER (WHERE super) AS superuser_runs FROM mallory.seen;
 
 -- 4. An overload in public (public.format(text, name, name) above) after a worker restart: the
@@ -181,6 +191,67 @@ SELECT status FROM agent_loop.wait(:next_in_line, '30 seconds');
 RESET ROLE;
 SELECT status, error_code FROM agent_loop.wait(:deep, '30 seconds');
 
+-- 9. A tool that ignores its cancellation (it catches query_canceled) is ended after
+-- tool_timeout (2 s here) and a grace second, by terminating the executor it runs in: the task
+-- fails with tool_timeout and a new executor takes the old one's place. Another role's task
+-- meanwhile runs in another executor and is not held up.
+SET ROLE mallory;
+CREATE FUNCTION mallory.stubborn() RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+    LOOP
+        BEGIN
+            PERFORM pg_sleep(0.1);
+        EXCEPTION WHEN query_canceled THEN
+            NULL;
+        END;
+    END LOOP;
+END $$;
+SELECT agent_loop.register_tool('mallory.stubborn()', 'Never stops');
+SELECT clock_timestamp() AS stubborn_started \gset
+SELECT agent_loop.submit($$Stubborn. SCRIPT: [{"calls": [{"name": "stubborn", "arguments": {}}]}, {"answer": "never"}]$$,
+       model => 'scripted', tools => '{stubborn}') AS stubborn \gset
+-- Precondition: the call runs past its statement timeout (tool_activity shows it, to its owner).
+SELECT await_true(format('EXISTS (SELECT FROM agent_loop.tool_activity WHERE task_id = %s AND tool = %L AND running_for > interval %L)',
+                         :stubborn, 'stubborn', '2.2 seconds')) AS ran_past_timeout;
+SET ROLE bob;
+SELECT clock_timestamp() AS bob_started \gset
+SELECT agent_loop.submit($$Meanwhile. SCRIPT: [{"calls": [{"name": "orders_by_day", "arguments": {"day": "2024-03-02"}}]}, {"answer": "done"}]$$,
+       model => 'scripted', tools => '{orders_by_day}') AS bobs \gset
+SELECT status FROM agent_loop.wait(:bobs, '30 seconds');
+SELECT clock_timestamp() - :'bob_started'::timestamptz < interval '1.5 seconds' AS bob_not_delayed;
+SET ROLE mallory;
+SELECT status, error_code, clock_timestamp() - :'stubborn_started'::timestamptz < interval '6 seconds' AS ended_in_time
+  FROM agent_loop.wait(:stubborn, '30 seconds');
+RESET ROLE;
+SELECT await_true('executors_here() = 2') AS executors_back;
+-- Honest tools that take long, three calls in one answer: another role's task is not held up
+-- for their sum.
+SET ROLE mallory;
+CREATE FUNCTION mallory.slow(seconds float8) RETURNS text LANGUAGE sql AS $$ SELECT pg_sleep(seconds)::text $$;
+SELECT agent_loop.register_tool('mallory.slow(float8)', 'Takes its time');
+SELECT agent_loop.submit($$Slow calls. SCRIPT: [{"calls": [{"name": "slow", "arguments": {"seconds": 1.5}},
+  {"name": "slow", "arguments": {"seconds": 1.5}}, {"name": "slow", "arguments": {"seconds": 1.5}}]}, {"answer": "rested"}]$$,
+       model => 'scripted', tools => '{slow}') AS slow \gset
+SELECT await_true(format('EXISTS (SELECT FROM agent_loop.tool_activity WHERE task_id = %s)', :slow)) AS slow_running;
+SET ROLE bob;
+SELECT clock_timestamp() AS bob_started \gset
+SELECT agent_loop.submit($$Meanwhile again. SCRIPT: [{"calls": [{"name": "orders_by_day", "arguments": {"day": "2024-03-02"}}]}, {"answer": "done"}]$$,
+       model => 'scripted', tools => '{orders_by_day}') AS bobs \gset
+SELECT status FROM agent_loop.wait(:bobs, '30 seconds');
+SELECT clock_timestamp() - :'bob_started'::timestamptz < interval '1.5 seconds' AS bob_not_delayed;
+SET ROLE mallory;
+SELECT status FROM agent_loop.wait(:slow, '30 seconds');
+
+-- 12. A tool result's memory is bounded: an executor may allocate agent_loop.executor_memory
+-- (256MB here) beyond what it maps at start; past that the call gets "out of memory", and the
+-- executor and the task go on.
+SELECT agent_loop.submit($$Huge. SCRIPT: [{"calls": [{"name": "sql_query", "arguments": {"query": "SELECT repeat('x', 300000000) AS huge"}}]}, {"answer": "{{last_tool_result}}"}]$$,
+       model => 'scripted', tools => '{sql_query}') AS huge \gset
+SELECT status, result->>'answer' LIKE 'out of memory%' AS out_of_memory FROM agent_loop.wait(:huge, '30 seconds');
+RESET ROLE;
+SELECT executors_here() AS executors;
+SET ROLE mallory;
+
 -- 10. Locks: no grant lets a tenant take a lock on agent_loop's tables that would stall the
 -- worker or submit(); a lock on its own task's row delays nobody else.
 SET ROLE mallory;
@@ -194,20 +265,29 @@ SELECT error_of('LOCK TABLE agent_loop.approvals IN ACCESS EXCLUSIVE MODE');
 SELECT error_of('LOCK TABLE agent_loop.guidance IN EXCLUSIVE MODE');
 SELECT error_of('DELETE FROM agent_loop.reflections');
 SELECT error_of('DELETE FROM agent_loop.tools');
-SELECT agent_loop.submit($$Slow model. SCRIPT: [{"content": "thinking", "delay_ms": 3000, "answer": "late"}]$$,
+SELECT agent_loop.submit($$Slow model. SCRIPT: [{"delay_ms": 1000, "answer": "late"}]$$,
        model => 'scripted') AS locked \gset
 SELECT await_true(format('(SELECT status = %L FROM agent_loop.tasks WHERE id = %s)', 'running', :locked)) AS running;
--- Another session of mallory's holds her task's row for 4 s while its step comes due.
-\! (psql -X -q -d regression -c "SET ROLE mallory; BEGIN; SELECT 1 FROM agent_loop.tasks WHERE id = :locked FOR UPDATE; SELECT pg_sleep(4); COMMIT;" >/dev/null 2>&1 &)
-SELECT pg_sleep(0.5);
+-- Another session of mallory's holds her task's row for 6 s; her step comes due within it. Alice's
+-- step comes due while mallory's waits for that lock: it may wait lock_timeout (1 s), not 6 s.
+\setenv LOCKED_TASK :locked
+\! (psql -X -q -d regression -c "SET ROLE mallory; BEGIN; SELECT 1 FROM agent_loop.tasks WHERE id = $LOCKED_TASK FOR UPDATE; SELECT pg_sleep(6); COMMIT;" >/dev/null 2>&1 &)
 SET ROLE alice;
 SELECT clock_timestamp() AS alice_started \gset
-SELECT agent_loop.submit($$Meanwhile. SCRIPT: [{"calls": [{"name": "orders_by_day", "arguments": {"day": "2024-03-02"}}]}, {"answer": "done"}]$$,
+SELECT agent_loop.submit($$Meanwhile. SCRIPT: [{"delay_ms": 1200, "calls": [{"name": "orders_by_day", "arguments": {"day": "2024-03-02"}}]}, {"answer": "done"}]$$,
        model => 'scripted', tools => '{orders_by_day}') AS meanwhile \gset
 SELECT status FROM agent_loop.wait(:meanwhile, '30 seconds');
-SELECT clock_timestamp() - :'alice_started'::timestamptz < interval '2 seconds' AS alice_not_delayed;
+SELECT clock_timestamp() - :'alice_started'::timestamptz < interval '3 seconds' AS alice_not_delayed;
 RESET ROLE;
-SELECT status IN ('failed', 'queued', 'running', 'succeeded') AS locked_task_alone FROM agent_loop.tasks WHERE id = :locked;
+-- Mallory's step waited for the lock (precondition), then gave up while the lock was still held.
+SELECT pid AS holder FROM pg_stat_activity
+ WHERE query LIKE 'SET ROLE mallory; BEGIN; SELECT 1 FROM agent_loop.tasks%' AND state = 'active' \gset
+SELECT await_true($$EXISTS (SELECT FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+                            WHERE NOT l.granted AND a.backend_type LIKE 'agent_loop %')$$) AS step_waited;
+SELECT await_true(format($$(NOT EXISTS (SELECT FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+                                        WHERE NOT l.granted AND a.backend_type LIKE 'agent_loop %%')
+                            AND EXISTS (SELECT FROM pg_locks WHERE pid = %s))$$, :holder)) AS gave_up_while_held;
+SELECT status <> 'succeeded' AS locked_task_held_up FROM agent_loop.tasks WHERE id = :locked;
 SELECT agent_loop.cancel(:locked) IS NOT NULL AS cleaned_up;
 
 -- 11. Fair sharing: priority above agent_loop.max_priority needs agent_loop_admin; a task

@@ -125,6 +125,8 @@ fn _tool_activity() -> TableIterator<
         Option<i64>,
         Option<String>,
     );
+    // "Now": a fresh read, not the statistics snapshot this transaction took before.
+    unsafe { pg_sys::pgstat_clear_snapshot() };
     let rows: Vec<Row> = manage::as_superuser(|| {
         Spi::connect(|c| {
             c.select(
@@ -132,7 +134,8 @@ fn _tool_activity() -> TableIterator<
                          a.wait_event_type, a.wait_event, a.query_id, a.query
                     FROM pg_stat_activity a,
                          regexp_match(a.query, '^/\* agent_loop task=([0-9]+) step=([0-9]+) tool=(\w*) \*/') m
-                   WHERE a.backend_type = 'agent_loop worker' AND a.state = 'active'
+                   WHERE a.backend_type IN ('agent_loop worker', 'agent_loop executor')
+                     AND a.state = 'active'
                      AND a.datname = current_database()",
                 None,
                 &[],

@@ -74,7 +74,7 @@ pub struct ModelRow {
 }
 
 /// A tool from `tools`: `function` is `None` for the built-in sql_query.
-#[derive(Clone)]
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
 pub struct ToolRow {
     pub name: String,
     pub description: String,

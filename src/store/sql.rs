@@ -370,17 +370,17 @@ pub static INSERT_REFLECTION: Sql = Sql {
 pub static FAIL_AFTER_ERROR: Sql = Sql {
     text: "WITH failed AS (
              UPDATE agent_loop.tasks
-                SET status = 'failed', finished_at = now(), error_code = 'internal_error',
+                SET status = 'failed', finished_at = now(), error_code = $5,
                     error_message = $4, lease_worker = NULL, lease_until = NULL
               WHERE id = $1 AND status = 'running' AND lease_worker = $2 AND attempts = $3
              RETURNING id, owner, steps_done)
            INSERT INTO agent_loop.steps (task_id, n, turn, owner, phase, kind, content)
            SELECT f.id, coalesce((SELECT max(n) FROM agent_loop.steps WHERE task_id = f.id), 0) + 1,
                   f.steps_done, f.owner, 'act', 'error',
-                  jsonb_build_object('class', 'internal_error', 'message', $4)
+                  jsonb_build_object('class', $5::text, 'message', $4)
              FROM failed f
            RETURNING task_id",
-    types: &[INT8, INT4, INT4, TEXT],
+    types: &[INT8, INT4, INT4, TEXT, TEXT],
 };
 
 /// A claimed task that could not be prepared: its claim was rolled back with the error, so it

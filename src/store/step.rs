@@ -244,6 +244,18 @@ impl Store {
         attempt: i32,
         message: &str,
     ) -> SpiResult<bool> {
+        self.fail_with(task_id, worker_pid, attempt, "internal_error", message)
+    }
+
+    /// `fail_after_error` with an error code of the caller's.
+    pub fn fail_with(
+        &mut self,
+        task_id: i64,
+        worker_pid: i32,
+        attempt: i32,
+        error_code: &str,
+        message: &str,
+    ) -> SpiResult<bool> {
         Spi::connect_mut(|c| {
             let rows = self.run(
                 c,
@@ -253,6 +265,7 @@ impl Store {
                     worker_pid.into(),
                     attempt.into(),
                     message.into(),
+                    error_code.into(),
                 ],
             )?;
             Ok(!rows.is_empty())

@@ -62,7 +62,7 @@ pub fn run(
     attribution: &Attribution,
 ) -> ToolRun {
     let started = Instant::now();
-    let _activity = Activity;
+    let _activity = Activity::begin(attribution);
     let result = match tools.iter().find(|t| t.name == call.name) {
         None => Err(format!(
             "unknown tool \"{}\"; the tools of this task are: {}",
@@ -225,7 +225,7 @@ pub fn verify(
     candidate: &Candidate,
     attribution: &Attribution,
 ) -> Result<(), String> {
-    let _activity = Activity;
+    let _activity = Activity::begin(attribution);
     let statement = attribution.comment("accept_if") + &accept_if_statement(accept_if);
     let args = vec![
         candidate.answer.clone().into(),
@@ -249,10 +249,20 @@ pub fn verify(
 /// leading comment names its task, step and tool in `pg_stat_activity.query`, which only
 /// superusers and pg_read_all_stats see; `application_name` stays "agent_loop worker", which
 /// every role sees.
+/// It also tells the worker's watchdog, when this process is an executor, that a call of the
+/// task runs (`shmem::note_tool_call`).
 struct Activity;
+
+impl Activity {
+    fn begin(attribution: &Attribution) -> Activity {
+        crate::shmem::note_tool_call(Some(attribution.task_id));
+        Activity
+    }
+}
 
 impl Drop for Activity {
     fn drop(&mut self) {
+        crate::shmem::note_tool_call(None);
         report_idle();
     }
 }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use agent_loop_core::agent::{self, Failure, Outcome};
 use agent_loop_core::faults::Point;
-use agent_loop_core::model::http::{CallOutcome, CallSettings};
+use agent_loop_core::model::http::CallSettings;
 use agent_loop_core::model::pool::{ModelJob, ModelOutcome, ModelPool};
 use agent_loop_core::model::retry::RetryPolicy;
 use agent_loop_core::model::{Endpoint, ErrorClass, ModelError, Provider};
@@ -21,10 +21,12 @@ use pgrx::bgworkers::{BackgroundWorker, SignalWakeFlags};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 
+use super::executor::{self, Executors};
 use super::faults;
+use super::job::{self, Job, Reply, StepFailed, StepJob, STEP_GROUP};
 use super::task::{StepContext, StepEnd, Task};
-use super::txn::{commit_without_flush, in_subtransaction, in_transaction, pin_worker_session};
-use crate::settings::{self, StepCommit};
+use super::txn::{in_transaction, pin_worker_session};
+use crate::settings;
 use crate::shmem::{self, WorkerSlot};
 use crate::store::{ModelRow, Store};
 
@@ -77,17 +79,8 @@ pub extern "C-unwind" fn agent_loop_worker_main(arg: pg_sys::Datum) {
 
 #[pg_guard]
 unsafe extern "C-unwind" fn release_slot_at_exit(_code: i32, slot: pg_sys::Datum) {
+    shmem::stop_executors_of(pg_sys::MyProcPid);
     shmem::release_slot(&*(slot.value() as *const WorkerSlot));
-}
-
-/// Most steps committed together. Each step's subtransaction takes a subtransaction id (and a
-/// tool that writes, another); past 64 in one transaction, other sessions' snapshots get slow.
-const STEP_GROUP: usize = 16;
-
-/// A step rolled back: why, and whether the task could be marked failed.
-struct StepFailed {
-    message: String,
-    failed: bool,
 }
 
 struct Worker {
@@ -100,6 +93,10 @@ struct Worker {
     ready: VecDeque<i64>,
     models: HashMap<String, ModelRow>,
     calls_per_model: HashMap<String, usize>,
+    /// The processes that run tenants' code for this worker; `None`: it runs here.
+    executors: Option<Executors>,
+    /// Executors that died running a call of the task, by task.
+    executor_deaths: HashMap<i64, u32>,
 }
 
 impl Worker {
@@ -115,6 +112,8 @@ impl Worker {
             ready: VecDeque::new(),
             models: HashMap::new(),
             calls_per_model: HashMap::new(),
+            executors: None,
+            executor_deaths: HashMap::new(),
         }
     }
 
@@ -122,6 +121,11 @@ impl Worker {
         if let Err(e) = pin_session() {
             warning!("agent_loop: pinning the worker's session: {e}");
             return;
+        }
+        let executors = settings::EXECUTORS_PER_WORKER.get().max(0) as usize;
+        if executors > 0 {
+            let database = unsafe { pg_sys::MyDatabaseId };
+            self.executors = Some(Executors::start(database, executors));
         }
         let orphans = in_transaction(AssertUnwindSafe(|| {
             self.store.requeue_orphans(shmem::live_worker_pids())
@@ -185,8 +189,11 @@ impl Worker {
                     break;
                 }
                 self.step_group(answers);
+                self.collect();
                 self.dispatch_ready();
             }
+            self.collect();
+            self.dispatch_ready();
             self.slot.in_flight.store(self.tasks.len() as i32, Relaxed);
             self.slot
                 .helper_threads
@@ -194,7 +201,11 @@ impl Worker {
             // A background worker reports its statistics itself (rate-limited to once a second
             // inside): without them autovacuum never learns of the dead tuples steps leave.
             unsafe { pg_sys::pgstat_report_stat(false) };
-            let poll = Duration::from_millis(settings::POLL_INTERVAL_MS.get() as u64);
+            let mut poll = Duration::from_millis(settings::POLL_INTERVAL_MS.get() as u64);
+            if self.executors.as_ref().is_some_and(Executors::busy) {
+                // The watchdog looks at running tool calls this often.
+                poll = poll.min(Duration::from_millis(100));
+            }
             if !BackgroundWorker::wait_latch(Some(poll)) {
                 break;
             }
@@ -202,6 +213,9 @@ impl Worker {
         // SIGTERM, or a surplus worker: between steps by construction. Running tasks go back to
         // the queue and resume from their last committed step (on another worker, or after the
         // restart); answers still in flight are abandoned.
+        if let Some(executors) = self.executors.as_mut() {
+            executors.stop();
+        }
         if let Err(e) = in_transaction(AssertUnwindSafe(|| self.store.release_leases(self.pid))) {
             warning!("agent_loop: could not release leases at shutdown: {e}");
         }
@@ -209,7 +223,10 @@ impl Worker {
 
     /// Renews this worker's leases and re-queues the tasks of workers that died.
     fn housekeeping(&mut self) {
-        let ids: Vec<i64> = self.tasks.keys().copied().collect();
+        let mut ids: Vec<i64> = self.tasks.keys().copied().collect();
+        if let Some(executors) = &self.executors {
+            ids.extend(executors.task_ids());
+        }
         let pid = self.pid;
         let result = in_transaction(AssertUnwindSafe(|| {
             if !ids.is_empty() {
@@ -340,12 +357,10 @@ impl Worker {
         }
     }
 
-    /// The steps of the model answers that are in, in one transaction: each step in a
-    /// subtransaction of its own, so one that fails rolls back alone and fails its task; one
-    /// commit, so one WAL flush, for them all. The group commits asynchronously only when
-    /// `step_commit = async` and none of its steps ends its task.
+    /// Takes the model answers that are in: each becomes a step, run by an executor (or, with
+    /// none, here) in a group that commits together.
     fn step_group(&mut self, answers: Vec<ModelOutcome>) {
-        let mut group: Vec<(Task, CallOutcome)> = Vec::with_capacity(answers.len());
+        let mut steps = Vec::with_capacity(answers.len());
         for answer in answers {
             let id = answer.task_id;
             // A task cancelled, lost or re-claimed meanwhile: the answer belongs to nobody.
@@ -359,82 +374,143 @@ impl Worker {
             let mut task = self.tasks.remove(&id).expect("checked above");
             self.forget_call(&mut task);
             faults::at(Point::Decided, id, task.attempt);
-            group.push((task, answer.call));
+            let context = self.step_context(&task);
+            steps.push(StepJob {
+                task,
+                call: answer.call,
+                context,
+            });
         }
-        if group.is_empty() {
+        if !steps.is_empty() {
+            self.run_job(Job::Steps(steps));
+        }
+    }
+
+    fn step_context(&self, task: &Task) -> StepContext {
+        let model = self.models.get(&task.model);
+        StepContext {
+            worker_pid: self.pid,
+            lease_seconds: lease_seconds(),
+            instructions: instructions(),
+            context_window: model.and_then(|m| m.context_window),
+            prices: model.and_then(|m| m.prices),
+        }
+    }
+
+    /// Hands a job to the executors, or runs it here when there are none.
+    pub(super) fn run_job(&mut self, job: Job) {
+        match self.executors.as_mut() {
+            Some(executors) => executors.submit(job),
+            None => {
+                let reply = job::run(&mut self.store, job);
+                self.after_reply(reply);
+            }
+        }
+    }
+
+    /// Takes in what the executors finished, and what became of the jobs whose executor died.
+    fn collect(&mut self) {
+        let Some(executors) = self.executors.as_mut() else {
             return;
+        };
+        for outcome in executors.poll() {
+            match outcome {
+                executor::Outcome::Done(reply) => self.after_reply(reply),
+                executor::Outcome::Lost { job, ended_task } => self.after_lost(job, ended_task),
+            }
         }
-        let pid = self.pid;
-        let instructions = instructions();
-        let contexts: Vec<StepContext> = group
-            .iter()
-            .map(|(task, _)| {
-                let model = self.models.get(&task.model);
-                StepContext {
-                    worker_pid: pid,
-                    lease_seconds: lease_seconds(),
-                    instructions: &instructions,
-                    context_window: model.and_then(|m| m.context_window),
-                    prices: model.and_then(|m| m.prices),
-                }
-            })
-            .collect();
-        let store = &mut self.store;
-        let committed = in_transaction(AssertUnwindSafe(|| {
-            let mut ends = Vec::with_capacity(group.len());
-            for ((task, call), context) in group.iter_mut().zip(&contexts) {
-                let step = in_subtransaction(AssertUnwindSafe(|| task.step(store, context, call)));
-                ends.push(match step {
-                    Ok(end) => Ok(end),
-                    Err(message) => {
-                        // In a subtransaction of its own: should recording the failure fail too
-                        // (a lock its owner holds on the row outlasts lock_timeout), the other
-                        // steps of the group still commit; the task's lease then runs out.
-                        let failed = in_subtransaction(AssertUnwindSafe(|| {
-                            store.fail_after_error(task.id, pid, task.attempt, &message)
-                        }))
-                        .unwrap_or(false);
-                        Err(StepFailed { message, failed })
-                    }
-                });
-            }
-            let all_continue = ends.iter().all(|e| matches!(e, Ok(StepEnd::Continue)));
-            if all_continue && settings::STEP_COMMIT.get() == StepCommit::Async {
-                // A lost intermediate step is redone after a crash, effects and record alike.
-                commit_without_flush();
-            }
-            Ok::<_, pgrx::spi::Error>(ends)
-        }));
-        self.slot.steps_done.fetch_add(group.len() as i64, Relaxed);
-        match committed {
-            Ok(ends) => {
-                for ((task, _), end) in group.into_iter().zip(ends) {
+    }
+
+    fn after_reply(&mut self, reply: Reply) {
+        match reply {
+            Reply::Steps(ends) => {
+                self.slot.steps_done.fetch_add(ends.len() as i64, Relaxed);
+                for (task, end) in ends {
                     self.after_step(task, end);
                 }
             }
-            // Nothing of the group committed (an error at commit): each task fails as its
-            // step would have alone.
-            Err(message) => {
-                for (task, _) in group {
-                    let (id, attempt) = (task.id, task.attempt);
-                    let failed = in_transaction(AssertUnwindSafe(|| {
-                        self.store.fail_after_error(id, pid, attempt, &message)
-                    }));
-                    self.after_step(
-                        task,
-                        Err(StepFailed {
-                            message: message.clone(),
-                            failed: failed == Ok(true),
-                        }),
-                    );
+            Reply::Resumed(resumed) => {
+                for (task, outcome) in resumed {
+                    match outcome {
+                        Ok(true) => {
+                            self.ready.push_back(task.id);
+                            self.tasks.insert(task.id, task);
+                        }
+                        Ok(false) => {}
+                        Err(StepFailed { message, failed }) => {
+                            warning!("agent_loop: resuming task {}: {message}", task.id);
+                            if failed {
+                                shmem::announce_task_ended(task.id);
+                            }
+                        }
+                    }
                 }
             }
+        }
+    }
+
+    /// An executor exited before it replied, so nothing of `job` committed. The task whose
+    /// tool call was running then fails (`tool_timeout` when the watchdog ended it); the
+    /// others are handed to an executor again.
+    fn after_lost(&mut self, job: Job, ended_task: Option<(i64, bool)>) {
+        // An executor that died by itself (a fast shutdown ends it before its worker, say) is
+        // no reason to fail the task whose call it ran; three such deaths are.
+        let ended_task = ended_task.filter(|&(id, by_watchdog)| {
+            let deaths = self.executor_deaths.entry(id).or_default();
+            *deaths += 1;
+            by_watchdog || *deaths >= 3
+        });
+        let rest = match ended_task {
+            Some((id, by_watchdog)) => {
+                self.executor_deaths.remove(&id);
+                let (rest, task) = job.without(id);
+                if let Some(task) = task {
+                    let (code, message) = match by_watchdog {
+                        true => (
+                            "tool_timeout",
+                            format!(
+                                "a tool call ran past agent_loop.tool_timeout ({} ms) and ignored \
+                                 its cancellation; its executor was terminated and the step rolled back",
+                                settings::TOOL_TIMEOUT_MS.get()
+                            ),
+                        ),
+                        false => (
+                            "executor_died",
+                            "the executor running a tool call of this task exited; the step \
+                             rolled back"
+                                .to_owned(),
+                        ),
+                    };
+                    self.fail_task(&task, code, &message);
+                }
+                rest
+            }
+            None => Some(job),
+        };
+        if let Some(rest) = rest {
+            self.run_job(rest);
+        }
+    }
+
+    /// Fails a task outside any step, recording why (its step rolled back).
+    fn fail_task(&mut self, task: &Task, code: &str, message: &str) {
+        let (id, attempt, pid) = (task.id, task.attempt, self.pid);
+        let store = &mut self.store;
+        match in_transaction(AssertUnwindSafe(|| {
+            store.fail_with(id, pid, attempt, code, message)
+        })) {
+            Ok(true) => shmem::announce_task_ended(id),
+            Ok(false) => {}
+            Err(e) => warning!("agent_loop: failing task {id}: {e}"),
         }
     }
 
     /// What follows a step's commit: decide again, or wake the task's waiters.
     fn after_step(&mut self, task: Task, end: Result<StepEnd, StepFailed>) {
         let id = task.id;
+        if !self.executor_deaths.is_empty() {
+            self.executor_deaths.remove(&id);
+        }
         match end {
             Ok(StepEnd::Continue) => {
                 faults::at(Point::Stepped, id, task.attempt);

@@ -6,7 +6,9 @@
 //! from its first task on.
 
 mod driver;
+mod executor;
 mod faults;
+mod job;
 mod launcher;
 mod task;
 pub mod txn;

@@ -24,11 +24,13 @@ use super::faults;
 use crate::store::{ClaimedTask, Ending, LockedTask, Metered, NewStep, Store, ToolRow};
 use crate::tools;
 
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct Task {
     pub id: i64,
     /// Which claim of the task this is (`tasks.attempts`); a model answer for another claim is
     /// stale.
     pub attempt: i32,
+    #[serde(with = "oid")]
     pub owner: pg_sys::Oid,
     pub goal: String,
     pub model: String,
@@ -38,11 +40,13 @@ pub struct Task {
     pub progress: Progress,
     pub items: Vec<Item>,
     /// A model call for this task is in flight (counted against its model's concurrency cap).
+    #[serde(skip)]
     pub awaiting_model: bool,
     tools_used: BTreeSet<String>,
 }
 
 /// How a step ended.
+#[derive(serde::Serialize, serde::Deserialize)]
 pub enum StepEnd {
     /// Decide again.
     Continue,
@@ -55,11 +59,13 @@ pub enum StepEnd {
 }
 
 /// What a step needs to know besides its task and its model's answer.
-pub struct StepContext<'a> {
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct StepContext {
+    /// The worker that holds the task's lease.
     pub worker_pid: i32,
     pub lease_seconds: i32,
     /// The instructions every prompt starts with.
-    pub instructions: &'a str,
+    pub instructions: String,
     /// The model's context window in tokens; `None` never compacts.
     pub context_window: Option<i32>,
     /// The model's prices; `None` records no cost.
@@ -172,7 +178,7 @@ impl Task {
     pub fn step(
         &mut self,
         store: &mut Store,
-        context: &StepContext<'_>,
+        context: &StepContext,
         call: &CallOutcome,
     ) -> SpiResult<StepEnd> {
         let turn = self.progress.steps_done + 1;
@@ -395,6 +401,11 @@ impl Task {
         }
     }
 
+    /// Whether calls of the last step wait for their results (approval, subtasks).
+    pub fn has_waiting_calls(&self) -> bool {
+        !agent::unanswered_calls(&self.items).is_empty()
+    }
+
     /// A task claimed again after it waited: the calls that waited get their results, as part
     /// of the claim. An approved call runs now; a rejected one gets the rejection; a
     /// spawn_subtasks call gets what its subtasks answered. A call nobody decided on (the task
@@ -443,7 +454,7 @@ impl Task {
     fn rejected(
         &mut self,
         store: &mut Store,
-        context: &StepContext<'_>,
+        context: &StepContext,
         detail: &str,
         locked: LockedTask,
     ) -> SpiResult<StepEnd> {
@@ -465,7 +476,7 @@ impl Task {
     fn continue_loop(
         &mut self,
         store: &mut Store,
-        context: &StepContext<'_>,
+        context: &StepContext,
         locked: LockedTask,
     ) -> SpiResult<StepEnd> {
         let turn = self.progress.steps_done;
@@ -480,7 +491,7 @@ impl Task {
             self.append(store, turn, item, None, None)?;
         }
         if let Some(window) = context.context_window {
-            let estimate = compaction::estimate_tokens(&self.prompt(context.instructions));
+            let estimate = compaction::estimate_tokens(&self.prompt(&context.instructions));
             if let Some(item) = compaction::plan(&self.items, estimate, window.max(1) as usize) {
                 self.append(store, turn, item, None, None)?;
             }
@@ -560,5 +571,19 @@ fn ending<'a>(outcome: &Outcome, progress: &'a Progress) -> Ending<'a> {
         error_code: failure.map(Failure::code),
         error_message: failure.map(Failure::message),
         progress,
+    }
+}
+
+/// A role's OID as a plain number, for a task sent to an executor.
+mod oid {
+    use pgrx::pg_sys::Oid;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(oid: &Oid, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u32(oid.to_u32())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Oid, D::Error> {
+        u32::deserialize(deserializer).map(Oid::from)
     }
 }

@@ -133,6 +133,8 @@ pub fn pin_worker_session(lock_timeout_ms: i32) {
     set_for_session(c"application_name", c"agent_loop worker");
     set_for_session(c"search_path", PINNED_SEARCH_PATH);
     set_for_session(c"lock_timeout", &lock_timeout);
+    // SAFETY: reports this backend idle, with no statement, in pg_stat_activity.
+    unsafe { pg_sys::pgstat_report_activity(pg_sys::BackendState::STATE_IDLE, std::ptr::null()) };
 }
 
 /// Runs `body` with each setting of `settings` (name, value) in force, then puts back the values

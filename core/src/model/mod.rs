@@ -16,7 +16,7 @@ use std::time::Duration;
 use crate::context::Prompt;
 
 /// Token usage of one model call, as the provider reported it.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Usage {
     pub input_tokens: i64,
     /// Part of `input_tokens` served from the provider's prompt cache.
@@ -36,7 +36,7 @@ impl Usage {
 }
 
 /// A tool call as the model asked for it.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ToolCallRequest {
     pub call_id: String,
     pub name: String,
@@ -47,7 +47,7 @@ pub struct ToolCallRequest {
 /// Reasoning a model returned (an OpenAI Responses reasoning item, an Anthropic thinking
 /// block), kept verbatim: the provider that wrote it wants it back in later requests of the
 /// task, and no other provider can read it.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Reasoning {
     /// [`Provider::name`] of the provider that wrote it.
     pub provider: String,
@@ -55,7 +55,7 @@ pub struct Reasoning {
 }
 
 /// A model's answer to one request.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ModelReply {
     pub reasoning: Vec<Reasoning>,
     pub text: Option<String>,
@@ -65,7 +65,7 @@ pub struct ModelReply {
 }
 
 /// What went wrong with a model request. The class decides whether it is retried.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ErrorClass {
     /// Connection refused or reset, DNS failure, body cut short.
     Transport,
@@ -119,7 +119,7 @@ impl ErrorClass {
     }
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ModelError {
     pub class: ErrorClass,
     pub message: String,

@@ -17,6 +17,7 @@ use crate::settings;
 use crate::shmem;
 use crate::store::{ClaimedTask, Store, ToolRow};
 use crate::worker::faults;
+use crate::worker::job::Job;
 use crate::worker::task::Task;
 use crate::worker::txn::{in_subtransaction, in_transaction};
 
@@ -114,10 +115,22 @@ impl Worker {
         self.slot
             .tasks_claimed
             .fetch_add(claimed.tasks.len() as i64, Relaxed);
+        let mut waited = Vec::new();
         for task in claimed.tasks {
             faults::at(Point::Claimed, task.id, task.attempt);
+            if task.has_waiting_calls() {
+                waited.push(task);
+                continue;
+            }
             self.ready.push_back(task.id);
             self.tasks.insert(task.id, task);
+        }
+        if !waited.is_empty() {
+            let worker_pid = self.pid;
+            self.run_job(Job::Resume {
+                tasks: waited,
+                worker_pid,
+            });
         }
         Some(claimed.cancel_running)
     }
@@ -195,9 +208,13 @@ impl Worker {
         let (owner, goal) = (claim.owner, claim.goal.clone());
         let guidance_pending = claim.guidance_pending;
         let mut task = Task::new(claim, output_schema, tools, items);
-        // Results follow their calls in the log: those of calls that waited come before any
-        // guidance.
-        task.answer_waiting_calls(&mut self.store)?;
+        // A task whose calls waited is resumed in a transaction of its own, where those calls
+        // get their results (an approved one runs, as the owner: never in the claim) before
+        // any guidance is taken in (job::Job::Resume).
+        if task.has_waiting_calls() {
+            faults::at(Point::Preparing, task.id, task.attempt);
+            return Ok(task);
+        }
         if fresh {
             let memories = match recalled.remove(&task.id) {
                 Some(memories) => memories,

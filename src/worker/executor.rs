@@ -1,0 +1,402 @@
+//! Executor backends: the processes that run tenants' code for a worker.
+//!
+//! The worker is a superuser backend shared by every tenant, so no tool call, `accept_if` check
+//! or approved call runs in it. It hands each group of steps (and each resumption after a wait)
+//! to one of its executors (`agent_loop.executors_per_worker`) as a [`Job`]: the job is written
+//! to a dynamic shared memory segment, the executor runs it in its own transaction exactly as
+//! the worker would (`job::run`), and writes the reply to a segment of its own. So a step's
+//! effects and the rows that record them still commit together.
+//!
+//! A tool that ignores cancellation (PL/pgSQL can catch `query_canceled`) is ended by
+//! terminating its executor once it has run `agent_loop.tool_timeout` plus a grace second: the
+//! executor's transaction rolls back, the task fails with `tool_timeout`, the other tasks of the
+//! job go to another executor, and a fresh executor starts. An executor's address space is
+//! capped (`agent_loop.executor_memory`), so a tool that allocates too much gets an "out of
+//! memory" error of its own instead of taking the server's memory.
+
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use std::time::Duration;
+
+use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, SignalWakeFlags};
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+
+use super::job::{self, Job, Reply};
+use super::txn::{in_transaction, pin_worker_session};
+use crate::settings;
+use crate::shmem::{self, executor_state as state, ExecutorSlot};
+use crate::store::Store;
+
+mod raw {
+    extern "C-unwind" {
+        /// tcop/postgres.c: the SIGTERM handler of every backend.
+        pub fn die(signal: std::ffi::c_int);
+    }
+}
+
+/// Past the tool timeout, how long a call may go on ignoring its cancellation.
+const GRACE_US: i64 = 1_000_000;
+
+/// What became of a job sent to an executor.
+pub enum Outcome {
+    Done(Reply),
+    /// The executor exited before it replied (nothing of the job committed). `ended_task` is
+    /// the task whose tool call it was running then, and whether the watchdog ended it.
+    Lost {
+        job: Job,
+        ended_task: Option<(i64, bool)>,
+    },
+}
+
+/// One executor of this worker, and the job it runs.
+struct Executor {
+    index: usize,
+    slot: &'static ExecutorSlot,
+    job: Option<Job>,
+    request: *mut pg_sys::dsm_segment,
+    /// The task whose call the watchdog ended, if it did.
+    terminated: Option<i64>,
+}
+
+/// A worker's executors.
+pub struct Executors {
+    database: pg_sys::Oid,
+    executors: Vec<Executor>,
+    queue: VecDeque<Job>,
+}
+
+impl Executors {
+    /// Starts `count` executors for this worker's database.
+    pub fn start(database: pg_sys::Oid, count: usize) -> Executors {
+        let mut pool = Executors {
+            database,
+            executors: Vec::new(),
+            queue: VecDeque::new(),
+        };
+        for _ in 0..count {
+            match shmem::claim_executor_slot(database) {
+                Some(index) => {
+                    let slot = shmem::executor_slot(index).expect("claimed above");
+                    launch(index, database);
+                    pool.executors.push(Executor {
+                        index,
+                        slot,
+                        job: None,
+                        request: std::ptr::null_mut(),
+                        terminated: None,
+                    });
+                }
+                None => warning!("agent_loop: no executor slot is free"),
+            }
+        }
+        pool
+    }
+
+    /// Whether any job is queued or running.
+    pub fn busy(&self) -> bool {
+        !self.queue.is_empty() || self.executors.iter().any(|e| e.job.is_some())
+    }
+
+    /// The tasks in jobs not yet answered (their leases are still this worker's to renew).
+    pub fn task_ids(&self) -> Vec<i64> {
+        let running = self.executors.iter().filter_map(|e| e.job.as_ref());
+        running
+            .chain(self.queue.iter())
+            .flat_map(Job::task_ids)
+            .collect()
+    }
+
+    pub fn submit(&mut self, job: Job) {
+        self.queue.push_back(job);
+        self.dispatch();
+    }
+
+    /// Hands queued jobs to idle executors.
+    fn dispatch(&mut self) {
+        for executor in &mut self.executors {
+            if self.queue.is_empty() {
+                break;
+            }
+            if executor.job.is_some() || executor.slot.state.load(Acquire) != state::IDLE {
+                continue;
+            }
+            let mut job = self.queue.pop_front().expect("checked above");
+            // Steps that queued up while every executor was busy go together: one commit.
+            while let (Job::Steps(steps), Some(Job::Steps(next))) = (&mut job, self.queue.front()) {
+                if steps.len() + next.len() > job::STEP_GROUP {
+                    break;
+                }
+                let Some(Job::Steps(next)) = self.queue.pop_front() else {
+                    unreachable!("matched above")
+                };
+                steps.extend(next);
+            }
+            let bytes = serde_json::to_vec(&job).expect("a job serializes");
+            executor.request = write_segment(&bytes);
+            // SAFETY: the segment was created just above and stays attached until the reply.
+            let handle = unsafe { pg_sys::dsm_segment_handle(executor.request) };
+            let slot = executor.slot;
+            slot.request_handle.store(handle, Relaxed);
+            slot.request_len.store(bytes.len() as i64, Relaxed);
+            slot.state.store(state::REQUEST, Release);
+            shmem::set_latch_of(slot.procno.load(Relaxed));
+            executor.job = Some(job);
+        }
+    }
+
+    /// Collects the replies that are in and the jobs whose executor died (a new one starts in
+    /// its place), ends tool calls past their time, and sends queued jobs on.
+    pub fn poll(&mut self) -> Vec<Outcome> {
+        let mut outcomes = Vec::new();
+        let deadline_us = settings::TOOL_TIMEOUT_MS.get() as i64 * 1000 + GRACE_US;
+        let now = shmem::now_us();
+        for executor in &mut self.executors {
+            let slot = executor.slot;
+            match slot.state.load(Acquire) {
+                state::DONE if executor.job.is_some() => {
+                    let reply = read_reply(slot);
+                    detach(&mut executor.request);
+                    let job = executor.job.take().expect("checked above");
+                    slot.state.store(state::IDLE, Release);
+                    outcomes.push(match reply {
+                        Some(reply) => Outcome::Done(reply),
+                        None => Outcome::Lost {
+                            job,
+                            ended_task: None,
+                        },
+                    });
+                }
+                state::DEAD => {
+                    detach(&mut executor.request);
+                    if let Some(job) = executor.job.take() {
+                        let running = slot.call_task.load(Relaxed);
+                        let ended_task = executor
+                            .terminated
+                            .map(|id| (id, true))
+                            .or((running != 0).then_some((running, false)));
+                        outcomes.push(Outcome::Lost { job, ended_task });
+                    }
+                    executor.terminated = None;
+                    slot.call_started_us.store(0, Relaxed);
+                    slot.call_task.store(0, Relaxed);
+                    slot.state.store(state::STARTING, Release);
+                    launch(executor.index, self.database);
+                }
+                state::RUNNING if executor.terminated.is_none() => {
+                    let started = slot.call_started_us.load(Relaxed);
+                    if started != 0 && now - started > deadline_us {
+                        let task = slot.call_task.load(Relaxed);
+                        warning!(
+                            "agent_loop: a tool call of task {task} ran past agent_loop.tool_timeout \
+                             and ignored its cancellation; its executor is terminated"
+                        );
+                        executor.terminated = Some(task);
+                        // SAFETY: kill(2) on the executor's own pid; `die` handles it there.
+                        unsafe { libc::kill(slot.pid.load(Relaxed), libc::SIGTERM) };
+                    }
+                }
+                _ => {}
+            }
+        }
+        self.dispatch();
+        outcomes
+    }
+
+    /// Asks every executor to exit (the worker is stopping).
+    pub fn stop(&mut self) {
+        for executor in &mut self.executors {
+            detach(&mut executor.request);
+            let slot = executor.slot;
+            slot.state.store(state::STOP, Release);
+            let pid = slot.pid.load(Relaxed);
+            if pid > 0 {
+                // SAFETY: kill(2) on our own executor.
+                unsafe { libc::kill(pid, libc::SIGTERM) };
+            }
+        }
+    }
+}
+
+/// Starts the executor process for slot `index`.
+fn launch(index: usize, database: pg_sys::Oid) {
+    let started = BackgroundWorkerBuilder::new(&format!(
+        "agent_loop executor for database {}",
+        database.to_u32()
+    ))
+    .set_type("agent_loop executor")
+    .set_library("agent_loop")
+    .set_function("agent_loop_executor_main")
+    .set_argument((index as i32).into_datum())
+    .enable_spi_access()
+    .set_restart_time(None)
+    .load_dynamic();
+    if started.is_err() {
+        warning!("agent_loop: could not start an executor: no background worker slot is free");
+        if let Some(slot) = shmem::executor_slot(index) {
+            slot.state.store(state::DEAD, Release);
+        }
+    }
+}
+
+/// A new segment holding `bytes`, mapped until it is detached (not tied to a transaction).
+fn write_segment(bytes: &[u8]) -> *mut pg_sys::dsm_segment {
+    // SAFETY: dsm_create raises an ERROR rather than return NULL without the flag; the copy
+    // stays within the segment's `bytes.len()` (at least one byte) bytes.
+    unsafe {
+        let segment = pg_sys::dsm_create(bytes.len().max(1), 0);
+        pg_sys::dsm_pin_mapping(segment);
+        let address = pg_sys::dsm_segment_address(segment) as *mut u8;
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), address, bytes.len());
+        segment
+    }
+}
+
+/// The bytes of the segment `handle` (`len` of them); `None` if it is gone.
+fn read_segment(handle: u32, len: usize) -> Option<Vec<u8>> {
+    // SAFETY: the other side keeps the segment attached until we are done with it, and wrote
+    // `len` bytes into it.
+    unsafe {
+        let segment = pg_sys::dsm_attach(handle);
+        if segment.is_null() {
+            return None;
+        }
+        let address = pg_sys::dsm_segment_address(segment) as *const u8;
+        let bytes = std::slice::from_raw_parts(address, len).to_vec();
+        pg_sys::dsm_detach(segment);
+        Some(bytes)
+    }
+}
+
+fn detach(segment: &mut *mut pg_sys::dsm_segment) {
+    if !segment.is_null() {
+        // SAFETY: a segment this process created and has not detached yet.
+        unsafe { pg_sys::dsm_detach(*segment) };
+        *segment = std::ptr::null_mut();
+    }
+}
+
+fn read_reply(slot: &ExecutorSlot) -> Option<Reply> {
+    let bytes = read_segment(
+        slot.reply_handle.load(Relaxed),
+        slot.reply_len.load(Relaxed) as usize,
+    )?;
+    serde_json::from_slice(&bytes)
+        .inspect_err(|e| warning!("agent_loop: an executor's reply is unreadable: {e}"))
+        .ok()
+}
+
+// --- the executor process ---------------------------------------------------------------
+
+#[pg_guard]
+#[no_mangle]
+pub extern "C-unwind" fn agent_loop_executor_main(arg: pg_sys::Datum) {
+    let index = unsafe { i32::from_datum(arg, false) }.unwrap_or(-1);
+    let Some(slot) = shmem::executor_slot(index as usize) else {
+        return;
+    };
+    BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP);
+    // SIGTERM ends this process at its next CHECK_FOR_INTERRUPTS, as for any backend: even
+    // inside a tool that catches query_canceled, a FATAL is not caught.
+    // SAFETY: installs PostgreSQL's own handler, bound directly (pgrx wraps the function).
+    unsafe { pg_sys::pqsignal(libc::SIGTERM, Some(raw::die)) };
+    unsafe {
+        pg_sys::before_shmem_exit(Some(mark_dead), pg_sys::Datum::from(index as usize));
+    }
+    let database = pg_sys::Oid::from(slot.database.load(Relaxed));
+    BackgroundWorker::connect_worker_to_spi_by_oid(Some(database), None);
+    limit_memory(settings::EXECUTOR_MEMORY_MB.get());
+    if let Err(e) = in_transaction(|| {
+        pin_worker_session(settings::WORKER_LOCK_TIMEOUT_MS.get());
+        Ok::<_, String>(())
+    }) {
+        warning!("agent_loop executor: pinning the session: {e}");
+        return;
+    }
+    shmem::become_executor(slot);
+    slot.pid.store(unsafe { pg_sys::MyProcPid }, Relaxed);
+    slot.procno
+        .store(unsafe { (*pg_sys::MyProc).pgprocno }, Relaxed);
+    let _ = slot
+        .state
+        .compare_exchange(state::STARTING, state::IDLE, Release, Relaxed);
+    shmem::set_latch_of(slot.worker_procno.load(Relaxed));
+
+    let mut store = Store::default();
+    let mut reply_segment: *mut pg_sys::dsm_segment = std::ptr::null_mut();
+    loop {
+        match slot.state.load(Acquire) {
+            state::STOP => break,
+            state::REQUEST => {
+                // The worker has read the previous reply by now.
+                detach(&mut reply_segment);
+                slot.state.store(state::RUNNING, Release);
+                let bytes = read_segment(
+                    slot.request_handle.load(Relaxed),
+                    slot.request_len.load(Relaxed) as usize,
+                );
+                let job = bytes.and_then(|b| serde_json::from_slice::<Job>(&b).ok());
+                let Some(job) = job else {
+                    warning!("agent_loop executor: a job is unreadable; exiting");
+                    break;
+                };
+                let reply = job::run(&mut store, job);
+                shmem::note_tool_call(None);
+                let bytes = serde_json::to_vec(&reply).expect("a reply serializes");
+                reply_segment = write_segment(&bytes);
+                let handle = unsafe { pg_sys::dsm_segment_handle(reply_segment) };
+                slot.reply_handle.store(handle, Relaxed);
+                slot.reply_len.store(bytes.len() as i64, Relaxed);
+                slot.state.store(state::DONE, Release);
+                shmem::set_latch_of(slot.worker_procno.load(Relaxed));
+                unsafe { pg_sys::pgstat_report_stat(false) };
+                continue;
+            }
+            _ => {}
+        }
+        if BackgroundWorker::sighup_received() {
+            unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
+        }
+        // Exits on postmaster death; a SIGTERM ends the process inside (`die`).
+        BackgroundWorker::wait_latch(Some(Duration::from_secs(1)));
+    }
+    detach(&mut reply_segment);
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn mark_dead(_code: i32, index: pg_sys::Datum) {
+    if let Some(slot) = shmem::executor_slot(index.value()) {
+        slot.pid.store(0, Relaxed);
+        if slot.state.load(Acquire) == state::STOP {
+            shmem::free_executor_slot(slot);
+        } else {
+            slot.state.store(state::DEAD, Release);
+            shmem::set_latch_of(slot.worker_procno.load(Relaxed));
+        }
+    }
+}
+
+/// Caps this process's address space at what it maps now (shared memory included) plus
+/// `megabytes`, so that an allocation beyond it fails with PostgreSQL's "out of memory" error
+/// (which the tool call gets) instead of growing the process without bound.
+fn limit_memory(megabytes: i32) {
+    if megabytes <= 0 {
+        return;
+    }
+    let mapped = std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .map(|pages| pages * unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u64);
+    let Some(mapped) = mapped else {
+        return;
+    };
+    let limit = mapped + megabytes as u64 * 1024 * 1024;
+    let rlimit = libc::rlimit {
+        rlim_cur: limit,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: setrlimit reads the struct it is given.
+    if unsafe { libc::setrlimit(libc::RLIMIT_AS, &rlimit) } != 0 {
+        warning!("agent_loop executor: could not limit its memory");
+    }
+}

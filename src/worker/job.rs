@@ -1,0 +1,176 @@
+//! The work that runs tenants' code: a group of steps (a model answer each), or the resumption
+//! of tasks whose calls waited for approval or subtasks. A job runs in an executor backend
+//! (`worker::executor`), which reads it from shared memory and writes its reply back; with
+//! `agent_loop.executors_per_worker = 0`, the worker runs it itself. Either way it is the same
+//! code: [`run`].
+
+use std::panic::AssertUnwindSafe;
+
+use agent_loop_core::model::http::CallOutcome;
+use serde::{Deserialize, Serialize};
+
+use super::task::{StepContext, StepEnd, Task};
+use super::txn::{commit_without_flush, in_subtransaction, in_transaction};
+use crate::settings::{self, StepCommit};
+use crate::store::Store;
+
+/// Most steps committed together. Each step's subtransaction takes a subtransaction id (and a
+/// tool that writes, another); past 64 in one transaction, other sessions' snapshots get slow.
+pub const STEP_GROUP: usize = 16;
+
+/// One step to take: the task as the worker holds it, the model's answer, its settings.
+#[derive(Serialize, Deserialize)]
+pub struct StepJob {
+    pub task: Task,
+    pub call: CallOutcome,
+    pub context: StepContext,
+}
+
+#[derive(Serialize, Deserialize)]
+pub enum Job {
+    /// Steps committed together, each in a subtransaction of its own.
+    Steps(Vec<StepJob>),
+    /// Tasks claimed again after waiting: the calls that waited get their results (an
+    /// approved call runs now, as the owner), in a transaction per task.
+    Resume { tasks: Vec<Task>, worker_pid: i32 },
+}
+
+/// A step rolled back: why, and whether the task could be marked failed.
+#[derive(Serialize, Deserialize)]
+pub struct StepFailed {
+    pub message: String,
+    pub failed: bool,
+}
+
+/// How each task of a job came out; the tasks come back with their new state.
+#[derive(Serialize, Deserialize)]
+pub enum Reply {
+    Steps(Vec<(Task, Result<StepEnd, StepFailed>)>),
+    /// `Ok(true)`: the task may decide again; `Ok(false)`: it is no longer this worker's;
+    /// `Err`: it failed.
+    Resumed(Vec<(Task, Result<bool, StepFailed>)>),
+}
+
+impl Job {
+    /// The tasks the job holds, by id.
+    pub fn task_ids(&self) -> Vec<i64> {
+        match self {
+            Job::Steps(steps) => steps.iter().map(|s| s.task.id).collect(),
+            Job::Resume { tasks, .. } => tasks.iter().map(|t| t.id).collect(),
+        }
+    }
+
+    /// The job without the task `id` (for handing the rest to another executor).
+    pub fn without(self, id: i64) -> (Option<Job>, Option<Task>) {
+        match self {
+            Job::Steps(steps) => {
+                let (gone, rest): (Vec<_>, Vec<_>) =
+                    steps.into_iter().partition(|s| s.task.id == id);
+                let removed = gone.into_iter().next().map(|s| s.task);
+                ((!rest.is_empty()).then_some(Job::Steps(rest)), removed)
+            }
+            Job::Resume { tasks, worker_pid } => {
+                let (gone, rest): (Vec<_>, Vec<_>) = tasks.into_iter().partition(|t| t.id == id);
+                let removed = gone.into_iter().next();
+                let rest = (!rest.is_empty()).then_some(Job::Resume {
+                    tasks: rest,
+                    worker_pid,
+                });
+                (rest, removed)
+            }
+        }
+    }
+}
+
+/// Runs a job in the current process.
+pub fn run(store: &mut Store, job: Job) -> Reply {
+    match job {
+        Job::Steps(steps) => Reply::Steps(run_steps(store, steps)),
+        Job::Resume { tasks, worker_pid } => Reply::Resumed(
+            tasks
+                .into_iter()
+                .map(|mut task| {
+                    let resumed = resume(store, &mut task, worker_pid);
+                    (task, resumed)
+                })
+                .collect(),
+        ),
+    }
+}
+
+/// The steps of model answers that are in, in one transaction: each step in a subtransaction
+/// of its own, so one that fails rolls back alone and fails its task; one commit, so one WAL
+/// flush, for them all. The group commits asynchronously only when `step_commit = async` and
+/// none of its steps ends its task.
+fn run_steps(store: &mut Store, steps: Vec<StepJob>) -> Vec<(Task, Result<StepEnd, StepFailed>)> {
+    let mut group: Vec<StepJob> = steps;
+    let committed = in_transaction(AssertUnwindSafe(|| {
+        let mut ends = Vec::with_capacity(group.len());
+        for job in group.iter_mut() {
+            let (task, call, context) = (&mut job.task, &job.call, &job.context);
+            let step = in_subtransaction(AssertUnwindSafe(|| task.step(store, context, call)));
+            ends.push(match step {
+                Ok(end) => Ok(end),
+                Err(message) => {
+                    // In a subtransaction of its own: should recording the failure fail too
+                    // (a lock its owner holds on the row outlasts lock_timeout), the other
+                    // steps of the group still commit; the task's lease then runs out.
+                    let pid = context.worker_pid;
+                    let failed = in_subtransaction(AssertUnwindSafe(|| {
+                        store.fail_after_error(task.id, pid, task.attempt, &message)
+                    }))
+                    .unwrap_or(false);
+                    Err(StepFailed { message, failed })
+                }
+            });
+        }
+        let all_continue = ends.iter().all(|e| matches!(e, Ok(StepEnd::Continue)));
+        if all_continue && settings::STEP_COMMIT.get() == StepCommit::Async {
+            // A lost intermediate step is redone after a crash, effects and record alike.
+            commit_without_flush();
+        }
+        Ok::<_, pgrx::spi::Error>(ends)
+    }));
+    match committed {
+        Ok(ends) => group.into_iter().map(|j| j.task).zip(ends).collect(),
+        // Nothing of the group committed (an error at commit): each task fails as its step
+        // would have alone.
+        Err(message) => group
+            .into_iter()
+            .map(|job| {
+                let (id, attempt, pid) = (job.task.id, job.task.attempt, job.context.worker_pid);
+                let failed = in_transaction(AssertUnwindSafe(|| {
+                    store.fail_after_error(id, pid, attempt, &message)
+                }));
+                let failed = failed == Ok(true);
+                let message = message.clone();
+                (job.task, Err(StepFailed { message, failed }))
+            })
+            .collect(),
+    }
+}
+
+/// The transaction that resumes a task claimed after waiting: its row locked, the calls that
+/// waited answered, guidance sent meanwhile taken in.
+fn resume(store: &mut Store, task: &mut Task, worker_pid: i32) -> Result<bool, StepFailed> {
+    let (id, attempt) = (task.id, task.attempt);
+    let resumed = in_transaction(AssertUnwindSafe(|| {
+        let Some(locked) = store.lock_task(id, worker_pid, attempt)? else {
+            return Ok(false);
+        };
+        task.answer_waiting_calls(store)?;
+        if locked.guidance_pending {
+            task.take_guidance(store)?;
+        }
+        Ok::<_, pgrx::spi::Error>(true)
+    }));
+    resumed.map_err(|message| {
+        let failed = in_transaction(AssertUnwindSafe(|| {
+            store.fail_after_error(id, worker_pid, attempt, &message)
+        }));
+        StepFailed {
+            message,
+            failed: failed == Ok(true),
+        }
+    })
+}
