@@ -152,7 +152,9 @@ CREATE TABLE tasks (
         -- claims must step over, so vacuum it after 2% of its rows changed, not the default 20%.
         autovacuum_vacuum_scale_factor = 0.02, autovacuum_analyze_scale_factor = 0.02);
 
-CREATE INDEX tasks_claimable ON tasks (priority DESC, run_after, id)
+-- By owner: a claim visits each owner with queued tasks (a skip scan over this index) and
+-- takes from each in turn, so one role's flood cannot push back another role's first task.
+CREATE INDEX tasks_claimable ON tasks (owner, priority DESC, run_after, id)
     WHERE status = 'queued' AND cancel_requested_at IS NULL;
 CREATE INDEX tasks_running ON tasks (id) WHERE status = 'running';
 -- The worker looks for pending cancels at every wake-up; without this it read the whole table.

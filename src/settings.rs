@@ -27,6 +27,7 @@ pub static TOOL_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(10_000);
 pub static WORKER_LOCK_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(1_000);
 pub static MAX_PRIORITY: GucSetting<i32> = GucSetting::<i32>::new(100);
 pub static MAX_SUBTASKS: GucSetting<i32> = GucSetting::<i32>::new(32);
+pub static MAX_IN_FLIGHT_PER_OWNER: GucSetting<i32> = GucSetting::<i32>::new(0);
 pub static EXECUTORS_PER_WORKER: GucSetting<i32> = GucSetting::<i32>::new(2);
 pub static EXECUTOR_MEMORY_MB: GucSetting<i32> = GucSetting::<i32>::new(1024);
 pub static SQL_QUERY_ROW_LIMIT: GucSetting<i32> = GucSetting::<i32>::new(100);
@@ -134,6 +135,15 @@ pub fn define() {
         c"agent_loop.max_subtasks",
         c"Subtasks one task may start in all, unless its owner is in agent_loop_admin.",
         &MAX_SUBTASKS,
+        0,
+        10_000,
+        Sighup,
+        GucFlags::default(),
+    );
+    int(
+        c"agent_loop.max_in_flight_per_owner",
+        c"Tasks one worker drives at once for one owner; 0 is no cap beyond max_in_flight.",
+        &MAX_IN_FLIGHT_PER_OWNER,
         0,
         10_000,
         Sighup,

@@ -214,17 +214,30 @@ impl Store {
         })
     }
 
+    /// Claims up to `limit` queued tasks, in turn across owners; `in_flight` is how many tasks
+    /// this worker drives per owner, and no owner gets more than `per_owner` (0: no cap).
     pub fn claim(
         &mut self,
         limit: i32,
         worker_pid: i32,
         lease_seconds: i32,
+        in_flight: &[(pg_sys::Oid, i32)],
+        per_owner: i32,
     ) -> SpiResult<Vec<ClaimedTask>> {
+        let owners: Vec<pg_sys::Oid> = in_flight.iter().map(|(o, _)| *o).collect();
+        let counts: Vec<i32> = in_flight.iter().map(|(_, n)| *n).collect();
         Spi::connect_mut(|c| {
             let rows = self.run(
                 c,
                 &sql::CLAIM,
-                &[limit.into(), worker_pid.into(), lease_seconds.into()],
+                &[
+                    limit.into(),
+                    worker_pid.into(),
+                    lease_seconds.into(),
+                    owners.into(),
+                    counts.into(),
+                    per_owner.into(),
+                ],
             )?;
             let mut tasks = Vec::new();
             for row in rows {

@@ -15,6 +15,7 @@ const TEXT: PgOid = PgOid::BuiltIn(T::TEXTOID);
 const OID: PgOid = PgOid::BuiltIn(T::OIDOID);
 const JSONB: PgOid = PgOid::BuiltIn(T::JSONBOID);
 const INT4_ARRAY: PgOid = PgOid::BuiltIn(T::INT4ARRAYOID);
+const OID_ARRAY: PgOid = PgOid::BuiltIn(T::OIDARRAYOID);
 const INT8_ARRAY: PgOid = PgOid::BuiltIn(T::INT8ARRAYOID);
 const TEXT_ARRAY: PgOid = PgOid::BuiltIn(T::TEXTARRAYOID);
 
@@ -80,17 +81,45 @@ pub static REQUEUE_EXPIRED: Sql = Sql {
     types: &[],
 };
 
-/// SKIP LOCKED: concurrent claimers (and submitters) never wait on each other.
+/// Fair across owners: `owners` walks the distinct owners of queued tasks (a skip scan of
+/// tasks_claimable), each gives its due tasks in its own order (priority, then age), and the
+/// claim takes them in turn: first each owner's first, fewest in flight first (`$4`, `$5`: the
+/// owners this worker drives tasks for and how many), then each one's second, and so on; an
+/// owner at `$6` tasks in flight (0: no cap) gives none. SKIP LOCKED: concurrent claimers (and
+/// submitters) never wait on each other.
 pub static CLAIM: Sql = Sql {
-    text: "UPDATE agent_loop.tasks t
+    text: "WITH RECURSIVE owners (owner) AS (
+               (SELECT owner::oid FROM agent_loop.tasks
+                 WHERE status = 'queued' AND cancel_requested_at IS NULL
+                 ORDER BY owner::oid LIMIT 1)
+               UNION ALL
+               SELECT (SELECT q.owner::oid FROM agent_loop.tasks q
+                        WHERE q.status = 'queued' AND q.cancel_requested_at IS NULL
+                          AND q.owner::oid > o.owner
+                        ORDER BY q.owner::oid LIMIT 1)
+                 FROM owners o WHERE o.owner IS NOT NULL),
+           load AS (SELECT o.owner,
+                           coalesce((SELECT sum(n) FROM unnest($4::oid[], $5::int4[]) AS f (owner, n)
+                                      WHERE f.owner = o.owner), 0)::int4 AS in_flight
+                      FROM owners o WHERE o.owner IS NOT NULL),
+           turns AS (SELECT d.id, d.turn + l.in_flight AS turn, d.priority, d.run_after
+                       FROM load l,
+                            LATERAL (SELECT q.id, q.priority, q.run_after,
+                                            row_number() OVER (ORDER BY q.priority DESC, q.run_after, q.id) AS turn
+                                       FROM (SELECT q.id, q.priority, q.run_after FROM agent_loop.tasks q
+                                              WHERE q.owner::oid = l.owner AND q.status = 'queued'
+                                                AND q.cancel_requested_at IS NULL AND q.run_after <= now()
+                                              ORDER BY q.priority DESC, q.run_after, q.id
+                                              LIMIT CASE WHEN $6 > 0 THEN greatest($6 - l.in_flight, 0)
+                                                         ELSE $1 END) q) d),
+           chosen AS (SELECT id FROM turns ORDER BY turn, priority DESC, run_after, id LIMIT $1)
+           UPDATE agent_loop.tasks t
               SET status = 'running', phase = 'perceive', attempts = t.attempts + 1,
                   lease_worker = $2, lease_until = now() + $3 * interval '1 second',
                   started_at = coalesce(t.started_at, now())
              FROM (SELECT id FROM agent_loop.tasks
-                    WHERE status = 'queued' AND run_after <= now()
+                    WHERE id IN (SELECT id FROM chosen) AND status = 'queued'
                       AND cancel_requested_at IS NULL
-                    ORDER BY priority DESC, run_after, id
-                    LIMIT $1
                       FOR UPDATE SKIP LOCKED) next
             WHERE t.id = next.id
         RETURNING t.id, t.owner::oid, t.goal, t.model, t.tools, t.max_steps, t.token_budget,
@@ -99,7 +128,7 @@ pub static CLAIM: Sql = Sql {
                   t.output_schema::text, t.accept_if, t.cost::float8,
                   EXISTS (SELECT FROM agent_loop.guidance g WHERE g.task_id = t.id),
                   EXISTS (SELECT FROM agent_loop.steps s WHERE s.task_id = t.id)",
-    types: &[INT4, INT4, INT4],
+    types: &[INT4, INT4, INT4, OID_ARRAY, INT4_ARRAY, INT4],
 };
 
 /// At worker start: tasks leased to a process that is no longer a live worker (after a crash

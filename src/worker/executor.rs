@@ -107,6 +107,15 @@ impl Executors {
             .collect()
     }
 
+    /// The owners of the tasks in jobs not yet answered, one entry per task.
+    pub fn task_owners(&self) -> Vec<pg_sys::Oid> {
+        let running = self.executors.iter().filter_map(|e| e.job.as_ref());
+        running
+            .chain(self.queue.iter())
+            .flat_map(Job::task_owners)
+            .collect()
+    }
+
     pub fn submit(&mut self, job: Job) {
         self.queue.push_back(job);
         self.dispatch();

@@ -60,6 +60,14 @@ impl Job {
         }
     }
 
+    /// The owner of each task the job holds.
+    pub fn task_owners(&self) -> Vec<pgrx::pg_sys::Oid> {
+        match self {
+            Job::Steps(steps) => steps.iter().map(|s| s.task.owner).collect(),
+            Job::Resume { tasks, .. } => tasks.iter().map(|t| t.owner).collect(),
+        }
+    }
+
     /// The job without the task `id` (for handing the rest to another executor).
     pub fn without(self, id: i64) -> (Option<Job>, Option<Task>) {
         match self {

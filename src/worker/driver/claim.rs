@@ -53,9 +53,11 @@ impl Worker {
                 self.store.cancellations().map_err(|e| e.to_string())?;
             let mut tasks = Vec::new();
             if batch > 0 {
+                let in_flight = self.in_flight_by_owner();
+                let per_owner = settings::MAX_IN_FLIGHT_PER_OWNER.get();
                 let claims = self
                     .store
-                    .claim(batch, pid, lease_seconds())
+                    .claim(batch, pid, lease_seconds(), &in_flight, per_owner)
                     .map_err(|e| e.to_string())?;
                 // Each model of the batch is read once; re-reading at each claim lets
                 // add_model() changes reach a running worker.
@@ -133,6 +135,17 @@ impl Worker {
             });
         }
         Some(claimed.cancel_running)
+    }
+
+    /// How many tasks this worker drives for each owner (waiting for a model or in a job).
+    fn in_flight_by_owner(&self) -> Vec<(pg_sys::Oid, i32)> {
+        let mut counts: HashMap<pg_sys::Oid, i32> = HashMap::new();
+        let owners = self.tasks.values().map(|t| t.owner);
+        let in_jobs = self.executors.iter().flat_map(|e| e.task_owners());
+        for owner in owners.chain(in_jobs) {
+            *counts.entry(owner).or_default() += 1;
+        }
+        counts.into_iter().collect()
     }
 
     /// A task whose preparation failed (and rolled its whole claim back) fails alone, with the
