@@ -41,11 +41,16 @@ SELECT 'shared_preload_libraries', current_setting('shared_preload_libraries'),
        'Workers are started by the launcher, which exists only when the library is preloaded.'
 UNION ALL
 SELECT 'max_worker_processes', current_setting('max_worker_processes'),
-       CASE WHEN current_setting('max_worker_processes')::int
-                 >= 2 + current_setting('max_parallel_workers')::int THEN 'ok'
-            ELSE 'at least ' || (2 + current_setting('max_parallel_workers')::int) END,
-       'One slot for the launcher and one per database with agent_loop, besides the '
-       || 'parallel query workers (max_parallel_workers) that share the same pool.'
+       CASE WHEN current_setting('max_worker_processes')::int >= slots.needed THEN 'ok'
+            ELSE 'at least ' || slots.needed END,
+       'One slot for the launcher and, per database with agent_loop, one per worker and one per '
+       || 'executor of each (' || slots.per_database || ' here), besides the parallel query '
+       || 'workers (max_parallel_workers) that share the same pool.'
+  FROM (SELECT per_database,
+               1 + per_database + current_setting('max_parallel_workers')::int AS needed
+          FROM (SELECT current_setting('agent_loop.workers_per_database')::int
+                       * (1 + current_setting('agent_loop.executors_per_worker')::int) AS per_database) d
+       ) slots
 UNION ALL
 SELECT 'synchronous_commit', current_setting('synchronous_commit'),
        CASE WHEN current_setting('synchronous_commit') = 'off'

@@ -270,6 +270,59 @@ fn recalled(content: &Value) -> Result<Vec<Memory>, BadStepRow> {
 mod tests {
     use super::*;
 
+    /// Items travel to executor backends as serde JSON (not the log's encoding, which keeps
+    /// recalled lessons by key only): every variant must come back equal.
+    #[test]
+    fn every_item_round_trips_through_serde() {
+        let items = vec![
+            Item::Goal {
+                text: "g".into(),
+                memories: vec![Memory {
+                    task_id: 1,
+                    id: 2,
+                    lesson: "l".into(),
+                }],
+            },
+            Item::Guidance { text: "x".into() },
+            Item::Compaction {
+                covers: 3,
+                summary: "s".into(),
+            },
+            Item::Reasoning(crate::model::Reasoning {
+                provider: "anthropic".into(),
+                item: serde_json::json!({"signature": "abc"}),
+            }),
+            Item::AssistantMessage { text: "a".into() },
+            Item::ToolCall {
+                call_id: "c".into(),
+                name: "n".into(),
+                arguments: "{not json".into(),
+            },
+            Item::ToolResult {
+                call_id: "c".into(),
+                name: "n".into(),
+                output: "o".into(),
+                is_error: true,
+            },
+            Item::Verification {
+                passed: false,
+                detail: "d".into(),
+            },
+            Item::Error {
+                phase: Phase::Act,
+                class: "k".into(),
+                message: "m".into(),
+            },
+            Item::Reflection {
+                outcome: "o".into(),
+                lesson: "l".into(),
+            },
+        ];
+        let text = serde_json::to_string(&items).unwrap();
+        let back: Vec<Item> = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, items);
+    }
+
     fn round_trip(item: Item) {
         let mut content = item.content();
         if let Item::Goal { memories, .. } = &item {

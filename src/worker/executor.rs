@@ -52,6 +52,8 @@ pub enum Outcome {
 /// One executor of this worker, and the job it runs.
 struct Executor {
     index: usize,
+    /// When it was last started: a slot whose start fails is retried once a second.
+    launched: std::time::Instant,
     slot: &'static ExecutorSlot,
     job: Option<Job>,
     request: *mut pg_sys::dsm_segment,
@@ -81,13 +83,18 @@ impl Executors {
                     launch(index, database);
                     pool.executors.push(Executor {
                         index,
+                        launched: std::time::Instant::now(),
                         slot,
                         job: None,
                         request: std::ptr::null_mut(),
                         terminated: None,
                     });
                 }
-                None => warning!("agent_loop: no executor slot is free"),
+                None => warning!(
+                    "agent_loop: no executor slot is free; tool calls wait for one (at most {} \
+                     executors in all)",
+                    shmem::MAX_EXECUTORS
+                ),
             }
         }
         pool
@@ -176,7 +183,10 @@ impl Executors {
                         },
                     });
                 }
-                state::DEAD => {
+                state::DEAD
+                    if executor.launched.elapsed() >= Duration::from_secs(1)
+                        || executor.job.is_some() =>
+                {
                     detach(&mut executor.request);
                     if let Some(job) = executor.job.take() {
                         let running = slot.call_task.load(Relaxed);
@@ -190,6 +200,7 @@ impl Executors {
                     slot.call_started_us.store(0, Relaxed);
                     slot.call_task.store(0, Relaxed);
                     slot.state.store(state::STARTING, Release);
+                    executor.launched = std::time::Instant::now();
                     launch(executor.index, self.database);
                 }
                 state::RUNNING if executor.terminated.is_none() => {
