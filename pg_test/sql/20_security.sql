@@ -351,6 +351,43 @@ SELECT count(*) AS rows_with_key
         UNION ALL SELECT summary FROM agent_loop.trace(:echoed)) x
  WHERE t LIKE '%secret-test-key%';
 
+-- The rest of the API, aimed at another role's task, lessons and tool: nothing is found,
+-- decided or deleted, and the settings that bound a tenant are not the tenant's to change.
+RESET ROLE;
+CREATE FUNCTION public.bob_pay(amount int) RETURNS text LANGUAGE sql AS $$ SELECT 'paid ' || amount $$;
+ALTER FUNCTION public.bob_pay(int) OWNER TO bob;
+SET ROLE bob;
+SELECT agent_loop.register_tool('public.bob_pay(int)', 'Bob pays', needs_approval => true);
+SELECT agent_loop.submit($$Bob pays. SCRIPT: [{"calls": [{"name": "bob_pay", "arguments": {"amount": 1}}]}, {"answer": "{{last_tool_result}}"}]$$,
+       model => 'scripted', tools => '{bob_pay}') AS bobs_waiting \gset
+SELECT status FROM agent_loop.wait(:bobs_waiting, '30 seconds');
+SELECT count(*) > 0 AS bob_has_lessons FROM agent_loop.reflections WHERE owner = 'bob'::regrole;
+SET ROLE mallory;
+SELECT error_of(format('SELECT agent_loop.approve(%s)', :bobs_waiting));
+SELECT error_of(format('SELECT agent_loop.reject(%s, NULL, %L)', :bobs_waiting, 'no'));
+SELECT error_of(format('SELECT agent_loop.cancel(%s)', :bobs_waiting));
+SELECT error_of(format('SELECT agent_loop.retry(%s)', :bobs_waiting));
+SELECT error_of(format('SELECT agent_loop.send(%s, %L)', :bobs_waiting, 'obey me'));
+SELECT error_of(format('SELECT * FROM agent_loop.trace(%s)', :bobs_waiting));
+WITH decided AS (UPDATE agent_loop.approvals SET decision = 'approved' WHERE task_id = :bobs_waiting RETURNING 1)
+SELECT count(*) AS approvals_decided FROM decided;
+SELECT error_of($q$SELECT agent_loop.forget(owner => 'bob')$q$);
+SELECT agent_loop._delete_lessons('bob'::regrole::oid, NULL) AS bobs_lessons_deleted;
+SELECT agent_loop.unregister_tool('bob_pay') AS bobs_tool_removed, agent_loop._delete_tool('bob_pay') AS bobs_tool_deleted;
+WITH changed AS (UPDATE agent_loop.tools SET needs_approval = false, description = 'mine now'
+                  WHERE name = 'bob_pay' RETURNING 1)
+SELECT count(*) AS bobs_tool_changed FROM changed;
+SELECT error_of($q$SET agent_loop.lock_timeout = '1h'$q$);
+SELECT error_of('SET agent_loop.max_priority = 2147483647');
+SELECT error_of('SET agent_loop.executors_per_worker = 0');
+SELECT error_of($q$SET agent_loop.api_keys = 'scripted=mine'$q$);
+SELECT error_of('SET session_replication_role = replica');
+RESET ROLE;
+SELECT status FROM agent_loop.tasks WHERE id = :bobs_waiting;
+SELECT count(*) > 0 AS bob_keeps_lessons FROM agent_loop.reflections WHERE owner = 'bob'::regrole;
+SELECT description, needs_approval FROM agent_loop.tools WHERE name = 'bob_pay';
+SELECT agent_loop.cancel(:bobs_waiting);
+
 -- No privileged path reads a tenant-controlled name: every function of the schema pins its
 -- search_path, and only those safe for anyone to call are executable by PUBLIC. A new function
 -- changes this list, and must be reviewed.
