@@ -224,6 +224,24 @@ SELECT status, error_code, clock_timestamp() - :'stubborn_started'::timestamptz 
   FROM agent_loop.wait(:stubborn, '30 seconds');
 RESET ROLE;
 SELECT await_true('executors_here() = 2') AS executors_back;
+-- Executors are shared fairly by owner: six stubborn calls of mallory's, arriving one after
+-- another, queue for the two executors; bob's step, arriving last, goes to the first executor
+-- that frees up (after at most tool_timeout + 1 s), not behind all of mallory's.
+SET ROLE mallory;
+SELECT count(agent_loop.submit(format($$Stubborn %s. SCRIPT: [{"delay_ms": %s, "calls": [{"name": "stubborn", "arguments": {}}]}, {"answer": "never"}]$$, i, i * 100),
+                               model => 'scripted', tools => '{stubborn}'))
+  FROM generate_series(0, 5) i;
+SET ROLE bob;
+SELECT clock_timestamp() AS bob_started \gset
+SELECT agent_loop.submit($$Behind the stubborn. SCRIPT: [{"delay_ms": 700, "calls": [{"name": "orders_by_day", "arguments": {"day": "2024-03-02"}}]}, {"answer": "done"}]$$,
+       model => 'scripted', tools => '{orders_by_day}') AS bobs \gset
+SELECT status FROM agent_loop.wait(:bobs, '30 seconds');
+SELECT clock_timestamp() - :'bob_started'::timestamptz < interval '4.5 seconds' AS bob_served_within_a_round;
+RESET ROLE;
+SELECT count(*) FILTER (WHERE w.error_code = 'tool_timeout') AS stubborn_ended
+  FROM agent_loop.tasks t, agent_loop.wait(t.id, '60 seconds') w WHERE t.goal LIKE 'Stubborn %';
+SELECT await_true('executors_here() = 2') AS executors_back;
+SET ROLE mallory;
 -- Honest tools that take long, three calls in one answer: another role's task is not held up
 -- for their sum.
 SET ROLE mallory;

@@ -5,10 +5,10 @@
 \set VERBOSITY terse
 CREATE ROLE flooder LOGIN;
 GRANT EXECUTE ON FUNCTION await_true(text) TO flooder;
--- A flood of slow tasks (2 s each) fills the worker: 64 in flight (agent_loop.max_in_flight),
+-- A flood of slow tasks (3 s each) fills the worker: 64 in flight (agent_loop.max_in_flight),
 -- the rest queued.
 SET ROLE flooder;
-SELECT count(agent_loop.submit(format('Flood %s. SCRIPT: [{"delay_ms": 2000, "answer": "ok"}]', i), model => 'scripted'))
+SELECT count(agent_loop.submit(format('Flood %s. SCRIPT: [{"delay_ms": 3000, "answer": "ok"}]', i), model => 'scripted'))
   FROM generate_series(1, 200) i;
 RESET ROLE;
 SELECT await_true($$(SELECT count(*) = 64 FROM agent_loop.tasks WHERE owner = 'flooder'::regrole AND status = 'running')$$) AS worker_full;
@@ -18,7 +18,7 @@ SET ROLE bob;
 SELECT agent_loop.submit($$After the flood. SCRIPT: [{"answer": "served"}]$$, model => 'scripted') AS bobs \gset
 SELECT status, result->>'answer' AS answer FROM agent_loop.wait(:bobs, '30 seconds');
 RESET ROLE;
-SELECT started_at - created_at < interval '3 seconds' AS picked_within_a_round,
+SELECT started_at - created_at < interval '4.5 seconds' AS picked_within_a_round,
        (SELECT count(*) FROM agent_loop.tasks WHERE owner = 'flooder'::regrole AND status = 'queued') > 64 AS flood_still_queued
   FROM agent_loop.tasks WHERE id = :bobs;
 
@@ -30,7 +30,7 @@ SET ROLE bob;
 SELECT agent_loop.submit($$Beside the flood. SCRIPT: [{"answer": "served"}]$$, model => 'scripted') AS bobs \gset
 SELECT status FROM agent_loop.wait(:bobs, '30 seconds');
 RESET ROLE;
-SELECT started_at - created_at < interval '1 second' AS picked_at_once,
+SELECT started_at - created_at < interval '1.5 seconds' AS picked_at_once,
        (SELECT count(*) FROM agent_loop.tasks WHERE owner = 'flooder'::regrole AND status = 'running') <= 32 AS flood_held_32
   FROM agent_loop.tasks WHERE id = :bobs;
 

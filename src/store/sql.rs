@@ -85,8 +85,9 @@ pub static REQUEUE_EXPIRED: Sql = Sql {
 /// tasks_claimable), each gives its due tasks in its own order (priority, then age), and the
 /// claim takes them in turn: first each owner's first, fewest in flight first (`$4`, `$5`: the
 /// owners this worker drives tasks for and how many), then each one's second, and so on; an
-/// owner at `$6` tasks in flight (0: no cap) gives none. SKIP LOCKED: concurrent claimers (and
-/// submitters) never wait on each other.
+/// owner at `$6` tasks in flight (0: no cap) gives none. SKIP LOCKED where each owner's tasks
+/// are read: concurrent claimers (and submitters) never wait on each other, and two claimers
+/// take different tasks (rows read but not chosen stay locked until the claim commits).
 pub static CLAIM: Sql = Sql {
     text: "WITH RECURSIVE owners (owner) AS (
                (SELECT owner::oid FROM agent_loop.tasks
@@ -111,7 +112,8 @@ pub static CLAIM: Sql = Sql {
                                                 AND q.cancel_requested_at IS NULL AND q.run_after <= now()
                                               ORDER BY q.priority DESC, q.run_after, q.id
                                               LIMIT CASE WHEN $6 > 0 THEN greatest($6 - l.in_flight, 0)
-                                                         ELSE $1 END) q) d),
+                                                         ELSE $1 END
+                                                FOR UPDATE SKIP LOCKED) q) d),
            chosen AS (SELECT id FROM turns ORDER BY turn, priority DESC, run_after, id LIMIT $1)
            UPDATE agent_loop.tasks t
               SET status = 'running', phase = 'perceive', attempts = t.attempts + 1,

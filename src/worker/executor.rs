@@ -124,30 +124,56 @@ impl Executors {
     }
 
     pub fn submit(&mut self, job: Job) {
-        self.queue.push_back(job);
+        self.queue.extend(job.split_by_owner());
         self.dispatch();
     }
 
-    /// Hands queued jobs to idle executors.
+    /// Hands queued jobs to idle executors, fairly by owner: an idle executor takes the first
+    /// queued job of an owner that no other executor is working for, with the queued steps of
+    /// other such owners, up to a group (when every queued owner is busy elsewhere: the queue
+    /// in order, grouped). So
+    /// one role's slow or stubborn calls, however many, hold one executor at a time while
+    /// another role's steps wait, and a stubborn call is ended after tool_timeout + 1 s.
     fn dispatch(&mut self) {
-        for executor in &mut self.executors {
+        for index in 0..self.executors.len() {
             if self.queue.is_empty() {
                 break;
             }
+            let executor = &self.executors[index];
             if executor.job.is_some() || executor.slot.state.load(Acquire) != state::IDLE {
                 continue;
             }
-            let mut job = self.queue.pop_front().expect("checked above");
+            let busy: Vec<pg_sys::Oid> = (self.executors.iter())
+                .filter_map(|e| e.job.as_ref())
+                .flat_map(Job::task_owners)
+                .collect();
+            let free = |job: &Job| job.task_owners().iter().all(|o| !busy.contains(o));
+            // When every queued owner is busy elsewhere, the queue goes in order, grouped.
+            let chosen = self.queue.iter().position(free);
+            let fallback = chosen.is_none();
+            let first = chosen.unwrap_or(0);
+            let mut job = self.queue.remove(first).expect("the queue is not empty");
             // Steps that queued up while every executor was busy go together: one commit.
-            while let (Job::Steps(steps), Some(Job::Steps(next))) = (&mut job, self.queue.front()) {
-                if steps.len() + next.len() > job::STEP_GROUP {
-                    break;
+            if let Job::Steps(steps) = &mut job {
+                let mut i = 0;
+                while i < self.queue.len() && steps.len() < job::STEP_GROUP {
+                    let fits = match &self.queue[i] {
+                        Job::Steps(next) => {
+                            (fallback || free(&self.queue[i]))
+                                && steps.len() + next.len() <= job::STEP_GROUP
+                        }
+                        Job::Resume { .. } => false,
+                    };
+                    if !fits {
+                        i += 1;
+                        continue;
+                    }
+                    if let Some(Job::Steps(next)) = self.queue.remove(i) {
+                        steps.extend(next);
+                    }
                 }
-                let Some(Job::Steps(next)) = self.queue.pop_front() else {
-                    unreachable!("matched above")
-                };
-                steps.extend(next);
             }
+            let executor = &mut self.executors[index];
             let bytes = serde_json::to_vec(&job).expect("a job serializes");
             executor.request = write_segment(&bytes);
             // SAFETY: the segment was created just above and stays attached until the reply.

@@ -60,6 +60,32 @@ impl Job {
         }
     }
 
+    /// The job as one job per owner, owners in the order they first appear: executors are
+    /// shared fairly by owner (`executor::Executors::dispatch`).
+    pub fn split_by_owner(self) -> Vec<Job> {
+        fn split<T>(items: Vec<T>, owner: impl Fn(&T) -> pgrx::pg_sys::Oid) -> Vec<Vec<T>> {
+            let mut groups: Vec<(pgrx::pg_sys::Oid, Vec<T>)> = Vec::new();
+            for item in items {
+                let o = owner(&item);
+                match groups.iter_mut().find(|(g, _)| *g == o) {
+                    Some((_, group)) => group.push(item),
+                    None => groups.push((o, vec![item])),
+                }
+            }
+            groups.into_iter().map(|(_, group)| group).collect()
+        }
+        match self {
+            Job::Steps(steps) => split(steps, |s| s.task.owner)
+                .into_iter()
+                .map(Job::Steps)
+                .collect(),
+            Job::Resume { tasks, worker_pid } => split(tasks, |t| t.owner)
+                .into_iter()
+                .map(|tasks| Job::Resume { tasks, worker_pid })
+                .collect(),
+        }
+    }
+
     /// The owner of each task the job holds.
     pub fn task_owners(&self) -> Vec<pgrx::pg_sys::Oid> {
         match self {
