@@ -34,6 +34,17 @@ fn update(sql: &str, args: &[DatumWithOid]) -> usize {
         .unwrap_or_else(|e| error!("agent_loop: {e}"))
 }
 
+/// The ids (first column) a query returns, run with the caller's privileges: the rows
+/// row-level security lets the caller act on.
+pub(super) fn ids_visible(sql: &str, args: &[DatumWithOid]) -> Vec<i64> {
+    Spi::connect(|c| {
+        c.select(sql, None, args)?
+            .map(|row| row.get::<i64>(1).map(Option::unwrap_or_default))
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .unwrap_or_else(|e| error!("agent_loop: {e}"))
+}
+
 /// Re-queues a failed or cancelled task. It resumes from its last committed step with
 /// `max_steps` more steps (by default, as many as it was first given) and a new deadline
 /// `timeout` from now (by default none).
@@ -95,18 +106,12 @@ fn retry(
 #[pg_extern(volatile, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
 fn prune(older_than: default!(Interval, "'7 days'")) -> i64 {
-    let ids: Vec<i64> = Spi::connect(|c| {
-        c.select(
-            "SELECT id FROM agent_loop.tasks
-              WHERE status IN ('succeeded', 'failed', 'cancelled')
-                AND finished_at < now() - $1",
-            None,
-            &[older_than.into()],
-        )?
-        .map(|row| row.get::<i64>(1).map(Option::unwrap_or_default))
-        .collect::<Result<Vec<_>, _>>()
-    })
-    .unwrap_or_else(|e| error!("agent_loop: {e}"));
+    let ids = ids_visible(
+        "SELECT id FROM agent_loop.tasks
+          WHERE status IN ('succeeded', 'failed', 'cancelled')
+            AND finished_at < now() - $1",
+        &[older_than.into()],
+    );
     if ids.is_empty() {
         return 0;
     }
@@ -128,20 +133,14 @@ fn prune(older_than: default!(Interval, "'7 days'")) -> i64 {
 #[pg_extern(volatile, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
 fn _delete_lessons(owner: pg_sys::Oid, containing: Option<&str>) -> i64 {
-    let keys: Vec<i64> = Spi::connect(|c| {
-        c.select(
-            "SELECT id FROM agent_loop.reflections r
-              WHERE r.owner = $1::regrole
-                AND ($2::text IS NULL
-                     OR r.lesson_tsv @@ pg_catalog.plainto_tsquery('english', $2)
-                     OR pg_catalog.strpos(pg_catalog.lower(r.lesson), pg_catalog.lower($2)) > 0)",
-            None,
-            &[owner.into(), containing.into()],
-        )?
-        .map(|row| row.get::<i64>(1).map(Option::unwrap_or_default))
-        .collect::<Result<Vec<_>, _>>()
-    })
-    .unwrap_or_else(|e| error!("agent_loop: {e}"));
+    let keys = ids_visible(
+        "SELECT id FROM agent_loop.reflections r
+          WHERE r.owner = $1::regrole
+            AND ($2::text IS NULL
+                 OR r.lesson_tsv @@ pg_catalog.plainto_tsquery('english', $2)
+                 OR pg_catalog.strpos(pg_catalog.lower(r.lesson), pg_catalog.lower($2)) > 0)",
+        &[owner.into(), containing.into()],
+    );
     if keys.is_empty() {
         return 0;
     }

@@ -158,19 +158,12 @@ fn _tool_activity() -> TableIterator<
         .unwrap_or_else(|e| error!("agent_loop: {e}"))
     });
     let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
-    let visible: Vec<i64> = if ids.is_empty() {
-        Vec::new()
-    } else {
-        Spi::connect(|c| {
-            c.select(
-                "SELECT id FROM agent_loop.tasks WHERE id = ANY ($1)",
-                None,
-                &[ids.into()],
-            )?
-            .map(|r| r.get::<i64>(1).map(Option::unwrap_or_default))
-            .collect::<Result<Vec<_>, _>>()
-        })
-        .unwrap_or_else(|e| error!("agent_loop: {e}"))
+    let visible = match ids.is_empty() {
+        true => Vec::new(),
+        false => manage::ids_visible(
+            "SELECT id FROM agent_loop.tasks WHERE id = ANY ($1)",
+            &[ids.into()],
+        ),
     };
     TableIterator::new(rows.into_iter().filter(move |r| visible.contains(&r.0)))
 }

@@ -283,6 +283,11 @@ impl Store {
         self.exec(&sql::RENEW_LEASES, &args)
     }
 
+    /// Hands some of this worker's running tasks back to the queue.
+    pub fn release_tasks(&mut self, ids: Vec<i64>, worker_pid: i32) -> SpiResult<()> {
+        self.exec(&sql::RELEASE_TASKS, &[ids.into(), worker_pid.into()])
+    }
+
     /// Hands this worker's running tasks back to the queue (clean shutdown).
     pub fn release_leases(&mut self, worker_pid: i32) -> SpiResult<()> {
         self.exec(&sql::RELEASE_LEASES, &[worker_pid.into()])

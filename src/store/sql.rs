@@ -169,6 +169,17 @@ pub static RENEW_LEASES: Sql = Sql {
     types: &[INT8_ARRAY, INT4, INT4],
 };
 
+/// Some of this worker's running tasks go back to the queue (their step was lost with the
+/// executor that ran it); they resume from their logs.
+pub static RELEASE_TASKS: Sql = Sql {
+    text: "UPDATE agent_loop.tasks t SET status = 'queued', lease_worker = NULL, lease_until = NULL
+             FROM (SELECT id FROM agent_loop.tasks
+                    WHERE id = ANY ($1) AND lease_worker = $2 AND status = 'running'
+                      FOR UPDATE SKIP LOCKED) held
+            WHERE t.id = held.id",
+    types: &[INT8_ARRAY, INT4],
+};
+
 pub static RELEASE_LEASES: Sql = Sql {
     text: "UPDATE agent_loop.tasks t SET status = 'queued', lease_worker = NULL, lease_until = NULL
              FROM (SELECT id FROM agent_loop.tasks

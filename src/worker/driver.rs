@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use agent_loop_core::agent::{self, Failure, Outcome};
 use agent_loop_core::faults::Point;
-use agent_loop_core::model::http::CallSettings;
+use agent_loop_core::model::http::{CallOutcome, CallSettings};
 use agent_loop_core::model::pool::{ModelJob, ModelOutcome, ModelPool};
 use agent_loop_core::model::retry::RetryPolicy;
 use agent_loop_core::model::{Endpoint, ErrorClass, ModelError, Provider};
@@ -97,6 +97,10 @@ struct Worker {
     executors: Option<Executors>,
     /// Executors that died running a call of the task, by task.
     executor_deaths: HashMap<i64, u32>,
+    /// Steps that timed out on a lock, to be tried again at the instant given; and how often
+    /// each task's step has, so far.
+    retries: Vec<(Instant, StepJob)>,
+    lock_retries: HashMap<i64, u32>,
 }
 
 impl Worker {
@@ -114,6 +118,8 @@ impl Worker {
             calls_per_model: HashMap::new(),
             executors: None,
             executor_deaths: HashMap::new(),
+            retries: Vec::new(),
+            lock_retries: HashMap::new(),
         }
     }
 
@@ -192,6 +198,7 @@ impl Worker {
                 self.collect();
                 self.dispatch_ready();
             }
+            self.run_due_retries();
             self.collect();
             self.dispatch_ready();
             self.slot.in_flight.store(self.tasks.len() as i32, Relaxed);
@@ -202,7 +209,7 @@ impl Worker {
             // inside): without them autovacuum never learns of the dead tuples steps leave.
             unsafe { pg_sys::pgstat_report_stat(false) };
             let mut poll = Duration::from_millis(settings::POLL_INTERVAL_MS.get() as u64);
-            if self.executors.as_ref().is_some_and(Executors::busy) {
+            if self.executors.as_ref().is_some_and(Executors::busy) || !self.retries.is_empty() {
                 // The watchdog looks at running tool calls this often.
                 poll = poll.min(Duration::from_millis(100));
             }
@@ -227,6 +234,7 @@ impl Worker {
         if let Some(executors) = &self.executors {
             ids.extend(executors.task_ids());
         }
+        ids.extend(self.retries.iter().map(|(_, step)| step.task.id));
         let pid = self.pid;
         let result = in_transaction(AssertUnwindSafe(|| {
             if !ids.is_empty() {
@@ -437,7 +445,9 @@ impl Worker {
                             self.tasks.insert(task.id, task);
                         }
                         Ok(false) => {}
-                        Err(StepFailed { message, failed }) => {
+                        Err(StepFailed {
+                            message, failed, ..
+                        }) => {
                             warning!("agent_loop: resuming task {}: {message}", task.id);
                             if failed {
                                 shmem::announce_task_ended(task.id);
@@ -449,9 +459,11 @@ impl Worker {
         }
     }
 
-    /// An executor exited before it replied, so nothing of `job` committed. The task whose
-    /// tool call was running then fails (`tool_timeout` when the watchdog ended it); the
-    /// others are handed to an executor again.
+    /// An executor exited before it replied (or its reply was unreadable). Whether the job
+    /// committed is not known, so it is not run again: its tasks go back to the queue and
+    /// resume from what their logs hold, except the task whose tool call the watchdog ended,
+    /// which fails with `tool_timeout` (its step was still running, so nothing of it
+    /// committed).
     fn after_lost(&mut self, job: Job, ended_task: Option<(i64, bool)>) {
         // An executor that died by itself (a fast shutdown ends it before its worker, say) is
         // no reason to fail the task whose call it ran; three such deaths are.
@@ -460,11 +472,11 @@ impl Worker {
             *deaths += 1;
             by_watchdog || *deaths >= 3
         });
-        let rest = match ended_task {
-            Some((id, by_watchdog)) => {
-                self.executor_deaths.remove(&id);
-                let (rest, task) = job.without(id);
-                if let Some(task) = task {
+        let mut requeue = Vec::new();
+        for task in job.into_tasks() {
+            match ended_task {
+                Some((id, by_watchdog)) if id == task.id => {
+                    self.executor_deaths.remove(&id);
                     let (code, message) = match by_watchdog {
                         true => (
                             "tool_timeout",
@@ -476,19 +488,22 @@ impl Worker {
                         ),
                         false => (
                             "executor_died",
-                            "the executor running a tool call of this task exited; the step \
-                             rolled back"
-                                .to_owned(),
+                            "executors running a tool call of this task exited three times".to_owned(),
                         ),
                     };
                     self.fail_task(&task, code, &message);
                 }
-                rest
+                _ => requeue.push(task.id),
             }
-            None => Some(job),
-        };
-        if let Some(rest) = rest {
-            self.run_job(rest);
+        }
+        if requeue.is_empty() {
+            return;
+        }
+        let (store, pid) = (&mut self.store, self.pid);
+        match in_transaction(AssertUnwindSafe(|| store.release_tasks(requeue, pid))) {
+            // Claimed again at once.
+            Ok(()) => unsafe { pg_sys::SetLatch(pg_sys::MyLatch) },
+            Err(e) => warning!("agent_loop: re-queueing the tasks of a lost job: {e}"),
         }
     }
 
@@ -511,6 +526,9 @@ impl Worker {
         if !self.executor_deaths.is_empty() {
             self.executor_deaths.remove(&id);
         }
+        if !self.lock_retries.is_empty() && end.is_ok() {
+            self.lock_retries.remove(&id);
+        }
         match end {
             Ok(StepEnd::Continue) => {
                 faults::at(Point::Stepped, id, task.attempt);
@@ -528,12 +546,59 @@ impl Worker {
                 unsafe { pg_sys::SetLatch(pg_sys::MyLatch) };
             }
             Ok(StepEnd::Lost) => {}
-            Err(StepFailed { message, failed }) => {
+            Err(StepFailed {
+                retry: Some(call), ..
+            }) => self.retry_later(task, *call),
+            Err(StepFailed {
+                message, failed, ..
+            }) => {
                 warning!("agent_loop: step of task {id} failed and was rolled back: {message}");
                 if failed {
                     shmem::announce_task_ended(id);
                 }
             }
+        }
+    }
+
+    /// A step that timed out on a lock (its owner holds the task's row, say) is tried again
+    /// a little later, a few times; then the task goes back to the queue.
+    fn retry_later(&mut self, task: Task, call: CallOutcome) {
+        const TRIES: u32 = 5;
+        let tries = self.lock_retries.entry(task.id).or_default();
+        *tries += 1;
+        if *tries > TRIES {
+            self.lock_retries.remove(&task.id);
+            let (store, pid, id) = (&mut self.store, self.pid, task.id);
+            if let Err(e) = in_transaction(AssertUnwindSafe(|| store.release_tasks(vec![id], pid)))
+            {
+                warning!("agent_loop: re-queueing task {id}: {e}");
+            }
+            return;
+        }
+        let context = self.step_context(&task);
+        let due = Instant::now() + Duration::from_millis(500);
+        self.retries.push((
+            due,
+            StepJob {
+                task,
+                call,
+                context,
+            },
+        ));
+    }
+
+    /// Sends the steps whose retry is due.
+    fn run_due_retries(&mut self) {
+        if self.retries.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.retries)
+            .into_iter()
+            .partition(|(at, _)| *at <= now);
+        self.retries = later;
+        if !due.is_empty() {
+            self.run_job(Job::Steps(due.into_iter().map(|(_, step)| step).collect()));
         }
     }
 

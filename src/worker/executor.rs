@@ -10,7 +10,8 @@
 //! A tool that ignores cancellation (PL/pgSQL can catch `query_canceled`) is ended by
 //! terminating its executor once it has run `agent_loop.tool_timeout` plus a grace second: the
 //! executor's transaction rolls back, the task fails with `tool_timeout`, the other tasks of the
-//! job go to another executor, and a fresh executor starts. An executor's address space is
+//! job go back to the queue (a lost job is never run again: it may have committed), and a fresh
+//! executor starts. An executor's address space is
 //! capped (`agent_loop.executor_memory`), so a tool that allocates too much gets an "out of
 //! memory" error of its own instead of taking the server's memory.
 

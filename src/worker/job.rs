@@ -10,7 +10,9 @@ use agent_loop_core::model::http::CallOutcome;
 use serde::{Deserialize, Serialize};
 
 use super::task::{StepContext, StepEnd, Task};
-use super::txn::{commit_without_flush, in_subtransaction, in_transaction};
+use super::txn::{
+    commit_without_flush, in_subtransaction, in_subtransaction_caught, in_transaction, Caught,
+};
 use crate::settings::{self, StepCommit};
 use crate::store::Store;
 
@@ -40,6 +42,9 @@ pub enum Job {
 pub struct StepFailed {
     pub message: String,
     pub failed: bool,
+    /// A lock timeout (a lock the task's owner holds on its row, say): the task did not fail,
+    /// and the same answer may be stepped again (nothing of the step committed).
+    pub retry: Option<Box<CallOutcome>>,
 }
 
 /// How each task of a job came out; the tasks come back with their new state.
@@ -94,24 +99,11 @@ impl Job {
         }
     }
 
-    /// The job without the task `id` (for handing the rest to another executor).
-    pub fn without(self, id: i64) -> (Option<Job>, Option<Task>) {
+    /// The tasks the job holds.
+    pub fn into_tasks(self) -> Vec<Task> {
         match self {
-            Job::Steps(steps) => {
-                let (gone, rest): (Vec<_>, Vec<_>) =
-                    steps.into_iter().partition(|s| s.task.id == id);
-                let removed = gone.into_iter().next().map(|s| s.task);
-                ((!rest.is_empty()).then_some(Job::Steps(rest)), removed)
-            }
-            Job::Resume { tasks, worker_pid } => {
-                let (gone, rest): (Vec<_>, Vec<_>) = tasks.into_iter().partition(|t| t.id == id);
-                let removed = gone.into_iter().next();
-                let rest = (!rest.is_empty()).then_some(Job::Resume {
-                    tasks: rest,
-                    worker_pid,
-                });
-                (rest, removed)
-            }
+            Job::Steps(steps) => steps.into_iter().map(|s| s.task).collect(),
+            Job::Resume { tasks, .. } => tasks,
         }
     }
 }
@@ -136,16 +128,27 @@ pub fn run(store: &mut Store, job: Job) -> Reply {
 /// of its own, so one that fails rolls back alone and fails its task; one commit, so one WAL
 /// flush, for them all. The group commits asynchronously only when `step_commit = async` and
 /// none of its steps ends its task.
-fn run_steps(store: &mut Store, steps: Vec<StepJob>) -> Vec<(Task, Result<StepEnd, StepFailed>)> {
-    let mut group: Vec<StepJob> = steps;
+fn run_steps(
+    store: &mut Store,
+    mut group: Vec<StepJob>,
+) -> Vec<(Task, Result<StepEnd, StepFailed>)> {
     let committed = in_transaction(AssertUnwindSafe(|| {
         let mut ends = Vec::with_capacity(group.len());
         for job in group.iter_mut() {
             let (task, call, context) = (&mut job.task, &job.call, &job.context);
-            let step = in_subtransaction(AssertUnwindSafe(|| task.step(store, context, call)));
+            let step =
+                in_subtransaction_caught(AssertUnwindSafe(|| task.step(store, context, call)));
             ends.push(match step {
                 Ok(end) => Ok(end),
-                Err(message) => {
+                Err(Caught {
+                    message,
+                    lock_timeout: true,
+                }) => Err(StepFailed {
+                    message,
+                    failed: false,
+                    retry: Some(Box::new(call.clone())),
+                }),
+                Err(Caught { message, .. }) => {
                     // In a subtransaction of its own: should recording the failure fail too
                     // (a lock its owner holds on the row outlasts lock_timeout), the other
                     // steps of the group still commit; the task's lease then runs out.
@@ -154,7 +157,11 @@ fn run_steps(store: &mut Store, steps: Vec<StepJob>) -> Vec<(Task, Result<StepEn
                         store.fail_after_error(task.id, pid, task.attempt, &message)
                     }))
                     .unwrap_or(false);
-                    Err(StepFailed { message, failed })
+                    Err(StepFailed {
+                        message,
+                        failed,
+                        retry: None,
+                    })
                 }
             });
         }
@@ -178,7 +185,15 @@ fn run_steps(store: &mut Store, steps: Vec<StepJob>) -> Vec<(Task, Result<StepEn
                 }));
                 let failed = failed == Ok(true);
                 let message = message.clone();
-                (job.task, Err(StepFailed { message, failed }))
+                let retry = None;
+                (
+                    job.task,
+                    Err(StepFailed {
+                        message,
+                        failed,
+                        retry,
+                    }),
+                )
             })
             .collect(),
     }
@@ -205,6 +220,7 @@ fn resume(store: &mut Store, task: &mut Task, worker_pid: i32) -> Result<bool, S
         StepFailed {
             message,
             failed: failed == Ok(true),
+            retry: None,
         }
     })
 }

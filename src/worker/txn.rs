@@ -66,6 +66,20 @@ pub fn in_transaction<R, E: std::fmt::Display>(
 pub fn in_subtransaction<R, E: std::fmt::Display>(
     body: impl FnOnce() -> Result<R, E> + std::panic::UnwindSafe,
 ) -> Result<R, String> {
+    in_subtransaction_caught(body).map_err(|caught| caught.message)
+}
+
+/// An error caught in a subtransaction.
+pub struct Caught {
+    pub message: String,
+    /// It was a lock timeout (SQLSTATE 55P03): the same work may succeed later.
+    pub lock_timeout: bool,
+}
+
+/// `in_subtransaction`, telling a lock timeout from other errors.
+pub fn in_subtransaction_caught<R, E: std::fmt::Display>(
+    body: impl FnOnce() -> Result<R, E> + std::panic::UnwindSafe,
+) -> Result<R, Caught> {
     subtransaction(
         || body().map_err(|e| e.to_string()),
         |result| result.is_ok(),
@@ -76,14 +90,30 @@ pub fn in_subtransaction<R, E: std::fmt::Display>(
 /// (which sees the result, and may clean up first) says so, else rolls it back.
 fn subtransaction<R>(
     body: impl FnOnce() -> Result<R, String> + std::panic::UnwindSafe,
-    keep: impl FnOnce(&Result<R, String>) -> bool,
-) -> Result<R, String> {
+    keep: impl FnOnce(&Result<R, Caught>) -> bool,
+) -> Result<R, Caught> {
     let (memory_context, resource_owner) =
         unsafe { (pg_sys::CurrentMemoryContext, pg_sys::CurrentResourceOwner) };
     unsafe { pg_sys::BeginInternalSubTransaction(std::ptr::null()) };
-    let result = PgTryBuilder::new(body)
-        .catch_others(|error| Err(describe(&error)))
-        .execute();
+    let result = PgTryBuilder::new(|| {
+        body().map_err(|message| Caught {
+            message,
+            lock_timeout: false,
+        })
+    })
+    .catch_others(|error| {
+        let lock_timeout = match &error {
+            CaughtError::PostgresError(report) | CaughtError::ErrorReport(report) => {
+                report.sql_error_code() == pgrx::PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE
+            }
+            CaughtError::RustPanic { .. } => false,
+        };
+        Err(Caught {
+            message: describe(&error),
+            lock_timeout,
+        })
+    })
+    .execute();
     unsafe {
         if keep(&result) {
             pg_sys::ReleaseCurrentSubTransaction();
@@ -222,7 +252,7 @@ pub fn as_role_in_subtransaction<R>(
     unsafe { pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut saved_context) };
     let defaults = [c"search_path", c"lock_timeout"].map(|name| (name, reset_value(name)));
     let nest_level = std::cell::Cell::new(0);
-    subtransaction(
+    let result = subtransaction(
         AssertUnwindSafe(|| {
             // SAFETY: inside a transaction; the level is closed below whatever happens.
             nest_level.set(unsafe { pg_sys::NewGUCNestLevel() });
@@ -257,7 +287,8 @@ pub fn as_role_in_subtransaction<R>(
             }
             result.is_ok() && on_success == OnSuccess::Keep
         },
-    )
+    );
+    result.map_err(|caught| caught.message)
 }
 
 /// A setting's default for this database and role, whatever the session set since.

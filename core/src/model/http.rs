@@ -17,7 +17,7 @@ pub struct CallSettings {
 }
 
 /// What a call came to, with every attempt that failed on the way.
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct CallOutcome {
     pub result: Result<ModelReply, ModelError>,
     pub failed_attempts: Vec<ModelError>,
