@@ -245,12 +245,11 @@ pub fn verify(
     }
 }
 
-/// Reports the worker idle again when the call is over. While a call runs, the statement's
-/// leading comment names its task, step and tool in `pg_stat_activity.query`, which only
-/// superusers and pg_read_all_stats see; `application_name` stays "agent_loop worker", which
-/// every role sees.
-/// It also tells the worker's watchdog, when this process is an executor, that a call of the
-/// task runs (`shmem::note_tool_call`).
+/// A call running, while it lives: the watchdog of the executor's worker knows since when
+/// (`shmem::note_tool_call`), and when it ends the process reports idle again. Which task,
+/// step and tool it is shows in the statement's leading comment, in `pg_stat_activity.query`,
+/// which only superusers and pg_read_all_stats see; `application_name`, which every role sees,
+/// names neither.
 struct Activity;
 
 impl Activity {

@@ -201,7 +201,7 @@ impl Worker {
             self.run_due_retries();
             self.collect();
             self.dispatch_ready();
-            self.slot.in_flight.store(self.tasks.len() as i32, Relaxed);
+            self.slot.in_flight.store(self.in_flight() as i32, Relaxed);
             self.slot
                 .helper_threads
                 .store(self.pool.threads() as i32, Relaxed);
@@ -226,6 +226,13 @@ impl Worker {
         if let Err(e) = in_transaction(AssertUnwindSafe(|| self.store.release_leases(self.pid))) {
             warning!("agent_loop: could not release leases at shutdown: {e}");
         }
+    }
+
+    /// The tasks this worker drives: waiting for a model or their turn, in a job, or waiting
+    /// to retry a step.
+    fn in_flight(&self) -> usize {
+        let in_jobs = self.executors.as_ref().map_or(0, |e| e.task_ids().len());
+        self.tasks.len() + in_jobs + self.retries.len()
     }
 
     /// Renews this worker's leases and re-queues the tasks of workers that died.

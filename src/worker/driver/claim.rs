@@ -37,7 +37,7 @@ impl Worker {
     pub(super) fn claim(&mut self) -> Option<Vec<i64>> {
         let capacity = settings::MAX_IN_FLIGHT.get() as usize;
         let batch = capacity
-            .saturating_sub(self.tasks.len())
+            .saturating_sub(self.in_flight())
             .min(settings::CLAIM_BATCH.get() as usize) as i32;
         let pid = self.pid;
         // The task being prepared when the claiming transaction failed, if it failed there,
@@ -137,12 +137,13 @@ impl Worker {
         Some(claimed.cancel_running)
     }
 
-    /// How many tasks this worker drives for each owner (waiting for a model or in a job).
+    /// How many tasks this worker drives for each owner (see `in_flight`).
     fn in_flight_by_owner(&self) -> Vec<(pg_sys::Oid, i32)> {
         let mut counts: HashMap<pg_sys::Oid, i32> = HashMap::new();
         let owners = self.tasks.values().map(|t| t.owner);
         let in_jobs = self.executors.iter().flat_map(|e| e.task_owners());
-        for owner in owners.chain(in_jobs) {
+        let retrying = self.retries.iter().map(|(_, step)| step.task.owner);
+        for owner in owners.chain(in_jobs).chain(retrying) {
             *counts.entry(owner).or_default() += 1;
         }
         counts.into_iter().collect()
