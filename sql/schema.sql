@@ -212,7 +212,7 @@ COMMENT ON COLUMN tasks.lease_until IS 'The lease expires then unless renewed; a
 COMMENT ON COLUMN tasks.cancel_requested_at IS 'Set by cancel(); the worker ends the task before its next step.';
 COMMENT ON COLUMN tasks.cost IS
     'What the task''s model calls cost, in USD at its model''s prices (0 when it has none).';
-COMMENT ON COLUMN tasks.error_code IS 'Why the task failed: max_steps_exceeded, model_<class>, deadline_exceeded, cancelled, ...';
+COMMENT ON COLUMN tasks.error_code IS 'Why the task failed: max_steps_exceeded, model_<class>, deadline_exceeded, cancelled, tool_timeout, invalid_task, ...';
 COMMENT ON COLUMN tasks.result IS
     'On success: {"answer": text}, plus "output": the answer as JSON when output_schema was given.';
 COMMENT ON COLUMN tasks.output_schema IS
