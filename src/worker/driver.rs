@@ -230,18 +230,19 @@ impl Worker {
 
     /// The tasks this worker drives: waiting for a model or their turn, in a job, or waiting
     /// to retry a step.
+    fn held_tasks(&self) -> impl Iterator<Item = &Task> {
+        let in_jobs = self.executors.iter().flat_map(Executors::tasks);
+        let retrying = self.retries.iter().map(|(_, step)| &step.task);
+        self.tasks.values().chain(in_jobs).chain(retrying)
+    }
+
     fn in_flight(&self) -> usize {
-        let in_jobs = self.executors.as_ref().map_or(0, |e| e.task_ids().len());
-        self.tasks.len() + in_jobs + self.retries.len()
+        self.held_tasks().count()
     }
 
     /// Renews this worker's leases and re-queues the tasks of workers that died.
     fn housekeeping(&mut self) {
-        let mut ids: Vec<i64> = self.tasks.keys().copied().collect();
-        if let Some(executors) = &self.executors {
-            ids.extend(executors.task_ids());
-        }
-        ids.extend(self.retries.iter().map(|(_, step)| step.task.id));
+        let ids: Vec<i64> = self.held_tasks().map(|t| t.id).collect();
         let pid = self.pid;
         let result = in_transaction(AssertUnwindSafe(|| {
             if !ids.is_empty() {
@@ -503,14 +504,18 @@ impl Worker {
                 _ => requeue.push(task.id),
             }
         }
-        if requeue.is_empty() {
-            return;
+        if !requeue.is_empty() {
+            self.requeue(requeue);
         }
+    }
+
+    /// Hands tasks of this worker back to the queue, to be claimed again at once; they resume
+    /// from their logs.
+    fn requeue(&mut self, ids: Vec<i64>) {
         let (store, pid) = (&mut self.store, self.pid);
-        match in_transaction(AssertUnwindSafe(|| store.release_tasks(requeue, pid))) {
-            // Claimed again at once.
+        match in_transaction(AssertUnwindSafe(|| store.release_tasks(ids, pid))) {
             Ok(()) => unsafe { pg_sys::SetLatch(pg_sys::MyLatch) },
-            Err(e) => warning!("agent_loop: re-queueing the tasks of a lost job: {e}"),
+            Err(e) => warning!("agent_loop: re-queueing tasks: {e}"),
         }
     }
 
@@ -575,11 +580,7 @@ impl Worker {
         *tries += 1;
         if *tries > TRIES {
             self.lock_retries.remove(&task.id);
-            let (store, pid, id) = (&mut self.store, self.pid, task.id);
-            if let Err(e) = in_transaction(AssertUnwindSafe(|| store.release_tasks(vec![id], pid)))
-            {
-                warning!("agent_loop: re-queueing task {id}: {e}");
-            }
+            self.requeue(vec![task.id]);
             return;
         }
         let context = self.step_context(&task);

@@ -24,6 +24,7 @@ use pgrx::pg_sys;
 use pgrx::prelude::*;
 
 use super::job::{self, Job, Reply};
+use super::task::Task;
 use super::txn::{in_transaction, pin_worker_session};
 use crate::settings;
 use crate::shmem::{self, executor_state as state, ExecutorSlot};
@@ -106,22 +107,10 @@ impl Executors {
         !self.queue.is_empty() || self.executors.iter().any(|e| e.job.is_some())
     }
 
-    /// The tasks in jobs not yet answered (their leases are still this worker's to renew).
-    pub fn task_ids(&self) -> Vec<i64> {
+    /// The tasks in jobs not yet answered (still this worker's: in flight, leases to renew).
+    pub fn tasks(&self) -> impl Iterator<Item = &Task> {
         let running = self.executors.iter().filter_map(|e| e.job.as_ref());
-        running
-            .chain(self.queue.iter())
-            .flat_map(Job::task_ids)
-            .collect()
-    }
-
-    /// The owners of the tasks in jobs not yet answered, one entry per task.
-    pub fn task_owners(&self) -> Vec<pg_sys::Oid> {
-        let running = self.executors.iter().filter_map(|e| e.job.as_ref());
-        running
-            .chain(self.queue.iter())
-            .flat_map(Job::task_owners)
-            .collect()
+        running.chain(self.queue.iter()).flat_map(Job::tasks)
     }
 
     pub fn submit(&mut self, job: Job) {
@@ -146,9 +135,9 @@ impl Executors {
             }
             let busy: Vec<pg_sys::Oid> = (self.executors.iter())
                 .filter_map(|e| e.job.as_ref())
-                .flat_map(Job::task_owners)
+                .flat_map(|job| job.tasks().into_iter().map(|t| t.owner))
                 .collect();
-            let free = |job: &Job| job.task_owners().iter().all(|o| !busy.contains(o));
+            let free = |job: &Job| job.tasks().iter().all(|t| !busy.contains(&t.owner));
             // When every queued owner is busy elsewhere, the queue goes in order, grouped.
             let chosen = self.queue.iter().position(free);
             let fallback = chosen.is_none();

@@ -57,11 +57,11 @@ pub enum Reply {
 }
 
 impl Job {
-    /// The tasks the job holds, by id.
-    pub fn task_ids(&self) -> Vec<i64> {
+    /// The tasks the job holds.
+    pub fn tasks(&self) -> Vec<&Task> {
         match self {
-            Job::Steps(steps) => steps.iter().map(|s| s.task.id).collect(),
-            Job::Resume { tasks, .. } => tasks.iter().map(|t| t.id).collect(),
+            Job::Steps(steps) => steps.iter().map(|s| &s.task).collect(),
+            Job::Resume { tasks, .. } => tasks.iter().collect(),
         }
     }
 
@@ -88,14 +88,6 @@ impl Job {
                 .into_iter()
                 .map(|tasks| Job::Resume { tasks, worker_pid })
                 .collect(),
-        }
-    }
-
-    /// The owner of each task the job holds.
-    pub fn task_owners(&self) -> Vec<pgrx::pg_sys::Oid> {
-        match self {
-            Job::Steps(steps) => steps.iter().map(|s| s.task.owner).collect(),
-            Job::Resume { tasks, .. } => tasks.iter().map(|t| t.owner).collect(),
         }
     }
 

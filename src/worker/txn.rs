@@ -155,7 +155,8 @@ pub const PINNED_SEARCH_PATH: &CStr = c"pg_catalog, pg_temp";
 
 /// Pins the worker's own session: its statements resolve names only in pg_catalog (every one
 /// of them qualifies agent_loop's), give up on a lock after `lock_timeout_ms` (a lock a tenant
-/// holds on its own task row fails that task's step, and stalls nobody else), and its
+/// holds on its own task row delays that task's step, which is tried again, and nobody else's),
+/// and its
 /// `application_name` names no task or tool. Run at start and after each reload; tool calls
 /// put it back (`as_role_in_subtransaction`). Needs a transaction.
 pub fn pin_worker_session(lock_timeout_ms: i32) {

@@ -137,14 +137,11 @@ impl Worker {
         Some(claimed.cancel_running)
     }
 
-    /// How many tasks this worker drives for each owner (see `in_flight`).
+    /// How many tasks this worker drives for each owner (`held_tasks`).
     fn in_flight_by_owner(&self) -> Vec<(pg_sys::Oid, i32)> {
         let mut counts: HashMap<pg_sys::Oid, i32> = HashMap::new();
-        let owners = self.tasks.values().map(|t| t.owner);
-        let in_jobs = self.executors.iter().flat_map(|e| e.task_owners());
-        let retrying = self.retries.iter().map(|(_, step)| step.task.owner);
-        for owner in owners.chain(in_jobs).chain(retrying) {
-            *counts.entry(owner).or_default() += 1;
+        for task in self.held_tasks() {
+            *counts.entry(task.owner).or_default() += 1;
         }
         counts.into_iter().collect()
     }
