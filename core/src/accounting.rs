@@ -1,6 +1,6 @@
 //! What a model call cost: per-model prices applied to the usage the provider reported.
 
-use crate::model::Usage;
+use crate::vocab::Usage;
 
 /// A model's prices in currency units (the registry says USD) per million tokens.
 #[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]

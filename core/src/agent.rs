@@ -4,123 +4,10 @@
 //! the rules — when a task succeeds, when a limit ends it, what a model failure means — are
 //! stated once and unit-tested without PostgreSQL.
 
-use serde_json::Value;
-
-use crate::items::{Item, Phase};
-use crate::model::{ModelError, ModelReply, ToolCallRequest, Usage};
+use crate::items::Item;
+use crate::task::{Acceptance, Candidate, Failure, Limits, Outcome, Progress};
+use crate::vocab::{ModelError, ModelReply, ToolCallRequest};
 use crate::{reflection, schema};
-
-/// The limits a task was submitted with.
-#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Limits {
-    /// How many decide phases (model calls that succeeded) the task may use.
-    pub max_steps: i32,
-    /// Total tokens (input + output) the task may spend; `None` is unlimited.
-    pub token_budget: Option<i64>,
-    /// Seconds since the Unix epoch after which no new step starts; `None` is no deadline.
-    pub deadline_epoch: Option<f64>,
-}
-
-/// What a final answer must satisfy before it is accepted.
-#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Acceptance {
-    /// JSON Schema the answer must match (structured output).
-    pub output_schema: Option<Value>,
-    /// A boolean SQL expression the worker runs on the answer (`accept_if`).
-    pub accept_if: Option<String>,
-}
-
-/// A final answer waiting to be accepted.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Candidate {
-    pub answer: String,
-    /// The answer read as JSON, when the task asked for structured output.
-    pub output: Option<Value>,
-}
-
-/// How far a task has got.
-#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Progress {
-    pub steps_done: i32,
-    pub usage: Usage,
-    /// What the model calls cost so far, at the model's prices (0 without prices).
-    pub cost: f64,
-}
-
-impl Progress {
-    pub fn add(&mut self, usage: &Usage, cost: f64) {
-        self.usage.add(usage);
-        self.cost += cost;
-    }
-}
-
-/// Why a task ended without an accepted answer. The code is the `tasks.error_code` value.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Failure {
-    MaxSteps {
-        max_steps: i32,
-    },
-    TokenBudget {
-        used: i64,
-        budget: i64,
-    },
-    Deadline,
-    Model(ModelError),
-    EmptyAnswer,
-    /// The last answer the steps allowed was not accepted.
-    AnswerRejected {
-        detail: String,
-    },
-    Internal(String),
-}
-
-impl Failure {
-    pub fn code(&self) -> String {
-        match self {
-            Failure::MaxSteps { .. } => "max_steps_exceeded".into(),
-            Failure::TokenBudget { .. } => "token_budget_exceeded".into(),
-            Failure::Deadline => "deadline_exceeded".into(),
-            Failure::Model(e) => format!("model_{}", e.class.as_str()),
-            Failure::EmptyAnswer => "model_empty_answer".into(),
-            Failure::AnswerRejected { .. } => "answer_rejected".into(),
-            Failure::Internal(_) => "internal_error".into(),
-        }
-    }
-
-    /// The loop phase the failure is recorded under in the step log.
-    pub fn phase(&self) -> Phase {
-        match self {
-            Failure::MaxSteps { .. } | Failure::Internal(_) => Phase::Act,
-            Failure::AnswerRejected { .. } => Phase::Verify,
-            _ => Phase::Decide,
-        }
-    }
-
-    pub fn message(&self) -> String {
-        match self {
-            Failure::MaxSteps { max_steps } => {
-                format!("the task used all {max_steps} steps without a final answer")
-            }
-            Failure::TokenBudget { used, budget } => {
-                format!("the task used {used} tokens, over its budget of {budget}")
-            }
-            Failure::Deadline => "the task passed its deadline".into(),
-            Failure::Model(e) => e.to_string(),
-            Failure::EmptyAnswer => "the model returned neither text nor tool calls".into(),
-            Failure::AnswerRejected { detail } => {
-                format!("the task used all its steps; its last answer was not accepted: {detail}")
-            }
-            Failure::Internal(m) => m.clone(),
-        }
-    }
-}
-
-/// How a task ended.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Outcome {
-    Succeeded(Candidate),
-    Failed(Failure),
-}
 
 /// What the worker must do next for a task.
 #[derive(Clone, Debug, PartialEq)]
@@ -337,7 +224,7 @@ pub fn after_act(limits: &Limits, progress: &Progress) -> Option<Outcome> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::ErrorClass;
+    use crate::vocab::ErrorClass;
 
     fn limits(max_steps: i32) -> Limits {
         Limits {

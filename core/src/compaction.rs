@@ -6,9 +6,8 @@
 //! The summary is structured, written here without a model call: what was called with which
 //! arguments and what came back, each cut short, plus the previous summary.
 
-use crate::context::{Message, Prompt};
 use crate::items::Item;
-use crate::model::truncate;
+use crate::vocab::{one_line, Message, Prompt};
 
 /// Compact when the estimated prompt passes this share of the context window.
 pub const THRESHOLD_PERCENT: usize = 75;
@@ -93,20 +92,27 @@ pub fn plan(items: &[Item], prompt_tokens: usize, context_window: usize) -> Opti
                 let arguments = calls.get(call_id.as_str()).map_or("", |c| c.1);
                 lines.push(format!(
                     "- called {name}({}) -> {}{}",
-                    flat(arguments, 160),
+                    one_line(arguments, 160),
                     if *is_error { "error: " } else { "" },
-                    flat(output, 240)
+                    one_line(output, 240)
                 ));
             }
             Item::AssistantMessage { text } => {
-                lines.push(format!("- you said: {}", flat(text, 240)))
+                lines.push(format!("- you said: {}", one_line(text, 240)))
             }
-            Item::Guidance { text } => lines.push(format!("- the user said: {}", flat(text, 240))),
+            Item::Guidance { text } => {
+                lines.push(format!("- the user said: {}", one_line(text, 240)))
+            }
             Item::Verification {
                 passed: false,
                 detail,
-            } => lines.push(format!("- an answer was rejected: {}", flat(detail, 240))),
-            Item::Reflection { lesson, .. } => lines.push(format!("- plan: {}", flat(lesson, 240))),
+            } => lines.push(format!(
+                "- an answer was rejected: {}",
+                one_line(detail, 240)
+            )),
+            Item::Reflection { lesson, .. } => {
+                lines.push(format!("- plan: {}", one_line(lesson, 240)))
+            }
             _ => {}
         }
     }
@@ -136,10 +142,6 @@ fn starts_turn(item: &Item) -> bool {
         item,
         Item::Reasoning(_) | Item::AssistantMessage { .. } | Item::ToolCall { .. }
     )
-}
-
-fn flat(text: &str, max: usize) -> String {
-    truncate(&text.split_whitespace().collect::<Vec<_>>().join(" "), max)
 }
 
 #[cfg(test)]

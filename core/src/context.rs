@@ -3,42 +3,7 @@
 use serde_json::Value;
 
 use crate::items::Item;
-use crate::model::{Reasoning, ToolCallRequest};
-
-/// A tool as the model sees it.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ToolSpec {
-    pub name: String,
-    pub description: String,
-    /// JSON Schema of the arguments object.
-    pub parameters: Value,
-}
-
-/// A provider-neutral chat message.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Message {
-    System(String),
-    User(String),
-    Assistant {
-        /// Reasoning the model returned with this turn, for the provider that wrote it.
-        reasoning: Vec<Reasoning>,
-        text: Option<String>,
-        tool_calls: Vec<ToolCallRequest>,
-    },
-    ToolResult {
-        call_id: String,
-        output: String,
-        is_error: bool,
-    },
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct Prompt {
-    pub messages: Vec<Message>,
-    pub tools: Vec<ToolSpec>,
-    /// JSON Schema the final answer must match, when the task asked for structured output.
-    pub output_schema: Option<Value>,
-}
+use crate::vocab::{Message, Prompt, Reasoning, ToolCallRequest, ToolSpec};
 
 /// Builds the prompt from the instructions and the log. Lessons recalled at perceive time join
 /// the system message; reasoning, text and tool calls of one model turn stay one assistant

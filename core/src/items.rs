@@ -7,7 +7,7 @@
 
 use serde_json::{json, Value};
 
-use crate::model::Reasoning;
+use crate::vocab::Reasoning;
 
 /// The phase of the loop an item was written in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -288,7 +288,7 @@ mod tests {
                 covers: 3,
                 summary: "s".into(),
             },
-            Item::Reasoning(crate::model::Reasoning {
+            Item::Reasoning(crate::vocab::Reasoning {
                 provider: "anthropic".into(),
                 item: serde_json::json!({"signature": "abc"}),
             }),

@@ -18,4 +18,7 @@ pub mod recall;
 pub mod reflection;
 pub mod schema;
 pub mod subtasks;
+pub mod sys;
+pub mod task;
 pub mod tools;
+pub mod vocab;

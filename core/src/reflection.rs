@@ -4,7 +4,8 @@
 //! These are structured summaries: a lesson names the goal, the outcome and the tools used so
 //! full-text search can match it to a later goal; a revised plan names what failed and how.
 
-use crate::agent::Outcome;
+use crate::task::Outcome;
+use crate::vocab::one_line;
 
 /// `Item::Reflection.outcome` of a plan revised mid-task (the model sees these).
 pub const REVISED_PLAN: &str = "revised_plan";
@@ -95,15 +96,10 @@ pub fn outcome_name(outcome: &Outcome) -> &'static str {
     }
 }
 
-fn one_line(text: &str, max: usize) -> String {
-    let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    crate::model::truncate(&flat, max)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::agent::{Candidate, Failure};
+    use crate::task::{Candidate, Failure};
 
     #[test]
     fn a_revised_plan_names_the_failures_and_what_changes() {

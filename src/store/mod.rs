@@ -7,11 +7,11 @@ mod step;
 use std::collections::HashMap;
 
 use agent_loop_core::accounting::Prices;
-use agent_loop_core::agent::{Limits, Progress};
 use agent_loop_core::items::{Item, Memory};
-use agent_loop_core::model::Usage;
 use agent_loop_core::recall::{self, Candidate};
+use agent_loop_core::task::{Limits, Progress};
 use agent_loop_core::tools::{SqlArg, SqlFunction};
+use agent_loop_core::vocab::Usage;
 use pgrx::datum::DatumWithOid;
 use pgrx::pg_sys;
 use pgrx::prelude::*;

@@ -2,9 +2,9 @@
 //! appended, guidance taken in, approvals and subtasks recorded, and the task's new state
 //! (progress, finish, park, or failure after an error).
 
-use agent_loop_core::agent::Progress;
-use agent_loop_core::model::{ToolCallRequest, Usage};
 use agent_loop_core::subtasks::SubtaskEnd;
+use agent_loop_core::task::Progress;
+use agent_loop_core::vocab::{ToolCallRequest, Usage};
 use pgrx::datum::DatumWithOid;
 use pgrx::pg_sys;
 use pgrx::prelude::*;

@@ -9,11 +9,11 @@ use std::ffi::CString;
 use std::panic::AssertUnwindSafe;
 use std::time::Instant;
 
-use agent_loop_core::agent::Candidate;
-use agent_loop_core::model::{truncate, ToolCallRequest};
+use agent_loop_core::task::Candidate;
 use agent_loop_core::tools::{
     accept_if_statement, bind_arguments, call_statement, BoundArg, SqlArg, SqlFunction,
 };
+use agent_loop_core::vocab::{truncate, ToolCallRequest};
 use pgrx::datum::DatumWithOid;
 use pgrx::pg_sys;
 use pgrx::prelude::*;

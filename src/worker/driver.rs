@@ -11,12 +11,14 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use agent_loop_core::agent::{self, Failure, Outcome};
+use agent_loop_core::agent;
 use agent_loop_core::faults::Point;
-use agent_loop_core::model::http::{CallOutcome, CallSettings};
+use agent_loop_core::model::http::CallSettings;
 use agent_loop_core::model::pool::{ModelJob, ModelOutcome, ModelPool};
 use agent_loop_core::model::retry::RetryPolicy;
-use agent_loop_core::model::{Endpoint, ErrorClass, ModelError, Provider};
+use agent_loop_core::model::{self as wire, Endpoint};
+use agent_loop_core::task::{Failure, Outcome};
+use agent_loop_core::vocab::{CallOutcome, ErrorClass, ModelError};
 use pgrx::bgworkers::{BackgroundWorker, SignalWakeFlags};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -333,7 +335,7 @@ impl Worker {
             })?),
             None => settings::api_key_from_setting(&model.name),
         };
-        let provider = Provider::parse(&model.provider).ok_or_else(|| {
+        let provider = wire::provider(&model.provider).ok_or_else(|| {
             ModelError::new(
                 ErrorClass::BadRequest,
                 format!("unknown provider \"{}\"", model.provider),
@@ -346,7 +348,7 @@ impl Worker {
             api_key: api_key.as_deref(),
             options: &model.options,
         };
-        let request = provider.build_request(&endpoint, &prompt);
+        let request = (provider.build_request)(&endpoint, &prompt);
         Ok(ModelJob {
             task_id: task.id,
             ticket: task.attempt as i64,
@@ -360,7 +362,7 @@ impl Worker {
                     max_delay: Duration::from_millis(settings::MODEL_RETRY_MAX_MS.get() as u64),
                 },
             },
-            parse: provider.parser(),
+            parse: provider.parse_response,
         })
     }
 

@@ -6,7 +6,7 @@
 
 use std::panic::AssertUnwindSafe;
 
-use agent_loop_core::model::http::CallOutcome;
+use agent_loop_core::vocab::CallOutcome;
 use serde::{Deserialize, Serialize};
 
 use super::task::{StepContext, StepEnd, Task};

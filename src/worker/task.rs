@@ -8,13 +8,13 @@
 use std::collections::BTreeSet;
 
 use agent_loop_core::accounting::Prices;
-use agent_loop_core::agent::{self, Acceptance, Failure, Limits, Next, Outcome, Progress};
+use agent_loop_core::agent::{self, Next};
 use agent_loop_core::compaction;
-use agent_loop_core::context::{build_prompt, Prompt, ToolSpec};
+use agent_loop_core::context::build_prompt;
 use agent_loop_core::faults::Point;
 use agent_loop_core::items::{Item, Memory, Phase};
-use agent_loop_core::model::http::CallOutcome;
-use agent_loop_core::model::ToolCallRequest;
+use agent_loop_core::task::{Acceptance, Failure, Limits, Outcome, Progress};
+use agent_loop_core::vocab::{CallOutcome, Prompt, ToolCallRequest, ToolSpec};
 use agent_loop_core::{reflection, subtasks};
 use pgrx::pg_sys;
 use pgrx::spi::SpiResult;

@@ -240,7 +240,7 @@ mod tests {
     }
 
     /// What agent_loop's worker reads from the answer.
-    fn parsed(answer: (u16, Value)) -> agent_loop_core::model::ModelReply {
+    fn parsed(answer: (u16, Value)) -> agent_loop_core::vocab::ModelReply {
         let response = HttpResponse {
             status: answer.0,
             retry_after: None,

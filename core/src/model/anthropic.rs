@@ -5,13 +5,21 @@
 
 use serde_json::{json, Value};
 
-use super::{
-    array_in, bad_response, http_error, json_body, request_body, snippet, Endpoint, ErrorClass,
-    HttpRequest, HttpResponse, ModelError, ModelReply, Reasoning, ToolCallRequest, Usage,
+use super::wire::{
+    array_in, bad_response, http_error, json_body, request_body, snippet, Endpoint, HttpRequest,
+    HttpResponse, Provider,
 };
-use crate::context::{Message, Prompt};
+use crate::vocab::{
+    ErrorClass, Message, ModelError, ModelReply, Prompt, Reasoning, ToolCallRequest, Usage,
+};
 
-const PROVIDER: &str = "anthropic";
+/// This wire format, as the registry lists it.
+pub const PROVIDER: Provider = Provider {
+    name: NAME,
+    build_request,
+    parse_response,
+};
+const NAME: &str = "anthropic";
 pub const API_VERSION: &str = "2023-06-01";
 /// `max_tokens` is required by the API; a model's options may set another.
 const DEFAULT_MAX_TOKENS: u32 = 4096;
@@ -36,7 +44,7 @@ pub fn build_request(endpoint: &Endpoint<'_>, prompt: &Prompt) -> HttpRequest {
             } => {
                 let mut blocks: Vec<Value> = reasoning
                     .iter()
-                    .filter(|r| r.provider == PROVIDER)
+                    .filter(|r| r.provider == NAME)
                     .map(|r| r.item.clone())
                     .collect();
                 blocks.extend(
@@ -144,7 +152,7 @@ pub fn parse_response(response: &HttpResponse) -> Result<ModelReply, ModelError>
                 });
             }
             Some("thinking") | Some("redacted_thinking") => reply.reasoning.push(Reasoning {
-                provider: PROVIDER.to_owned(),
+                provider: NAME.to_owned(),
                 item: block.clone(),
             }),
             _ => {}
@@ -208,7 +216,7 @@ pub fn classify_error(response: &HttpResponse) -> ModelError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::context::ToolSpec;
+    use crate::vocab::ToolSpec;
 
     fn call(id: &str, arguments: &str) -> ToolCallRequest {
         ToolCallRequest {
@@ -234,7 +242,7 @@ mod tests {
                 Message::User("goal".into()),
                 Message::Assistant {
                     reasoning: vec![Reasoning {
-                        provider: PROVIDER.into(),
+                        provider: NAME.into(),
                         item: json!({"type": "thinking", "thinking": "t", "signature": "sig"}),
                     }],
                     text: Some("checking".into()),

@@ -4,7 +4,8 @@ use std::io::Read;
 use std::time::{Duration, Instant};
 
 use super::retry::{Jitter, RetryPolicy};
-use super::{ErrorClass, HttpRequest, HttpResponse, ModelError, ModelReply};
+use super::wire::{HttpRequest, HttpResponse, ParseFn};
+use crate::vocab::{CallOutcome, ErrorClass, ModelError};
 
 /// How a call is made; fixed per model.
 #[derive(Clone, Debug, PartialEq)]
@@ -15,18 +16,6 @@ pub struct CallSettings {
     pub max_body_bytes: usize,
     pub retry: RetryPolicy,
 }
-
-/// What a call came to, with every attempt that failed on the way.
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
-pub struct CallOutcome {
-    pub result: Result<ModelReply, ModelError>,
-    pub failed_attempts: Vec<ModelError>,
-    /// Time from the first byte sent to the final answer, retries included.
-    pub latency: Duration,
-}
-
-/// Parses a provider's response into a reply or a classified error.
-pub type ParseFn = fn(&HttpResponse) -> Result<ModelReply, ModelError>;
 
 /// A keep-alive HTTP client shared by all helper threads of a worker.
 pub fn new_agent() -> ureq::Agent {

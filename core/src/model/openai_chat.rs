@@ -3,11 +3,18 @@
 
 use serde_json::{json, Value};
 
-use super::{
-    array_in, bad_response, json_body, openai_error, request_body, Endpoint, HttpRequest,
-    HttpResponse, ModelError, ModelReply, ToolCallRequest, Usage,
+use super::openai_error;
+use super::wire::{
+    array_in, bad_response, json_body, request_body, Endpoint, HttpRequest, HttpResponse, Provider,
 };
-use crate::context::{Message, Prompt};
+use crate::vocab::{Message, ModelError, ModelReply, Prompt, ToolCallRequest, Usage};
+
+/// This wire format, as the registry lists it.
+pub const PROVIDER: Provider = Provider {
+    name: "openai_chat",
+    build_request,
+    parse_response,
+};
 
 /// Builds the request. Reasoning from other providers is not sent: this format has no place
 /// for it.
@@ -158,8 +165,8 @@ fn parse_usage(usage: Option<&Value>) -> Usage {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::context::ToolSpec;
-    use crate::model::ErrorClass;
+    use crate::vocab::ErrorClass;
+    use crate::vocab::ToolSpec;
 
     fn ok(body: Value) -> HttpResponse {
         HttpResponse {

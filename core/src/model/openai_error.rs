@@ -3,7 +3,8 @@
 
 use serde_json::Value;
 
-use super::{http_error, snippet, ErrorClass, HttpResponse, ModelError};
+use super::wire::{http_error, snippet, HttpResponse};
+use crate::vocab::{ErrorClass, ModelError};
 
 /// Classifies a non-2xx response.
 pub fn classify(response: &HttpResponse) -> ModelError {

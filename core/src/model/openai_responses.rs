@@ -6,13 +6,21 @@
 
 use serde_json::{json, Value};
 
-use super::{
-    array_in, bad_response, json_body, openai_error, request_body, Endpoint, ErrorClass,
-    HttpRequest, HttpResponse, ModelError, ModelReply, Reasoning, ToolCallRequest, Usage,
+use super::openai_error;
+use super::wire::{
+    array_in, bad_response, json_body, request_body, Endpoint, HttpRequest, HttpResponse, Provider,
 };
-use crate::context::{Message, Prompt};
+use crate::vocab::{
+    ErrorClass, Message, ModelError, ModelReply, Prompt, Reasoning, ToolCallRequest, Usage,
+};
 
-const PROVIDER: &str = "openai_responses";
+/// This wire format, as the registry lists it.
+pub const PROVIDER: Provider = Provider {
+    name: NAME,
+    build_request,
+    parse_response,
+};
+const NAME: &str = "openai_responses";
 
 pub fn build_request(endpoint: &Endpoint<'_>, prompt: &Prompt) -> HttpRequest {
     let mut instructions = Vec::new();
@@ -31,7 +39,7 @@ pub fn build_request(endpoint: &Endpoint<'_>, prompt: &Prompt) -> HttpRequest {
                 input.extend(
                     reasoning
                         .iter()
-                        .filter(|r| r.provider == PROVIDER)
+                        .filter(|r| r.provider == NAME)
                         .map(|r| r.item.clone()),
                 );
                 if let Some(text) = text {
@@ -146,7 +154,7 @@ pub fn parse_response(response: &HttpResponse) -> Result<ModelReply, ModelError>
                 });
             }
             Some("reasoning") => reply.reasoning.push(Reasoning {
-                provider: PROVIDER.to_owned(),
+                provider: NAME.to_owned(),
                 item: item.clone(),
             }),
             // Built-in tool items (web search, …) are not ours to run or resend.
@@ -177,7 +185,7 @@ pub fn parse_response(response: &HttpResponse) -> Result<ModelReply, ModelError>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::context::ToolSpec;
+    use crate::vocab::ToolSpec;
 
     fn ok(body: Value) -> HttpResponse {
         HttpResponse {
@@ -201,7 +209,7 @@ mod tests {
                 Message::Assistant {
                     reasoning: vec![
                         Reasoning {
-                            provider: PROVIDER.into(),
+                            provider: NAME.into(),
                             item: json!({"type": "reasoning", "id": "rs_1", "encrypted_content": "e"}),
                         },
                         Reasoning {

@@ -12,10 +12,12 @@ use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::http::{call_with_retries, new_agent, send, CallOutcome, CallSettings, ParseFn};
+use super::http::{call_with_retries, new_agent, send, CallSettings};
 use super::retry::Jitter;
 use super::sanitize;
-use super::{ErrorClass, HttpRequest, ModelError};
+use super::wire::{HttpRequest, ParseFn};
+use crate::sys::with_signals_blocked;
+use crate::vocab::{CallOutcome, ErrorClass, ModelError};
 
 /// A model call to make.
 pub struct ModelJob {
@@ -183,21 +185,6 @@ fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
         .map(|s| s.to_string())
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "unknown panic".into())
-}
-
-/// Runs `f` (which spawns a thread) with every signal blocked, so the new thread inherits a
-/// full mask from its first instruction; the caller's mask is restored afterwards.
-fn with_signals_blocked<R>(f: impl FnOnce() -> R) -> R {
-    // SAFETY: plain libc calls on stack-allocated sigset_t values.
-    unsafe {
-        let mut all: libc::sigset_t = std::mem::zeroed();
-        let mut old: libc::sigset_t = std::mem::zeroed();
-        libc::sigfillset(&mut all);
-        libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut old);
-        let result = f();
-        libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
-        result
-    }
 }
 
 #[cfg(test)]

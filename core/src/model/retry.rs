@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::ModelError;
+use crate::vocab::ModelError;
 
 /// Jittered exponential backoff that honours the server's Retry-After.
 #[derive(Clone, Debug, PartialEq)]
@@ -73,7 +73,7 @@ impl Jitter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::ErrorClass;
+    use crate::vocab::ErrorClass;
 
     fn policy() -> RetryPolicy {
         RetryPolicy {

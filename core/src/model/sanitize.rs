@@ -3,8 +3,8 @@
 //! echo the key in a 401 message) and NUL characters, which jsonb and text columns refuse, are
 //! replaced.
 
-use super::http::CallOutcome;
-use super::{HttpRequest, ModelError, ModelReply};
+use super::wire::HttpRequest;
+use crate::vocab::{CallOutcome, ModelError, ModelReply};
 
 /// What stands where a credential was.
 pub const REDACTED: &str = "[redacted]";
@@ -117,7 +117,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::model::{ErrorClass, ToolCallRequest};
+    use crate::vocab::{ErrorClass, ToolCallRequest};
 
     fn request(headers: &[(&str, &str)]) -> HttpRequest {
         HttpRequest {
@@ -190,7 +190,7 @@ mod tests {
                     name: "sql\0query".into(),
                     arguments: "{\"q\": \"\0\"}".into(),
                 }],
-                reasoning: vec![crate::model::Reasoning {
+                reasoning: vec![crate::vocab::Reasoning {
                     provider: "anthropic".into(),
                     item: serde_json::json!({"k\u{0}": ["x\u{0}"]}),
                 }],
