@@ -2,7 +2,8 @@
 //!
 //! This crate is the thin PostgreSQL layer around `agent_loop_core`:
 //! - [`settings`]: the `agent_loop.*` GUCs;
-//! - [`shmem`]: worker registry and the condition variables `wait()` sleeps on;
+//! - [`pg`]: the ground floor: SPI transactions, roles, shared memory, signals, the error
+//!   type; the only module that writes `unsafe`;
 //! - [`api`]: the SQL functions written in Rust (the rest of the API is plain SQL in `sql/`);
 //! - [`worker`]: the launcher and the per-database worker that drives tasks;
 //! - [`store`]: every statement the worker runs;
@@ -11,8 +12,8 @@
 use pgrx::prelude::*;
 
 mod api;
+mod pg;
 mod settings;
-mod shmem;
 mod store;
 mod tools;
 mod worker;
@@ -29,8 +30,8 @@ pub extern "C-unwind" fn _PG_init() {
     // Shared memory and the launcher exist only when loaded at server start; loaded later
     // (CREATE EXTENSION without shared_preload_libraries), the SQL API works but no worker
     // runs, and submit() says so.
-    if unsafe { pg_sys::process_shared_preload_libraries_in_progress } {
-        shmem::install_hooks();
+    if pg::backend::preloading() {
+        pg::shmem::install_hooks();
         worker::register_launcher();
     }
 }

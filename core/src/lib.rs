@@ -13,6 +13,7 @@ pub mod compaction;
 pub mod context;
 pub mod faults;
 pub mod items;
+pub mod lifecycle;
 pub mod model;
 pub mod recall;
 pub mod reflection;

@@ -82,7 +82,9 @@ pub fn results(ends: &[SubtaskEnd]) -> String {
 
 /// Whether the call's result should be marked as an error: when no subtask succeeded.
 pub fn all_failed(ends: &[SubtaskEnd]) -> bool {
-    !ends.iter().any(|e| e.status == "succeeded")
+    !ends
+        .iter()
+        .any(|e| e.status == crate::lifecycle::TaskStatus::Succeeded.as_str())
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ mod source;
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use agent_loop_core::lifecycle::TaskStatus;
 use source::{modules, Module};
 
 /// Which modules each module names (`crate::…`, `super::…`, `self::…`), tests left out.
@@ -148,7 +149,7 @@ fn every_unsafe_block_of_the_ground_floor_says_why_it_is_sound() {
         .into_iter()
         .filter(|m| m.path == "pg" || m.path.starts_with("pg::"))
     {
-        let lines: Vec<&str> = m.code.lines().collect();
+        let lines: Vec<&str> = m.text.lines().collect();
         for (i, line) in lines.iter().enumerate() {
             if !source::opens_unsafe_block(line) {
                 continue;
@@ -164,4 +165,195 @@ fn every_unsafe_block_of_the_ground_floor_says_why_it_is_sound() {
             assert!(noted, "{}:{}: unsafe without a SAFETY note", m.path, i + 1);
         }
     }
+}
+
+/// A constant the ground floor copies from a PostgreSQL header (not in pgrx's bindings), read
+/// back from the header of the PostgreSQL it builds against, when the headers are installed.
+fn constant_in_source(file: &str, name: &str) -> usize {
+    let text = std::fs::read_to_string(source::workspace().join(file)).expect("source");
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(&format!("const {name}: ")))
+        .unwrap_or_else(|| panic!("{file} defines {name}"));
+    line.rsplit('=')
+        .next()
+        .unwrap()
+        .trim()
+        .trim_end_matches(';')
+        .parse()
+        .expect("a number")
+}
+
+fn server_header(relative: &str) -> Option<String> {
+    let include = std::process::Command::new("pg_config")
+        .arg("--includedir-server")
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .filter(|dir| !dir.is_empty())
+        .unwrap_or_else(|| "/usr/include/postgresql/15/server".to_owned());
+    std::fs::read_to_string(std::path::Path::new(&include).join(relative)).ok()
+}
+
+#[test]
+fn constants_copied_from_headers_match_them() {
+    if let Some(header) = server_header("utils/timeout.h") {
+        let body = header
+            .split("typedef enum TimeoutId")
+            .nth(1)
+            .expect("the enum");
+        let body = body
+            .split('}')
+            .next()
+            .unwrap()
+            .trim()
+            .trim_start_matches('{');
+        let mut names = String::new();
+        for (i, part) in body.split("/*").enumerate() {
+            names.push_str(match i {
+                0 => part,
+                _ => part.split("*/").nth(1).unwrap_or(""),
+            });
+        }
+        let position = names
+            .split(',')
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .position(|e| e.starts_with("STATEMENT_TIMEOUT"))
+            .expect("STATEMENT_TIMEOUT in TimeoutId");
+        assert_eq!(
+            constant_in_source("src/pg/txn.rs", "STATEMENT_TIMEOUT"),
+            position
+        );
+    }
+    if let Some(header) = server_header("storage/lwlocknames.h") {
+        let line = header
+            .lines()
+            .find(|l| l.contains("#define AddinShmemInitLock"))
+            .expect("AddinShmemInitLock");
+        let index: usize = line
+            .split('[')
+            .nth(1)
+            .unwrap()
+            .split(']')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(
+            constant_in_source("src/pg/shmem.rs", "ADDIN_SHMEM_INIT_LOCK"),
+            index
+        );
+    }
+}
+
+/// The statuses a list of SQL literals names, for each list of two or more (`'a', 'b'`), and
+/// every single literal compared with a status column (`status = 'a'`), in `text`.
+fn status_literals(text: &str) -> (Vec<Vec<String>>, Vec<String>) {
+    // Each quoted label, where it is: apostrophes in comments make pairing quotes unreliable.
+    let mut found: Vec<(usize, usize, &str)> = TaskStatus::ALL
+        .iter()
+        .flat_map(|s| {
+            let quoted = format!("'{}'", s.as_str());
+            let label = s.as_str();
+            text.match_indices(&quoted)
+                .map(move |(at, q)| (at, at + q.len(), label))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    found.sort();
+    let mut lists: Vec<Vec<String>> = Vec::new();
+    let mut compared = Vec::new();
+    let mut previous_end = None;
+    for (start, end, label) in found {
+        let before = text[..start].trim_end();
+        if before.ends_with("status =") || before.ends_with("status <>") {
+            compared.push(label.to_owned());
+        }
+        let joined = previous_end.is_some_and(|p: usize| {
+            let between = &text[p..start];
+            between.trim() == ","
+        });
+        match (joined, lists.last_mut()) {
+            (true, Some(list)) => list.push(label.to_owned()),
+            _ => lists.push(vec![label.to_owned()]),
+        }
+        previous_end = Some(end);
+    }
+    lists.retain(|l| l.len() > 1);
+    (lists, compared)
+}
+
+/// Every file that spells statuses in SQL: the scripts, and the statements in Rust.
+fn sql_sources() -> Vec<(String, String)> {
+    let mut files: Vec<(String, String)> = ["sql/schema.sql", "sql/api.sql", "sql/tuning.sql"]
+        .iter()
+        .map(|f| {
+            let text = std::fs::read_to_string(source::workspace().join(f)).expect("sql");
+            (f.to_string(), text)
+        })
+        .collect();
+    files.extend(modules("src").into_iter().map(|m| (m.path, m.text)));
+    files
+}
+
+#[test]
+fn every_status_list_in_sql_is_one_the_lifecycle_defines() {
+    let named: Vec<(&str, String)> = vec![
+        ("every status", TaskStatus::sql_list(|_| true)),
+        ("not ended", TaskStatus::sql_list(|s| !s.has_ended())),
+        ("ended", TaskStatus::sql_list(TaskStatus::has_ended)),
+        ("parked", TaskStatus::sql_list(TaskStatus::is_parked)),
+        (
+            "cancels at once",
+            TaskStatus::sql_list(TaskStatus::cancels_at_once),
+        ),
+        ("can retry", TaskStatus::sql_list(TaskStatus::can_retry)),
+    ];
+    let mut checked = 0;
+    for (file, text) in sql_sources() {
+        let (lists, compared) = status_literals(&text);
+        for list in lists {
+            let spelled = list
+                .iter()
+                .map(|s| format!("'{s}'"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            assert!(
+                named.iter().any(|(_, l)| *l == spelled),
+                "{file}: the status list ({spelled}) is none of the lifecycle's: {named:?}"
+            );
+            checked += 1;
+        }
+        for label in compared {
+            assert!(
+                TaskStatus::parse(&label).is_some(),
+                "{file}: status '{label}'"
+            );
+        }
+    }
+    assert!(checked >= 10, "found only {checked} status lists");
+    let schema = std::fs::read_to_string(source::workspace().join("sql/schema.sql")).unwrap();
+    let enum_def = schema
+        .split("CREATE TYPE task_status AS ENUM")
+        .nth(1)
+        .and_then(|rest| rest.split(';').next())
+        .expect("the task_status enum");
+    let (lists, _) = status_literals(enum_def);
+    assert_eq!(
+        lists.first().map(|l| l.join(",")),
+        Some(TaskStatus::ALL.map(|s| s.as_str()).join(",")),
+        "the enum's labels, in order"
+    );
+}
+
+#[test]
+fn the_status_list_reader_finds_lists_and_comparisons() {
+    let (lists, compared) =
+        status_literals("WHERE status = 'running' OR status IN ('failed', 'cancelled')");
+    assert_eq!(
+        lists,
+        vec![vec!["failed".to_owned(), "cancelled".to_owned()]]
+    );
+    assert_eq!(compared, vec!["running".to_owned()]);
 }

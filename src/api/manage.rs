@@ -3,35 +3,17 @@
 //! privileges, so row-level security decides which tasks it may touch, then writes with the
 //! bootstrap superuser's, as a SECURITY DEFINER function would.
 
+use agent_loop_core::lifecycle::TaskStatus;
 use pgrx::datum::{DatumWithOid, Interval};
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode;
 
 use super::wake::wake_worker_at_commit;
-use crate::worker::txn::{with_local_settings, PINNED_SEARCH_PATH};
-
-/// Runs `f` as the bootstrap superuser with a pinned `search_path`, then restores the caller's
-/// identity and settings (also on error: the transaction's abort restores them). Nothing `f`
-/// runs may resolve a name through the caller's search_path: with it, a `mallory.now()` or an
-/// operator of the caller's would run with superuser rights.
-pub(super) fn as_superuser<R>(f: impl FnOnce() -> R) -> R {
-    let mut user = pg_sys::InvalidOid;
-    let mut context = 0;
-    unsafe {
-        pg_sys::GetUserIdAndSecContext(&mut user, &mut context);
-        pg_sys::SetUserIdAndSecContext(
-            pg_sys::Oid::from(pg_sys::BOOTSTRAP_SUPERUSERID),
-            context | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32,
-        );
-    }
-    let result = with_local_settings(&[(c"search_path", PINNED_SEARCH_PATH)], f);
-    unsafe { pg_sys::SetUserIdAndSecContext(user, context) };
-    result
-}
+pub(super) use crate::pg::txn::as_superuser;
+use crate::pg::OrRaise;
 
 fn update(sql: &str, args: &[DatumWithOid]) -> usize {
-    Spi::connect_mut(|c| c.update(sql, None, args).map(|t| t.len()))
-        .unwrap_or_else(|e| error!("agent_loop: {e}"))
+    Spi::connect_mut(|c| c.update(sql, None, args).map(|t| t.len())).or_raise()
 }
 
 /// The ids (first column) a query returns, run with the caller's privileges: the rows
@@ -42,7 +24,7 @@ pub(super) fn ids_visible(sql: &str, args: &[DatumWithOid]) -> Vec<i64> {
             .map(|row| row.get::<i64>(1).map(Option::unwrap_or_default))
             .collect::<Result<Vec<_>, _>>()
     })
-    .unwrap_or_else(|e| error!("agent_loop: {e}"))
+    .or_raise()
 }
 
 /// Re-queues a failed or cancelled task. It resumes from its last committed step with
@@ -63,11 +45,11 @@ fn retry(
         );
     }
     let status: Option<String> = Spi::get_one_with_args(
-        "SELECT status::text FROM agent_loop.tasks WHERE id = $1",
+        "SELECT (SELECT status::text FROM agent_loop.tasks WHERE id = $1)",
         &[task_id.into()],
     )
-    .unwrap_or(None);
-    match status.as_deref() {
+    .or_raise();
+    match status.as_deref().map(|s| (s, TaskStatus::parse(s))) {
         None => {
             ereport!(
                 ERROR,
@@ -75,8 +57,8 @@ fn retry(
                 format!("task {task_id} not found")
             );
         }
-        Some("failed" | "cancelled") => {}
-        Some(other) => {
+        Some((_, Some(status))) if status.can_retry() => {}
+        Some((other, _)) => {
             ereport!(
                 ERROR,
                 PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
@@ -165,7 +147,7 @@ fn _delete_tool(name: &str) -> bool {
                                 OR pg_catalog.pg_has_role('agent_loop_admin', 'MEMBER')))",
         &[name.into()],
     )
-    .unwrap_or_else(|e| error!("agent_loop: {e}"))
+    .or_raise()
     .unwrap_or(false);
     manages
         && as_superuser(|| {

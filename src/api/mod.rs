@@ -7,15 +7,23 @@ mod wake;
 
 use pgrx::prelude::*;
 
-use crate::shmem;
-use crate::worker::txn::{reset_value, statement_count, with_local_settings};
+use crate::pg::txn::{reset_value, statement_count, with_local_settings};
+use crate::pg::{shmem, Error, OrRaise};
 
 /// JSON Schema of a tool's arguments from its signature (see `register_tool`).
 #[pg_extern(immutable, parallel_safe)]
 #[search_path(pg_catalog, pg_temp)]
-fn _parameters_schema(signature: pgrx::JsonB) -> Result<pgrx::JsonB, String> {
-    let args = signature
-        .0
+fn _parameters_schema(signature: pgrx::JsonB) -> pgrx::JsonB {
+    let args = parameters(&signature.0)
+        .map_err(|e| Error::new(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, e))
+        .or_raise();
+    pgrx::JsonB(agent_loop_core::tools::parameters_schema(&args))
+}
+
+fn parameters(
+    signature: &serde_json::Value,
+) -> Result<Vec<agent_loop_core::tools::SqlArg>, &'static str> {
+    signature
         .as_array()
         .ok_or("signature must be a JSON array")?
         .iter()
@@ -29,10 +37,7 @@ fn _parameters_schema(signature: pgrx::JsonB) -> Result<pgrx::JsonB, String> {
                 has_default: flag("has_default"),
             })
         })
-        .collect::<Result<Vec<_>, String>>()?;
-    Ok(pgrx::JsonB(agent_loop_core::tools::parameters_schema(
-        &args,
-    )))
+        .collect()
 }
 
 /// Plans a task's `accept_if` expression without running it (EXPLAIN: parse analysis, planning
@@ -126,7 +131,7 @@ fn _tool_activity() -> TableIterator<
         Option<String>,
     );
     // "Now": a fresh read, not the statistics snapshot this transaction took before.
-    unsafe { pg_sys::pgstat_clear_snapshot() };
+    crate::pg::backend::clear_stats_snapshot();
     let rows: Vec<Row> = manage::as_superuser(|| {
         Spi::connect(|c| {
             c.select(
@@ -155,7 +160,7 @@ fn _tool_activity() -> TableIterator<
             })
             .collect::<Result<Vec<Row>, pgrx::spi::Error>>()
         })
-        .unwrap_or_else(|e| error!("agent_loop: {e}"))
+        .or_raise()
     });
     let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
     let visible = match ids.is_empty() {

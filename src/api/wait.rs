@@ -3,11 +3,12 @@
 
 use std::time::{Duration, Instant};
 
+use agent_loop_core::lifecycle::TaskStatus;
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode;
 
-use crate::shmem;
-use crate::worker::txn::execute;
+use crate::pg::shmem;
+use crate::pg::txn::execute;
 
 /// A sleep never lasts longer than this, so a missed broadcast (a worker killed between its
 /// commit and its broadcast) costs at most this much.
@@ -18,7 +19,7 @@ const RECHECK: Duration = Duration::from_secs(1);
 #[pg_extern(volatile, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
 fn _wait_for_task(task_id: i64, timeout_ms: f64) -> bool {
-    if unsafe { pg_sys::XactIsoLevel } >= pg_sys::XACT_REPEATABLE_READ as i32 {
+    if crate::pg::backend::snapshot_is_fixed() {
         ereport!(
             ERROR,
             PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
@@ -30,8 +31,7 @@ fn _wait_for_task(task_id: i64, timeout_ms: f64) -> bool {
     loop {
         shmem::prepare_wait(task_id);
         let (status, submitted_here) = task_state(task_id);
-        let settled = ["succeeded", "failed", "cancelled", "waiting_approval"];
-        if settled.contains(&status.as_str()) {
+        if TaskStatus::parse(&status).is_some_and(TaskStatus::settles_wait) {
             shmem::cancel_wait();
             return true;
         }
@@ -78,10 +78,7 @@ fn task_state(task_id: i64) -> (String, bool) {
     match row {
         Ok(Some((status, xmin))) => {
             let xid: u32 = xmin.and_then(|x| x.parse().ok()).unwrap_or(0);
-            let mine = xid != 0
-                && unsafe {
-                    pg_sys::TransactionIdIsCurrentTransactionId(pg_sys::TransactionId::from(xid))
-                };
+            let mine = crate::pg::backend::is_own_transaction(xid);
             (status.unwrap_or_default(), mine)
         }
         Ok(None) => {

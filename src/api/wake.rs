@@ -5,7 +5,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use pgrx::prelude::*;
 use pgrx::{register_xact_callback, PgXactCallbackEvent};
 
-use crate::{settings, shmem, worker};
+use crate::pg::shmem;
+use crate::{settings, worker};
 
 /// Whether this transaction already asked for a wake-up at commit.
 static WAKE_PENDING: AtomicBool = AtomicBool::new(false);
@@ -22,7 +23,7 @@ fn _wake_worker() {
         );
         return;
     }
-    let database = unsafe { pg_sys::MyDatabaseId };
+    let database = crate::pg::backend::database();
     if shmem::claim_worker_start(database, settings::workers_per_database()) {
         worker::start_worker(database);
     }
@@ -31,7 +32,7 @@ fn _wake_worker() {
 
 /// Sets the worker's latch when the current transaction commits (once per transaction).
 pub fn wake_worker_at_commit() {
-    let database = unsafe { pg_sys::MyDatabaseId };
+    let database = crate::pg::backend::database();
     if WAKE_PENDING.swap(true, Ordering::Relaxed) {
         return;
     }

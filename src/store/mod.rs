@@ -8,6 +8,7 @@ use std::collections::HashMap;
 
 use agent_loop_core::accounting::Prices;
 use agent_loop_core::items::{Item, Memory};
+use agent_loop_core::lifecycle::TaskStatus;
 use agent_loop_core::recall::{self, Candidate};
 use agent_loop_core::task::{Limits, Progress};
 use agent_loop_core::tools::{SqlArg, SqlFunction};
@@ -19,7 +20,7 @@ use pgrx::spi::{OwnedPreparedStatement, SpiClient, SpiResult, SpiTupleTable};
 use pgrx::JsonB;
 use serde_json::Value;
 
-use crate::worker::txn::with_local_settings;
+use crate::pg::txn::with_local_settings;
 
 pub use sql::Sql;
 
@@ -112,7 +113,7 @@ pub struct NewStep<'a> {
 
 /// The final state written for a task.
 pub struct Ending<'a> {
-    pub status: &'static str,
+    pub status: TaskStatus,
     pub result: Option<Value>,
     pub error_code: Option<String>,
     pub error_message: Option<String>,

@@ -2,6 +2,7 @@
 //! appended, guidance taken in, approvals and subtasks recorded, and the task's new state
 //! (progress, finish, park, or failure after an error).
 
+use agent_loop_core::lifecycle::TaskStatus;
 use agent_loop_core::subtasks::SubtaskEnd;
 use agent_loop_core::task::Progress;
 use agent_loop_core::vocab::{ToolCallRequest, Usage};
@@ -132,9 +133,9 @@ impl Store {
         owner: pg_sys::Oid,
         awaiting_approval: &[ToolCallRequest],
         progress: &Progress,
-        status: &str,
+        status: TaskStatus,
     ) -> SpiResult<()> {
-        let mut args = vec![task_id.into(), status.into()];
+        let mut args = vec![task_id.into(), status.as_str().into()];
         args.extend(progress_args(progress));
         Spi::connect_mut(|c| {
             for call in awaiting_approval {
@@ -276,7 +277,7 @@ impl Store {
 fn finish_args(task_id: i64, ending: Ending<'_>) -> Vec<DatumWithOid<'static>> {
     let mut args = vec![
         task_id.into(),
-        ending.status.into(),
+        ending.status.as_str().into(),
         ending.result.map(JsonB).into(),
         ending.error_code.into(),
         ending.error_message.into(),

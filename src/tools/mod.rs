@@ -21,11 +21,9 @@ use pgrx::spi::SpiHeapTupleData;
 use pgrx::JsonB;
 use serde_json::Value;
 
+use crate::pg::txn::{as_role_in_subtransaction, execute, set_local, statement_count, OnSuccess};
 use crate::settings;
 use crate::store::ToolRow;
-use crate::worker::txn::{
-    as_role_in_subtransaction, execute, set_local, statement_count, OnSuccess,
-};
 
 /// What a tool call produced.
 pub struct ToolRun {
@@ -191,9 +189,7 @@ fn run_as_owner<R>(
     // SPI does not report what it runs; `pg_stat_activity.query` shows the statement with its
     // leading comment, and parse analysis then reports its `query_id`.
     if let Ok(text) = CString::new(statement) {
-        unsafe {
-            pg_sys::pgstat_report_activity(pg_sys::BackendState::STATE_RUNNING, text.as_ptr())
-        };
+        crate::pg::backend::report_running(&text);
     }
     as_role_in_subtransaction(
         owner,
@@ -213,7 +209,8 @@ fn run_as_owner<R>(
                 read(table.next())
             })
         }),
-    )?
+    )
+    .map_err(|e| e.to_string())?
     .map_err(|e| e.to_string())
 }
 
@@ -254,19 +251,14 @@ struct Activity;
 
 impl Activity {
     fn begin(attribution: &Attribution) -> Activity {
-        crate::shmem::note_tool_call(Some(attribution.task_id));
+        crate::pg::shmem::note_tool_call(Some(attribution.task_id));
         Activity
     }
 }
 
 impl Drop for Activity {
     fn drop(&mut self) {
-        crate::shmem::note_tool_call(None);
-        report_idle();
+        crate::pg::shmem::note_tool_call(None);
+        crate::pg::backend::report_idle();
     }
-}
-
-/// The worker between tool calls: state idle, no statement.
-pub fn report_idle() {
-    unsafe { pg_sys::pgstat_report_activity(pg_sys::BackendState::STATE_IDLE, std::ptr::null()) };
 }

@@ -8,7 +8,6 @@
 use std::collections::{HashMap, VecDeque};
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use agent_loop_core::agent;
@@ -27,29 +26,22 @@ use super::executor::{self, Executors};
 use super::faults;
 use super::job::{self, Job, Reply, StepFailed, StepJob, STEP_GROUP};
 use super::task::{StepContext, StepEnd, Task};
-use super::txn::{in_transaction, pin_worker_session};
+use crate::pg::shmem::{self, WorkerSlot};
+use crate::pg::txn::{in_transaction, pin_worker_session};
+use crate::pg::{backend, Error};
 use crate::settings;
-use crate::shmem::{self, WorkerSlot};
 use crate::store::{ModelRow, Store};
 
 mod claim;
 
-mod raw {
-    extern "C" {
-        // Bound directly, not through pgrx: helper threads call it, and pgrx's wrappers refuse
-        // any thread but the main one. SetLatch is async-signal-safe, so any thread may.
-        pub fn SetLatch(latch: *mut pgrx::pg_sys::Latch);
-    }
-}
-
 #[pg_guard]
 #[no_mangle]
 pub extern "C-unwind" fn agent_loop_worker_main(arg: pg_sys::Datum) {
-    let database = unsafe { pg_sys::Oid::from_datum(arg, false) }.expect("database oid");
+    let database = backend::oid_argument(arg).expect("database oid");
     BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
     BackgroundWorker::connect_worker_to_spi_by_oid(Some(database), None);
 
-    let installed = in_transaction(|| Ok::<_, String>(extension_installed()));
+    let installed = in_transaction(|| Ok::<_, Error>(backend::extension_installed()));
     if installed != Ok(true) {
         shmem::set_without_extension(database, true);
         shmem::clear_start_request(database);
@@ -66,12 +58,7 @@ pub extern "C-unwind" fn agent_loop_worker_main(arg: pg_sys::Datum) {
     if shmem::claim_worker_start(database, wanted) {
         super::launcher::start_worker(database);
     }
-    unsafe {
-        pg_sys::before_shmem_exit(
-            Some(release_slot_at_exit),
-            pg_sys::Datum::from(slot as *const _ as usize),
-        )
-    };
+    backend::at_exit(release_slot_at_exit, slot as *const WorkerSlot as usize);
     log!(
         "agent_loop worker started for database {}",
         database.to_u32()
@@ -79,10 +66,11 @@ pub extern "C-unwind" fn agent_loop_worker_main(arg: pg_sys::Datum) {
     Worker::new(slot).run();
 }
 
-#[pg_guard]
-unsafe extern "C-unwind" fn release_slot_at_exit(_code: i32, slot: pg_sys::Datum) {
-    shmem::stop_executors_of(pg_sys::MyProcPid);
-    shmem::release_slot(&*(slot.value() as *const WorkerSlot));
+fn release_slot_at_exit(slot: usize) {
+    shmem::stop_executors_of(backend::pid());
+    if let Some(slot) = shmem::worker_slot_at(slot) {
+        shmem::release_slot(slot);
+    }
 }
 
 struct Worker {
@@ -107,11 +95,10 @@ struct Worker {
 
 impl Worker {
     fn new(slot: &'static WorkerSlot) -> Worker {
-        let latch = unsafe { pg_sys::MyLatch } as usize;
-        let wake = Arc::new(move || unsafe { raw::SetLatch(latch as *mut pg_sys::Latch) });
+        let wake = backend::latch_setter();
         Worker {
             slot,
-            pid: unsafe { pg_sys::MyProcPid },
+            pid: backend::pid(),
             store: Store::default(),
             pool: ModelPool::new(settings::MAX_IN_FLIGHT.get() as usize, wake),
             tasks: HashMap::new(),
@@ -132,7 +119,7 @@ impl Worker {
         }
         let executors = settings::EXECUTORS_PER_WORKER.get().max(0) as usize;
         if executors > 0 {
-            let database = unsafe { pg_sys::MyDatabaseId };
+            let database = backend::database();
             self.executors = Some(Executors::start(database, executors));
         }
         let orphans = in_transaction(AssertUnwindSafe(|| {
@@ -162,7 +149,7 @@ impl Worker {
         loop {
             self.slot.last_wakeup_us.store(shmem::now_us(), Relaxed);
             if BackgroundWorker::sighup_received() {
-                unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
+                backend::reload_config();
                 if let Err(e) = pin_session() {
                     warning!("agent_loop: pinning the worker's session: {e}");
                 }
@@ -209,7 +196,7 @@ impl Worker {
                 .store(self.pool.threads() as i32, Relaxed);
             // A background worker reports its statistics itself (rate-limited to once a second
             // inside): without them autovacuum never learns of the dead tuples steps leave.
-            unsafe { pg_sys::pgstat_report_stat(false) };
+            backend::flush_stats();
             let mut poll = Duration::from_millis(settings::POLL_INTERVAL_MS.get() as u64);
             if self.executors.as_ref().is_some_and(Executors::busy) || !self.retries.is_empty() {
                 // The watchdog looks at running tool calls this often.
@@ -516,7 +503,7 @@ impl Worker {
     fn requeue(&mut self, ids: Vec<i64>) {
         let (store, pid) = (&mut self.store, self.pid);
         match in_transaction(AssertUnwindSafe(|| store.release_tasks(ids, pid))) {
-            Ok(()) => unsafe { pg_sys::SetLatch(pg_sys::MyLatch) },
+            Ok(()) => backend::set_own_latch(),
             Err(e) => warning!("agent_loop: re-queueing tasks: {e}"),
         }
     }
@@ -557,7 +544,7 @@ impl Worker {
                 // wait() returns for a task that waits for approval; subtasks it started are
                 // claimed at once, without waiting for a wake-up.
                 shmem::announce_task_ended(id);
-                unsafe { pg_sys::SetLatch(pg_sys::MyLatch) };
+                backend::set_own_latch();
             }
             Ok(StepEnd::Lost) => {}
             Err(StepFailed {
@@ -647,16 +634,11 @@ impl Worker {
 }
 
 /// Pins the worker's session settings (`txn::pin_worker_session`) in a transaction of its own.
-fn pin_session() -> Result<(), String> {
+fn pin_session() -> Result<(), Error> {
     in_transaction(|| {
         pin_worker_session(settings::WORKER_LOCK_TIMEOUT_MS.get());
-        Ok::<_, String>(())
+        Ok::<_, Error>(())
     })
-}
-
-/// Whether the agent_loop extension exists in this database (needs a transaction).
-fn extension_installed() -> bool {
-    unsafe { pg_sys::get_extension_oid(c"agent_loop".as_ptr(), true) != pg_sys::InvalidOid }
 }
 
 /// The system prompt every task's prompt starts with (`agent_loop.system_prompt`).

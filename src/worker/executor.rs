@@ -25,17 +25,12 @@ use pgrx::prelude::*;
 
 use super::job::{self, Job, Reply};
 use super::task::Task;
-use super::txn::{in_transaction, pin_worker_session};
+use crate::pg::segment::{self, Segment};
+use crate::pg::shmem::{self, executor_state as state, ExecutorSlot};
+use crate::pg::txn::{in_transaction, pin_worker_session};
+use crate::pg::{backend, Error};
 use crate::settings;
-use crate::shmem::{self, executor_state as state, ExecutorSlot};
 use crate::store::Store;
-
-mod raw {
-    extern "C-unwind" {
-        /// tcop/postgres.c: the SIGTERM handler of every backend.
-        pub fn die(signal: std::ffi::c_int);
-    }
-}
 
 /// Past the tool timeout, how long a call may go on ignoring its cancellation.
 const GRACE_US: i64 = 1_000_000;
@@ -58,7 +53,7 @@ struct Executor {
     launched: std::time::Instant,
     slot: &'static ExecutorSlot,
     job: Option<Job>,
-    request: *mut pg_sys::dsm_segment,
+    request: Option<Segment>,
     /// The task whose call the watchdog ended, if it did.
     terminated: Option<i64>,
 }
@@ -88,7 +83,7 @@ impl Executors {
                         launched: std::time::Instant::now(),
                         slot,
                         job: None,
-                        request: std::ptr::null_mut(),
+                        request: None,
                         terminated: None,
                     });
                 }
@@ -165,12 +160,11 @@ impl Executors {
             }
             let executor = &mut self.executors[index];
             let bytes = serde_json::to_vec(&job).expect("a job serializes");
-            executor.request = write_segment(&bytes);
-            // SAFETY: the segment was created just above and stays attached until the reply.
-            let handle = unsafe { pg_sys::dsm_segment_handle(executor.request) };
+            let request = Segment::create(&bytes);
             let slot = executor.slot;
-            slot.request_handle.store(handle, Relaxed);
-            slot.request_len.store(bytes.len() as i64, Relaxed);
+            slot.request_handle.store(request.handle(), Relaxed);
+            slot.request_len.store(request.len() as i64, Relaxed);
+            executor.request = Some(request);
             slot.state.store(state::REQUEST, Release);
             shmem::set_latch_of(slot.procno.load(Relaxed));
             executor.job = Some(job);
@@ -188,7 +182,7 @@ impl Executors {
             match slot.state.load(Acquire) {
                 state::DONE if executor.job.is_some() => {
                     let reply = read_reply(slot);
-                    detach(&mut executor.request);
+                    executor.request = None;
                     let job = executor.job.take().expect("checked above");
                     slot.state.store(state::IDLE, Release);
                     outcomes.push(match reply {
@@ -203,7 +197,7 @@ impl Executors {
                     if executor.launched.elapsed() >= Duration::from_secs(1)
                         || executor.job.is_some() =>
                 {
-                    detach(&mut executor.request);
+                    executor.request = None;
                     if let Some(job) = executor.job.take() {
                         let running = slot.call_task.load(Relaxed);
                         let ended_task = executor
@@ -228,8 +222,7 @@ impl Executors {
                              and ignored its cancellation; its executor is terminated"
                         );
                         executor.terminated = Some(task);
-                        // SAFETY: kill(2) on the executor's own pid; `die` handles it there.
-                        unsafe { libc::kill(slot.pid.load(Relaxed), libc::SIGTERM) };
+                        backend::terminate(slot.pid.load(Relaxed));
                     }
                 }
                 _ => {}
@@ -242,14 +235,10 @@ impl Executors {
     /// Asks every executor to exit (the worker is stopping).
     pub fn stop(&mut self) {
         for executor in &mut self.executors {
-            detach(&mut executor.request);
+            executor.request = None;
             let slot = executor.slot;
             slot.state.store(state::STOP, Release);
-            let pid = slot.pid.load(Relaxed);
-            if pid > 0 {
-                // SAFETY: kill(2) on our own executor.
-                unsafe { libc::kill(pid, libc::SIGTERM) };
-            }
+            backend::terminate(slot.pid.load(Relaxed));
         }
     }
 }
@@ -275,45 +264,8 @@ fn launch(index: usize, database: pg_sys::Oid) {
     }
 }
 
-/// A new segment holding `bytes`, mapped until it is detached (not tied to a transaction).
-fn write_segment(bytes: &[u8]) -> *mut pg_sys::dsm_segment {
-    // SAFETY: dsm_create raises an ERROR rather than return NULL without the flag; the copy
-    // stays within the segment's `bytes.len()` (at least one byte) bytes.
-    unsafe {
-        let segment = pg_sys::dsm_create(bytes.len().max(1), 0);
-        pg_sys::dsm_pin_mapping(segment);
-        let address = pg_sys::dsm_segment_address(segment) as *mut u8;
-        std::ptr::copy_nonoverlapping(bytes.as_ptr(), address, bytes.len());
-        segment
-    }
-}
-
-/// The bytes of the segment `handle` (`len` of them); `None` if it is gone.
-fn read_segment(handle: u32, len: usize) -> Option<Vec<u8>> {
-    // SAFETY: the other side keeps the segment attached until we are done with it, and wrote
-    // `len` bytes into it.
-    unsafe {
-        let segment = pg_sys::dsm_attach(handle);
-        if segment.is_null() {
-            return None;
-        }
-        let address = pg_sys::dsm_segment_address(segment) as *const u8;
-        let bytes = std::slice::from_raw_parts(address, len).to_vec();
-        pg_sys::dsm_detach(segment);
-        Some(bytes)
-    }
-}
-
-fn detach(segment: &mut *mut pg_sys::dsm_segment) {
-    if !segment.is_null() {
-        // SAFETY: a segment this process created and has not detached yet.
-        unsafe { pg_sys::dsm_detach(*segment) };
-        *segment = std::ptr::null_mut();
-    }
-}
-
 fn read_reply(slot: &ExecutorSlot) -> Option<Reply> {
-    let bytes = read_segment(
+    let bytes = segment::read(
         slot.reply_handle.load(Relaxed),
         slot.reply_len.load(Relaxed) as usize,
     )?;
@@ -327,47 +279,43 @@ fn read_reply(slot: &ExecutorSlot) -> Option<Reply> {
 #[pg_guard]
 #[no_mangle]
 pub extern "C-unwind" fn agent_loop_executor_main(arg: pg_sys::Datum) {
-    let index = unsafe { i32::from_datum(arg, false) }.unwrap_or(-1);
+    let index = backend::i32_argument(arg).unwrap_or(-1);
     let Some(slot) = shmem::executor_slot(index as usize) else {
         return;
     };
     BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP);
-    // SIGTERM ends this process at its next CHECK_FOR_INTERRUPTS, as for any backend: even
-    // inside a tool that catches query_canceled, a FATAL is not caught.
-    // SAFETY: installs PostgreSQL's own handler, bound directly (pgrx wraps the function).
-    unsafe { pg_sys::pqsignal(libc::SIGTERM, Some(raw::die)) };
-    unsafe {
-        pg_sys::before_shmem_exit(Some(mark_dead), pg_sys::Datum::from(index as usize));
-    }
+    backend::die_on_sigterm();
+    backend::at_exit(mark_dead, index as usize);
     let database = pg_sys::Oid::from(slot.database.load(Relaxed));
     BackgroundWorker::connect_worker_to_spi_by_oid(Some(database), None);
-    limit_memory(settings::EXECUTOR_MEMORY_MB.get());
+    if !backend::limit_memory(settings::EXECUTOR_MEMORY_MB.get()) {
+        warning!("agent_loop executor: could not limit its memory");
+    }
     if let Err(e) = in_transaction(|| {
         pin_worker_session(settings::WORKER_LOCK_TIMEOUT_MS.get());
-        Ok::<_, String>(())
+        Ok::<_, Error>(())
     }) {
         warning!("agent_loop executor: pinning the session: {e}");
         return;
     }
     shmem::become_executor(slot);
-    slot.pid.store(unsafe { pg_sys::MyProcPid }, Relaxed);
-    slot.procno
-        .store(unsafe { (*pg_sys::MyProc).pgprocno }, Relaxed);
+    slot.pid.store(backend::pid(), Relaxed);
+    slot.procno.store(backend::procno(), Relaxed);
     let _ = slot
         .state
         .compare_exchange(state::STARTING, state::IDLE, Release, Relaxed);
     shmem::set_latch_of(slot.worker_procno.load(Relaxed));
 
     let mut store = Store::default();
-    let mut reply_segment: *mut pg_sys::dsm_segment = std::ptr::null_mut();
+    let mut reply_segment: Option<Segment> = None;
     loop {
         match slot.state.load(Acquire) {
             state::STOP => break,
             state::REQUEST => {
                 // The worker has read the previous reply by now.
-                detach(&mut reply_segment);
+                reply_segment = None;
                 slot.state.store(state::RUNNING, Release);
-                let bytes = read_segment(
+                let bytes = segment::read(
                     slot.request_handle.load(Relaxed),
                     slot.request_len.load(Relaxed) as usize,
                 );
@@ -379,29 +327,28 @@ pub extern "C-unwind" fn agent_loop_executor_main(arg: pg_sys::Datum) {
                 let reply = job::run(&mut store, job);
                 shmem::note_tool_call(None);
                 let bytes = serde_json::to_vec(&reply).expect("a reply serializes");
-                reply_segment = write_segment(&bytes);
-                let handle = unsafe { pg_sys::dsm_segment_handle(reply_segment) };
-                slot.reply_handle.store(handle, Relaxed);
-                slot.reply_len.store(bytes.len() as i64, Relaxed);
+                let reply = Segment::create(&bytes);
+                slot.reply_handle.store(reply.handle(), Relaxed);
+                slot.reply_len.store(reply.len() as i64, Relaxed);
+                reply_segment = Some(reply);
                 slot.state.store(state::DONE, Release);
                 shmem::set_latch_of(slot.worker_procno.load(Relaxed));
-                unsafe { pg_sys::pgstat_report_stat(false) };
+                backend::flush_stats();
                 continue;
             }
             _ => {}
         }
         if BackgroundWorker::sighup_received() {
-            unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
+            backend::reload_config();
         }
         // Exits on postmaster death; a SIGTERM ends the process inside (`die`).
         BackgroundWorker::wait_latch(Some(Duration::from_secs(1)));
     }
-    detach(&mut reply_segment);
+    drop(reply_segment);
 }
 
-#[pg_guard]
-unsafe extern "C-unwind" fn mark_dead(_code: i32, index: pg_sys::Datum) {
-    if let Some(slot) = shmem::executor_slot(index.value()) {
+fn mark_dead(index: usize) {
+    if let Some(slot) = shmem::executor_slot(index) {
         slot.pid.store(0, Relaxed);
         if slot.state.load(Acquire) == state::STOP {
             shmem::free_executor_slot(slot);
@@ -409,30 +356,5 @@ unsafe extern "C-unwind" fn mark_dead(_code: i32, index: pg_sys::Datum) {
             slot.state.store(state::DEAD, Release);
             shmem::set_latch_of(slot.worker_procno.load(Relaxed));
         }
-    }
-}
-
-/// Caps this process's address space at what it maps now (shared memory included) plus
-/// `megabytes`, so that an allocation beyond it fails with PostgreSQL's "out of memory" error
-/// (which the tool call gets) instead of growing the process without bound.
-fn limit_memory(megabytes: i32) {
-    if megabytes <= 0 {
-        return;
-    }
-    let mapped = std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
-        .map(|pages| pages * unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u64);
-    let Some(mapped) = mapped else {
-        return;
-    };
-    let limit = mapped + megabytes as u64 * 1024 * 1024;
-    let rlimit = libc::rlimit {
-        rlim_cur: limit,
-        rlim_max: libc::RLIM_INFINITY,
-    };
-    // SAFETY: setrlimit reads the struct it is given.
-    if unsafe { libc::setrlimit(libc::RLIMIT_AS, &rlimit) } != 0 {
-        warning!("agent_loop executor: could not limit its memory");
     }
 }

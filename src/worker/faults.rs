@@ -13,11 +13,6 @@ thread_local! {
     static PLAN: RefCell<(String, FaultPlan)> = RefCell::default();
 }
 
-extern "C" {
-    fn kill(pid: i32, signal: i32) -> i32;
-}
-const SIGKILL: i32 = 9;
-
 /// Injects the fault planned at `point` for this claim of the task, if any.
 pub fn at(point: Point, task_id: i64, attempt: i32) {
     let Some(setting) = settings::string(&settings::FAULT_INJECTION) else {
@@ -44,7 +39,7 @@ pub fn at(point: Point, task_id: i64, attempt: i32) {
         Action::Crash => {
             warning!("{what}");
             // As abrupt as `kill -9`: no exit callback runs, the postmaster restarts the server.
-            unsafe { kill(std::process::id() as i32, SIGKILL) };
+            crate::pg::backend::crash();
         }
         Action::Error => error!("{what}"),
         Action::Panic => panic!("{what}"),

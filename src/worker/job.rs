@@ -10,9 +10,7 @@ use agent_loop_core::vocab::CallOutcome;
 use serde::{Deserialize, Serialize};
 
 use super::task::{StepContext, StepEnd, Task};
-use super::txn::{
-    commit_without_flush, in_subtransaction, in_subtransaction_caught, in_transaction, Caught,
-};
+use crate::pg::txn::{commit_without_flush, in_subtransaction, in_transaction};
 use crate::settings::{self, StepCommit};
 use crate::store::Store;
 
@@ -128,19 +126,16 @@ fn run_steps(
         let mut ends = Vec::with_capacity(group.len());
         for job in group.iter_mut() {
             let (task, call, context) = (&mut job.task, &job.call, &job.context);
-            let step =
-                in_subtransaction_caught(AssertUnwindSafe(|| task.step(store, context, call)));
+            let step = in_subtransaction(AssertUnwindSafe(|| task.step(store, context, call)));
             ends.push(match step {
                 Ok(end) => Ok(end),
-                Err(Caught {
-                    message,
-                    lock_timeout: true,
-                }) => Err(StepFailed {
-                    message,
+                Err(error) if error.is_lock_timeout() => Err(StepFailed {
+                    message: error.to_string(),
                     failed: false,
                     retry: Some(Box::new(call.clone())),
                 }),
-                Err(Caught { message, .. }) => {
+                Err(error) => {
+                    let message = error.to_string();
                     // In a subtransaction of its own: should recording the failure fail too
                     // (a lock its owner holds on the row outlasts lock_timeout), the other
                     // steps of the group still commit; the task's lease then runs out.
@@ -168,15 +163,15 @@ fn run_steps(
         Ok(ends) => group.into_iter().map(|j| j.task).zip(ends).collect(),
         // Nothing of the group committed (an error at commit): each task fails as its step
         // would have alone.
-        Err(message) => group
+        Err(error) => group
             .into_iter()
             .map(|job| {
                 let (id, attempt, pid) = (job.task.id, job.task.attempt, job.context.worker_pid);
+                let message = error.to_string();
                 let failed = in_transaction(AssertUnwindSafe(|| {
                     store.fail_after_error(id, pid, attempt, &message)
                 }));
                 let failed = failed == Ok(true);
-                let message = message.clone();
                 let retry = None;
                 (
                     job.task,
@@ -205,7 +200,8 @@ fn resume(store: &mut Store, task: &mut Task, worker_pid: i32) -> Result<bool, S
         }
         Ok::<_, pgrx::spi::Error>(true)
     }));
-    resumed.map_err(|message| {
+    resumed.map_err(|error| {
+        let message = error.to_string();
         let failed = in_transaction(AssertUnwindSafe(|| {
             store.fail_after_error(id, worker_pid, attempt, &message)
         }));

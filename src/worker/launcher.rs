@@ -6,7 +6,8 @@ use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, SignalWakeFlags
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 
-use crate::{settings, shmem};
+use crate::pg::shmem;
+use crate::settings;
 
 /// How often the launcher checks that every database with the extension has its workers.
 const LAUNCHER_NAPTIME: Duration = Duration::from_secs(10);
@@ -50,7 +51,7 @@ pub extern "C-unwind" fn agent_loop_launcher_main(_arg: pg_sys::Datum) {
     // No database: the launcher reads only the shared catalog pg_database.
     BackgroundWorker::connect_worker_to_spi(None, None);
     loop {
-        for database in connectable_databases() {
+        for database in crate::pg::catalog::connectable_databases() {
             if !shmem::known_without_extension(database)
                 && shmem::claim_worker_start(database, settings::workers_per_database())
             {
@@ -61,33 +62,7 @@ pub extern "C-unwind" fn agent_loop_launcher_main(_arg: pg_sys::Datum) {
             break;
         }
         if BackgroundWorker::sighup_received() {
-            unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
+            crate::pg::backend::reload_config();
         }
     }
-}
-
-/// Databases that accept connections and are not templates, read from pg_database the way
-/// the autovacuum launcher does.
-fn connectable_databases() -> Vec<pg_sys::Oid> {
-    let mut databases = Vec::new();
-    unsafe {
-        pg_sys::SetCurrentStatementStartTimestamp();
-        pg_sys::StartTransactionCommand();
-        let relation = pg_sys::table_open(pg_sys::DatabaseRelationId, pg_sys::AccessShareLock as _);
-        let scan = pg_sys::table_beginscan_catalog(relation, 0, std::ptr::null_mut());
-        loop {
-            let tuple = pg_sys::heap_getnext(scan, pg_sys::ScanDirection::ForwardScanDirection);
-            if tuple.is_null() {
-                break;
-            }
-            let row = &*(pg_sys::GETSTRUCT(tuple) as *const pg_sys::FormData_pg_database);
-            if row.datallowconn && !row.datistemplate {
-                databases.push(row.oid);
-            }
-        }
-        pg_sys::heap_endscan(scan);
-        pg_sys::table_close(relation, pg_sys::AccessShareLock as _);
-        pg_sys::CommitTransactionCommand();
-    }
-    databases
 }

@@ -11,6 +11,5 @@ mod faults;
 mod job;
 mod launcher;
 mod task;
-pub mod txn;
 
 pub use launcher::{register_launcher, start_worker};

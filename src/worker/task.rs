@@ -13,6 +13,7 @@ use agent_loop_core::compaction;
 use agent_loop_core::context::build_prompt;
 use agent_loop_core::faults::Point;
 use agent_loop_core::items::{Item, Memory, Phase};
+use agent_loop_core::lifecycle::TaskStatus;
 use agent_loop_core::task::{Acceptance, Failure, Limits, Outcome, Progress};
 use agent_loop_core::vocab::{CallOutcome, Prompt, ToolCallRequest, ToolSpec};
 use agent_loop_core::{reflection, subtasks};
@@ -317,8 +318,8 @@ impl Task {
                 }
                 if spawned || !awaiting_approval.is_empty() {
                     let status = match awaiting_approval.is_empty() {
-                        true => "waiting_subtasks",
-                        false => "waiting_approval",
+                        true => TaskStatus::WaitingSubtasks,
+                        false => TaskStatus::WaitingApproval,
                     };
                     store.park(
                         self.id,
@@ -543,7 +544,7 @@ impl Task {
         store.finish(
             self.id,
             Ending {
-                status: "cancelled",
+                status: TaskStatus::Cancelled,
                 result: None,
                 error_code: Some("cancelled".into()),
                 error_message: Some("cancelled on request".into()),
@@ -561,9 +562,9 @@ fn ending<'a>(outcome: &Outcome, progress: &'a Progress) -> Ending<'a> {
             if let Some(output) = &candidate.output {
                 result["output"] = output.clone();
             }
-            ("succeeded", Some(result), None)
+            (TaskStatus::Succeeded, Some(result), None)
         }
-        Outcome::Failed(failure) => ("failed", None, Some(failure)),
+        Outcome::Failed(failure) => (TaskStatus::Failed, None, Some(failure)),
     };
     Ending {
         status,

@@ -9,6 +9,8 @@ pub struct Module {
     pub path: String,
     /// The code before its `#[cfg(test)]` module, comments and literals blanked.
     pub code: String,
+    /// The same, as written.
+    pub text: String,
 }
 
 pub fn workspace() -> PathBuf {
@@ -45,6 +47,7 @@ pub fn modules(dir: &str) -> Vec<Module> {
             Module {
                 path,
                 code: blank_comments_and_literals(before_tests),
+                text: before_tests.to_owned(),
             }
         })
         .collect()

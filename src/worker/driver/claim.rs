@@ -12,14 +12,14 @@ use agent_loop_core::items::Memory;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 
-use super::{extension_installed, lease_seconds, Worker};
+use super::{lease_seconds, Worker};
+use crate::pg::txn::{in_subtransaction, in_transaction};
+use crate::pg::{backend, shmem};
 use crate::settings;
-use crate::shmem;
 use crate::store::{ClaimedTask, Store, ToolRow};
 use crate::worker::faults;
 use crate::worker::job::Job;
 use crate::worker::task::Task;
-use crate::worker::txn::{in_subtransaction, in_transaction};
 
 /// What a claiming transaction found.
 struct Claimed {
@@ -46,7 +46,7 @@ impl Worker {
         let failure_code = Cell::new("internal_error");
         let claimed = in_transaction(AssertUnwindSafe(|| -> Result<Option<Claimed>, String> {
             // A cheap index probe, so DROP EXTENSION is noticed at the next wake-up.
-            if !extension_installed() {
+            if !backend::extension_installed() {
                 return Ok(None);
             }
             let (cancelled, cancel_running) =
@@ -101,7 +101,7 @@ impl Worker {
             Err(e) => {
                 warning!("agent_loop: claiming tasks: {e}");
                 if let Some(id) = preparing.get() {
-                    self.fail_unprepared(id, failure_code.get(), &e);
+                    self.fail_unprepared(id, failure_code.get(), &e.to_string());
                 }
                 return Some(Vec::new());
             }
@@ -112,7 +112,7 @@ impl Worker {
             .for_each(shmem::announce_task_ended);
         if batch > 0 && claimed.tasks.len() as i32 == batch {
             // More may be waiting: come straight back instead of sleeping.
-            unsafe { pg_sys::SetLatch(pg_sys::MyLatch) };
+            backend::set_own_latch();
         }
         self.slot
             .tasks_claimed
@@ -157,7 +157,7 @@ impl Worker {
         })) {
             Ok(true) => {
                 shmem::announce_task_ended(id);
-                unsafe { pg_sys::SetLatch(pg_sys::MyLatch) };
+                backend::set_own_latch();
             }
             Ok(false) => {}
             Err(e) => warning!("agent_loop: failing task {id}: {e}"),

@@ -1,40 +1,27 @@
-//! Transactions of the worker's main thread.
+//! Transactions, subtransactions, role switches and settings.
 //!
 //! A PostgreSQL ERROR raised inside must not kill the worker: it is caught, the transaction is
-//! rolled back, and the caller decides what the failure means for the task.
+//! rolled back, and the caller gets it as an [`Error`] with its SQLSTATE and decides what the
+//! failure means for the task.
 
 use std::ffi::CStr;
 use std::panic::AssertUnwindSafe;
 
 use pgrx::datum::DatumWithOid;
 use pgrx::pg_sys;
-use pgrx::pg_sys::panic::CaughtError;
 use pgrx::spi::{SpiClient, SpiResult, SpiTupleTable};
 use pgrx::{PgOid, PgTryBuilder};
 
-/// A caught error, as text fit for a step row or an error column.
-pub fn describe(error: &CaughtError) -> String {
-    match error {
-        CaughtError::PostgresError(report) | CaughtError::ErrorReport(report) => {
-            let mut text = report.message().to_owned();
-            if let Some(detail) = report.detail() {
-                text.push_str(&format!(" (detail: {detail})"));
-            }
-            if let Some(hint) = report.hint() {
-                text.push_str(&format!(" (hint: {hint})"));
-            }
-            text
-        }
-        CaughtError::RustPanic { ereport, .. } => format!("internal error: {}", ereport.message()),
-    }
-}
+use super::error::Error;
 
 /// Runs `body` in its own transaction. It commits when `body` returns `Ok`; when `body`
 /// returns `Err`, raises an ERROR or panics, the transaction is rolled back and the error
-/// returned as text.
-pub fn in_transaction<R, E: std::fmt::Display>(
+/// returned.
+pub fn in_transaction<R, E: Into<Error>>(
     body: impl FnOnce() -> Result<R, E> + std::panic::UnwindSafe,
-) -> Result<R, String> {
+) -> Result<R, Error> {
+    // SAFETY: called outside any transaction (the worker's loop, an executor between jobs);
+    // every path below ends the transaction it starts.
     unsafe {
         pg_sys::SetCurrentStatementStartTimestamp();
         pg_sys::StartTransactionCommand();
@@ -42,6 +29,7 @@ pub fn in_transaction<R, E: std::fmt::Display>(
     }
     PgTryBuilder::new(|| match body() {
         Ok(result) => {
+            // SAFETY: the snapshot pushed and the transaction started above.
             unsafe {
                 pg_sys::PopActiveSnapshot();
                 pg_sys::CommitTransactionCommand();
@@ -49,71 +37,44 @@ pub fn in_transaction<R, E: std::fmt::Display>(
             Ok(result)
         }
         Err(error) => {
+            // SAFETY: aborting the transaction started above also pops its snapshot.
             unsafe { pg_sys::AbortCurrentTransaction() };
-            Err(error.to_string())
+            Err(error.into())
         }
     })
     .catch_others(|error| {
+        // SAFETY: as above, after an ERROR.
         unsafe { pg_sys::AbortCurrentTransaction() };
-        Err(describe(&error))
+        Err(error.into())
     })
     .execute()
 }
 
 /// Runs `body` in a subtransaction of the current transaction: released when `body` returns
 /// `Ok`; rolled back when it returns `Err`, raises an ERROR or panics, the error coming back
-/// as text. The enclosing transaction goes on either way.
-pub fn in_subtransaction<R, E: std::fmt::Display>(
+/// with its SQLSTATE. The enclosing transaction goes on either way.
+pub fn in_subtransaction<R, E: Into<Error>>(
     body: impl FnOnce() -> Result<R, E> + std::panic::UnwindSafe,
-) -> Result<R, String> {
-    in_subtransaction_caught(body).map_err(|caught| caught.message)
-}
-
-/// An error caught in a subtransaction.
-pub struct Caught {
-    pub message: String,
-    /// It was a lock timeout (SQLSTATE 55P03): the same work may succeed later.
-    pub lock_timeout: bool,
-}
-
-/// `in_subtransaction`, telling a lock timeout from other errors.
-pub fn in_subtransaction_caught<R, E: std::fmt::Display>(
-    body: impl FnOnce() -> Result<R, E> + std::panic::UnwindSafe,
-) -> Result<R, Caught> {
-    subtransaction(
-        || body().map_err(|e| e.to_string()),
-        |result| result.is_ok(),
-    )
+) -> Result<R, Error> {
+    subtransaction(|| body().map_err(Into::into), |result| result.is_ok())
 }
 
 /// Begins a subtransaction, runs `body` catching errors and panics, then releases it if `keep`
 /// (which sees the result, and may clean up first) says so, else rolls it back.
 fn subtransaction<R>(
-    body: impl FnOnce() -> Result<R, String> + std::panic::UnwindSafe,
-    keep: impl FnOnce(&Result<R, Caught>) -> bool,
-) -> Result<R, Caught> {
+    body: impl FnOnce() -> Result<R, Error> + std::panic::UnwindSafe,
+    keep: impl FnOnce(&Result<R, Error>) -> bool,
+) -> Result<R, Error> {
+    // SAFETY: inside a transaction (every caller is); the memory context and resource owner
+    // are put back below, as PL/pgSQL does around its own subtransactions.
     let (memory_context, resource_owner) =
         unsafe { (pg_sys::CurrentMemoryContext, pg_sys::CurrentResourceOwner) };
+    // SAFETY: as above; ended below whatever `body` does.
     unsafe { pg_sys::BeginInternalSubTransaction(std::ptr::null()) };
-    let result = PgTryBuilder::new(|| {
-        body().map_err(|message| Caught {
-            message,
-            lock_timeout: false,
-        })
-    })
-    .catch_others(|error| {
-        let lock_timeout = match &error {
-            CaughtError::PostgresError(report) | CaughtError::ErrorReport(report) => {
-                report.sql_error_code() == pgrx::PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE
-            }
-            CaughtError::RustPanic { .. } => false,
-        };
-        Err(Caught {
-            message: describe(&error),
-            lock_timeout,
-        })
-    })
-    .execute();
+    let result = PgTryBuilder::new(body)
+        .catch_others(|error| Err(error.into()))
+        .execute();
+    // SAFETY: ends the subtransaction begun above, then restores what it changed.
     unsafe {
         if keep(&result) {
             pg_sys::ReleaseCurrentSubTransaction();
@@ -142,6 +103,28 @@ pub fn execute<'conn>(
     client.select(&plan, limit, args)
 }
 
+/// Runs `f` as the bootstrap superuser with a pinned `search_path`, then restores the caller's
+/// identity and settings (also on error: the transaction's abort restores them). Nothing `f`
+/// runs may resolve a name through the caller's search_path: with it, a `mallory.now()` or an
+/// operator of the caller's would run with superuser rights.
+pub fn as_superuser<R>(f: impl FnOnce() -> R) -> R {
+    let mut user = pg_sys::InvalidOid;
+    let mut context = 0;
+    // SAFETY: reads, then changes, the current user for this transaction; restored below, and
+    // by the transaction's abort on error.
+    unsafe {
+        pg_sys::GetUserIdAndSecContext(&mut user, &mut context);
+        pg_sys::SetUserIdAndSecContext(
+            pg_sys::Oid::from(pg_sys::BOOTSTRAP_SUPERUSERID),
+            context | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32,
+        );
+    }
+    let result = with_local_settings(&[(c"search_path", PINNED_SEARCH_PATH)], f);
+    // SAFETY: the identity read above.
+    unsafe { pg_sys::SetUserIdAndSecContext(user, context) };
+    result
+}
+
 /// Lets the current transaction commit without waiting for its WAL to reach disk, like
 /// `SET LOCAL synchronous_commit = off`.
 pub fn commit_without_flush() {
@@ -164,8 +147,7 @@ pub fn pin_worker_session(lock_timeout_ms: i32) {
     set_for_session(c"application_name", c"agent_loop worker");
     set_for_session(c"search_path", PINNED_SEARCH_PATH);
     set_for_session(c"lock_timeout", &lock_timeout);
-    // SAFETY: reports this backend idle, with no statement, in pg_stat_activity.
-    unsafe { pg_sys::pgstat_report_activity(pg_sys::BackendState::STATE_IDLE, std::ptr::null()) };
+    super::backend::report_idle();
 }
 
 /// Runs `body` with each setting of `settings` (name, value) in force, then puts back the values
@@ -203,6 +185,7 @@ pub fn set_for_session(name: &CStr, value: &CStr) {
 }
 
 fn set(name: &CStr, value: &CStr, action: pg_sys::GucAction::Type) {
+    // SAFETY: NUL-terminated strings; a bad value raises an ERROR like SET would.
     unsafe {
         pg_sys::set_config_option(
             name.as_ptr(),
@@ -222,7 +205,8 @@ extern "C" {
     fn enable_timeout_after(id: u32, delay_ms: std::ffi::c_int);
     fn disable_timeout(id: u32, keep_indicator: bool);
 }
-/// `TimeoutId::STATEMENT_TIMEOUT` in PostgreSQL 15.
+/// `TimeoutId::STATEMENT_TIMEOUT` in PostgreSQL 15's utils/timeout.h (a shape test reads the
+/// header to check it).
 const STATEMENT_TIMEOUT: u32 = 3;
 
 /// How a subtransaction ends when `body` succeeds.
@@ -235,7 +219,7 @@ pub enum OnSuccess {
 
 /// Runs `body` in a subtransaction as role `owner` (never the worker's superuser rights), in a
 /// security-restricted operation, with a statement timeout. Errors roll the subtransaction
-/// back and come back as text; the enclosing transaction goes on.
+/// back and come back; the enclosing transaction goes on.
 ///
 /// The tenant's code sees the database's own `search_path` and `lock_timeout`, not the
 /// worker's, and leaves the worker's session as it found it: every setting it changed, even
@@ -248,8 +232,9 @@ pub fn as_role_in_subtransaction<R>(
     timeout_ms: i32,
     on_success: OnSuccess,
     body: impl FnOnce() -> R + std::panic::UnwindSafe,
-) -> Result<R, String> {
+) -> Result<R, Error> {
     let (mut saved_user, mut saved_context) = (pg_sys::InvalidOid, 0);
+    // SAFETY: writes the two values it is given.
     unsafe { pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut saved_context) };
     let defaults = [c"search_path", c"lock_timeout"].map(|name| (name, reset_value(name)));
     let nest_level = std::cell::Cell::new(0);
@@ -260,6 +245,7 @@ pub fn as_role_in_subtransaction<R>(
             for (name, value) in &defaults {
                 set_local(name, value);
             }
+            // SAFETY: the role and the timeout are undone in `keep` below, on every path.
             unsafe {
                 pg_sys::SetUserIdAndSecContext(
                     owner,
@@ -272,6 +258,7 @@ pub fn as_role_in_subtransaction<R>(
             Ok(body())
         }),
         |result| {
+            // SAFETY: undoes what the body's start did, inside the subtransaction still open.
             unsafe {
                 disable_timeout(STATEMENT_TIMEOUT, false);
                 if nest_level.get() > 0 {
@@ -289,7 +276,7 @@ pub fn as_role_in_subtransaction<R>(
             result.is_ok() && on_success == OnSuccess::Keep
         },
     );
-    result.map_err(|caught| caught.message)
+    result
 }
 
 /// A setting's default for this database and role, whatever the session set since.
@@ -312,6 +299,7 @@ pub fn statement_count(sql: &str) -> usize {
     if list.is_null() {
         0
     } else {
+        // SAFETY: a non-null List the parser just returned.
         unsafe { (*list).length as usize }
     }
 }

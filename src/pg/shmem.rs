@@ -1,11 +1,14 @@
 //! Shared memory: the registry of running workers (so a committing `submit()` can set its
 //! worker's latch) and the condition variables `wait()` sleeps on until a task ends.
 
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicI64, AtomicU32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use pgrx::pg_sys;
 use pgrx::prelude::*;
+
+use super::backend;
+pub use super::backend::set_latch_of;
 
 pub const MAX_WORKERS: usize = 64;
 /// `wait()` callers sleep on channel `task_id % WAIT_CHANNELS`, so a task's end wakes only
@@ -67,8 +70,6 @@ pub mod executor_state {
 
 #[repr(C)]
 struct Shared {
-    /// Guards slot assignment (held for a few instructions, never across a PostgreSQL call).
-    registry_lock: AtomicBool,
     slots: [WorkerSlot; MAX_WORKERS],
     /// Databases whose worker found no extension; the launcher skips them until a submit or a
     /// CREATE EXTENSION starts a worker there again.
@@ -81,10 +82,18 @@ struct Shared {
 }
 
 static mut SHARED: *mut Shared = std::ptr::null_mut();
+/// Guards slot assignment (held for a few instructions, never across an ERROR): the named
+/// LWLock tranche "agent_loop".
+static mut REGISTRY_LOCK: *mut pg_sys::LWLock = std::ptr::null_mut();
+/// `AddinShmemInitLock` is `MainLWLockArray[21]` (storage/lwlocknames.h; a shape test reads
+/// the header to check it).
+const ADDIN_SHMEM_INIT_LOCK: usize = 21;
 static mut PREV_SHMEM_REQUEST_HOOK: pg_sys::shmem_request_hook_type = None;
 static mut PREV_SHMEM_STARTUP_HOOK: pg_sys::shmem_startup_hook_type = None;
 
 pub fn install_hooks() {
+    // SAFETY: in _PG_init of a preloaded library, in the postmaster, before any backend: the
+    // hooks are chained as PostgreSQL documents.
     unsafe {
         PREV_SHMEM_REQUEST_HOOK = pg_sys::shmem_request_hook;
         pg_sys::shmem_request_hook = Some(shmem_request);
@@ -99,6 +108,7 @@ unsafe extern "C-unwind" fn shmem_request() {
         prev();
     }
     pg_sys::RequestAddinShmemSpace(std::mem::size_of::<Shared>());
+    pg_sys::RequestNamedLWLockTranche(c"agent_loop".as_ptr(), 1);
 }
 
 #[pg_guard]
@@ -106,8 +116,7 @@ unsafe extern "C-unwind" fn shmem_startup() {
     if let Some(prev) = PREV_SHMEM_STARTUP_HOOK {
         prev();
     }
-    // AddinShmemInitLock is MainLWLockArray[21] (storage/lwlocknames.h).
-    let init_lock = &raw mut (*pg_sys::MainLWLockArray.add(21)).lock;
+    let init_lock = &raw mut (*pg_sys::MainLWLockArray.add(ADDIN_SHMEM_INIT_LOCK)).lock;
     pg_sys::LWLockAcquire(init_lock, pg_sys::LWLockMode::LW_EXCLUSIVE);
     let mut found = false;
     let shared = pg_sys::ShmemInitStruct(
@@ -122,6 +131,7 @@ unsafe extern "C-unwind" fn shmem_startup() {
         }
     }
     SHARED = shared;
+    REGISTRY_LOCK = &raw mut (*pg_sys::GetNamedLWLockTranche(c"agent_loop".as_ptr())).lock;
     pg_sys::LWLockRelease(init_lock);
 }
 
@@ -142,16 +152,15 @@ pub fn now_us() -> i64 {
         .unwrap_or(0)
 }
 
-fn with_registry<R>(shared: &Shared, f: impl FnOnce() -> R) -> R {
-    while shared
-        .registry_lock
-        .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
-        .is_err()
-    {
-        std::hint::spin_loop();
-    }
+/// Runs `f` holding the registry lock. `f` must not raise an ERROR (an abort would release
+/// the lock, but leave a half-changed slot).
+fn with_registry<R>(_shared: &Shared, f: impl FnOnce() -> R) -> R {
+    // SAFETY: the lock was set with the shared memory (`_shared` proves it exists) and lives
+    // as long as the server; it is released before this returns.
+    unsafe { pg_sys::LWLockAcquire(REGISTRY_LOCK, pg_sys::LWLockMode::LW_EXCLUSIVE) };
     let result = f();
-    shared.registry_lock.store(false, Ordering::Release);
+    // SAFETY: acquired above.
+    unsafe { pg_sys::LWLockRelease(REGISTRY_LOCK) };
     result
 }
 
@@ -168,7 +177,7 @@ fn serving(shared: &Shared, database: u32) -> usize {
 /// serve it (the caller then exits) or every slot is taken.
 pub fn claim_slot(database: pg_sys::Oid, wanted: usize) -> Option<&'static WorkerSlot> {
     let shared = shared()?;
-    let (pid, procno) = unsafe { (pg_sys::MyProcPid, (*pg_sys::MyProc).pgprocno) };
+    let (pid, procno) = (backend::pid(), backend::procno());
     with_registry(shared, || {
         let db = database.to_u32();
         if serving(shared, db) >= wanted {
@@ -298,11 +307,7 @@ pub fn wake_worker(database: pg_sys::Oid) {
     let Some(shared) = shared() else { return };
     for slot in &shared.slots {
         if slot.database.load(Ordering::Acquire) == database.to_u32() {
-            let procno = slot.procno.load(Ordering::Relaxed);
-            unsafe {
-                let proc = (*pg_sys::ProcGlobal).allProcs.add(procno as usize);
-                pg_sys::SetLatch(&raw mut (*proc).procLatch);
-            }
+            backend::set_latch_of(slot.procno.load(Ordering::Relaxed));
         }
     }
 }
@@ -313,6 +318,14 @@ pub fn live_worker_pids() -> Vec<i32> {
         .iter()
         .map(|s| s.pid.load(Ordering::Relaxed))
         .collect()
+}
+
+/// The worker slot at `address` (as [`backend::at_exit`] carries it).
+pub fn worker_slot_at(address: usize) -> Option<&'static WorkerSlot> {
+    shared()?
+        .slots
+        .iter()
+        .find(|slot| std::ptr::from_ref(*slot) as usize == address)
 }
 
 /// Snapshot of the registry for the `workers` view.
@@ -336,6 +349,7 @@ fn task_channel(task_id: i64) -> Option<*mut pg_sys::ConditionVariable> {
 /// Wakes every `wait()` that may be waiting for `task_id`. Call after the commit that ended it.
 pub fn announce_task_ended(task_id: i64) {
     if let Some(cv) = task_channel(task_id) {
+        // SAFETY: a condition variable in shared memory, initialised at startup.
         unsafe { pg_sys::ConditionVariableBroadcast(cv) };
     }
 }
@@ -345,6 +359,7 @@ pub fn announce_task_ended(task_id: i64) {
 pub fn prepare_wait(task_id: i64) -> bool {
     match task_channel(task_id) {
         Some(cv) => {
+            // SAFETY: as above; cancel_wait() or the next sleep ends the preparation.
             unsafe { pg_sys::ConditionVariablePrepareToSleep(cv) };
             true
         }
@@ -354,21 +369,24 @@ pub fn prepare_wait(task_id: i64) -> bool {
 
 pub fn sleep_on_task(task_id: i64, timeout_ms: i64) {
     match task_channel(task_id) {
+        // SAFETY: as above; the sleep checks for interrupts.
         Some(cv) => unsafe {
             pg_sys::ConditionVariableTimedSleep(cv, timeout_ms, pg_sys::PG_WAIT_EXTENSION);
         },
+        // SAFETY: a plain sleep.
         None => unsafe { pg_sys::pg_usleep(timeout_ms * 1000) },
     }
 }
 
 pub fn cancel_wait() {
+    // SAFETY: a no-op when this backend prepared no sleep.
     unsafe { pg_sys::ConditionVariableCancelSleep() };
 }
 
 /// Reserves a free executor slot for the calling worker; `None` when all are taken.
 pub fn claim_executor_slot(database: pg_sys::Oid) -> Option<usize> {
     let shared = shared()?;
-    let (pid, procno) = unsafe { (pg_sys::MyProcPid, (*pg_sys::MyProc).pgprocno) };
+    let (pid, procno) = (backend::pid(), backend::procno());
     with_registry(shared, || {
         let index = shared
             .executors
@@ -395,20 +413,6 @@ pub fn executor_slot(index: usize) -> Option<&'static ExecutorSlot> {
 pub fn free_executor_slot(slot: &ExecutorSlot) {
     slot.pid.store(0, Ordering::Relaxed);
     slot.state.store(executor_state::FREE, Ordering::Release);
-}
-
-/// Sets the latch of the process with PGPROC number `procno`. Safe from any thread and in a
-/// callback: no allocation, no error.
-pub fn set_latch_of(procno: i32) {
-    if procno < 0 {
-        return;
-    }
-    // SAFETY: procno names a PGPROC in ProcGlobal's array, which lives as long as the server;
-    // SetLatch on a latch whose owner has exited is harmless.
-    unsafe {
-        let proc = (*pg_sys::ProcGlobal).allProcs.add(procno as usize);
-        pg_sys::SetLatch(&raw mut (*proc).procLatch);
-    }
 }
 
 /// The slot of this process, when it is an executor: its tool calls report into it.
@@ -448,8 +452,7 @@ pub fn stop_executors_of(worker_pid: i32) {
         let pid = slot.pid.load(Ordering::Relaxed);
         if pid > 0 {
             slot.state.store(executor_state::STOP, Ordering::Release);
-            // SAFETY: kill(2) on the executor's pid; it exits at its next interrupt check.
-            unsafe { libc::kill(pid, libc::SIGTERM) };
+            backend::terminate(pid);
         } else {
             free_executor_slot(slot);
         }
