@@ -335,39 +335,17 @@ BEGIN
     SELECT l.n, l.turn, l.phase, l.kind, l.summary, l.tokens, l.latency_ms, l.at
       FROM (
     SELECT s.n, s.turn, s.phase::text, s.kind::text,
-           CASE s.kind
-             WHEN 'message' THEN
-               CASE s.content->>'role'
-                 -- The goal is the task's (earlier versions also wrote it in the row).
-                 -- Recalled lessons are named by their key in reflections.
-                 WHEN 'user' THEN 'goal: ' || coalesce(s.content->>'text', t.goal) ||
-                      coalesce((SELECT string_agg(E'\nrecalled: ' || coalesce(r.lesson, '(lesson forgotten since)'),
-                                                  '' ORDER BY r.n)
-                                  FROM agent_loop._recalled_lessons(s.owner, s.content->'lessons') r), '')
-                 WHEN 'guidance' THEN 'guidance: ' || (s.content->>'text')
-                 WHEN 'reasoning' THEN format('reasoning (%s, %s bytes)', s.content->>'provider',
-                                             octet_length(s.content->>'item'))
-                 ELSE 'assistant: ' || (s.content->>'text') END
-             WHEN 'tool_call' THEN
-               format('%s(%s) [%s]', s.content->>'name', s.content->>'arguments', s.content->>'call_id') ||
-               CASE WHEN a.call_id IS NULL THEN ''
-                    WHEN a.decision IS NULL THEN ' awaiting approval'
-                    ELSE format(' %s by %s', a.decision, a.decided_by) END
-             WHEN 'tool_result' THEN
-               format('%s%s -> %s', CASE WHEN (s.content->>'is_error')::boolean THEN 'error from ' ELSE '' END,
-                      s.content->>'name', left(s.content->>'output', 500))
-             WHEN 'error' THEN format('%s: %s', s.content->>'class', s.content->>'message')
-             WHEN 'reflection' THEN
-               CASE s.content->>'outcome'
-                 WHEN 'revised_plan' THEN 'revised plan: ' || (s.content->>'lesson')
-                 ELSE format('lesson (%s): %s', s.content->>'outcome', s.content->>'lesson') END
-             WHEN 'verification' THEN
-               CASE WHEN (s.content->>'passed')::boolean THEN 'answer accepted: '
-                    ELSE 'answer rejected: ' END || (s.content->>'detail')
-             WHEN 'compaction' THEN format('compacted steps 1-%s: %s', s.content->>'covers',
-                                           left(s.content->>'summary', 300))
-             ELSE s.content::text
-           END AS summary,
+           -- The log's own decoder writes the line; a perceive row gets the lessons it names
+           -- (a forgotten one said so), an awaited call its approval.
+           agent_loop._step_summary(s.phase::text, s.kind::text,
+               CASE WHEN s.content ? 'lessons' THEN s.content || jsonb_build_object('recalled',
+                 (SELECT coalesce(jsonb_agg(jsonb_build_array(r.task_id, r.id,
+                                   coalesce(r.lesson, '(lesson forgotten since)')) ORDER BY r.n), '[]')
+                    FROM agent_loop._recalled_lessons(s.owner, s.content->'lessons') r))
+               ELSE s.content END, t.goal) ||
+           CASE WHEN a.call_id IS NULL THEN ''
+                WHEN a.decision IS NULL THEN ' awaiting approval'
+                ELSE format(' %s by %s', a.decision, a.decided_by) END AS summary,
            s.input_tokens + s.output_tokens AS tokens,
            s.latency_ms, s.created_at AS at, s.n AS after_n, false AS lesson
       FROM agent_loop.steps s
@@ -379,7 +357,9 @@ BEGIN
     -- Each lesson (in reflections, not in the log; a retried task can have two) after the
     -- last row its transaction wrote. It has no n of its own.
     SELECT NULL, last.turn, 'reflect', 'reflection',
-           format('lesson (%s): %s', r.outcome, r.lesson), NULL, NULL, r.created_at, last.n, true
+           agent_loop._step_summary('reflect', 'reflection',
+               jsonb_build_object('outcome', r.outcome, 'lesson', r.lesson), t.goal),
+           NULL, NULL, r.created_at, last.n, true
       FROM agent_loop.tasks t
       JOIN agent_loop.reflections r ON r.owner = t.owner AND r.task_id = t.id
       LEFT JOIN LATERAL (SELECT s.n, s.turn FROM agent_loop.steps s
@@ -484,10 +464,10 @@ BEGIN
         RAISE EXCEPTION 'variadic function % cannot be a tool', register_tool.function
             USING ERRCODE = 'feature_not_supported';
     END IF;
-    IF tool_name = 'sql_query' OR tool_name !~ '^[a-zA-Z0-9_-]{1,64}$' THEN
+    IF tool_name IN ('sql_query', 'spawn_subtasks') OR tool_name !~ '^[a-zA-Z0-9_-]{1,64}$' THEN
         RAISE EXCEPTION 'invalid tool name "%"', tool_name
             USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'names are 1 to 64 letters, digits, _ or -, and sql_query is built in';
+                  HINT = 'names are 1 to 64 letters, digits, _ or -; sql_query and spawn_subtasks are built in';
     END IF;
     IF coalesce(btrim(register_tool.description), '') = '' THEN
         RAISE EXCEPTION 'a tool needs a description: the model chooses tools by it'

@@ -71,7 +71,9 @@ CREATE TABLE tools (
     returns_void    boolean NOT NULL DEFAULT false,
     needs_approval  boolean NOT NULL DEFAULT false,
     registered_by   regrole NOT NULL DEFAULT current_user::regrole,
-    created_at      timestamptz NOT NULL DEFAULT now()
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    -- The built-in tools (agent_loop_core::tools::Builtin) and only they have no function.
+    CONSTRAINT tools_builtin CHECK ((function IS NULL) = (name IN ('sql_query', 'spawn_subtasks')))
 );
 COMMENT ON TABLE tools IS
     'Tools a task may use. A tool is a SQL function run as the task''s owner; function is NULL '

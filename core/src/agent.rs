@@ -174,7 +174,7 @@ pub const TOOL_FAILURES_BEFORE_REPLAN: usize = 2;
 pub fn revised_plan(items: &[Item]) -> Option<String> {
     let since = items
         .iter()
-        .rposition(|i| matches!(i, Item::Reflection { outcome, .. } if outcome == reflection::REVISED_PLAN))
+        .rposition(|i| matches!(i, Item::Reflection { outcome, .. } if outcome == crate::items::REVISED_PLAN))
         .map_or(0, |p| p + 1);
     let mut calls = std::collections::HashMap::new();
     let mut failed_tools = Vec::new();
@@ -457,7 +457,7 @@ mod tests {
         let plan = revised_plan(&items).expect("two failures");
         assert!(plan.contains("f failed 2 time(s)"), "{plan}");
         items.push(Item::Reflection {
-            outcome: reflection::REVISED_PLAN.into(),
+            outcome: crate::items::REVISED_PLAN.into(),
             lesson: plan,
         });
         assert_eq!(revised_plan(&items), None, "already revised");

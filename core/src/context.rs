@@ -142,7 +142,7 @@ impl Builder {
             } => self.user(format!(
                 "Your answer was not accepted: {detail}\nFix the problem and answer again."
             )),
-            Item::Reflection { outcome, lesson } if outcome == crate::reflection::REVISED_PLAN => {
+            Item::Reflection { outcome, lesson } if outcome == crate::items::REVISED_PLAN => {
                 self.user(format!("Looking back at the failures so far: {lesson}"))
             }
             Item::Compaction { summary, .. } => {
@@ -266,7 +266,7 @@ mod tests {
                 detail: "7 is wrong".into(),
             },
             Item::Reflection {
-                outcome: crate::reflection::REVISED_PLAN.into(),
+                outcome: crate::items::REVISED_PLAN.into(),
                 lesson: "count again".into(),
             },
         ];

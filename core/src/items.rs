@@ -3,7 +3,13 @@
 //! The log is append-only and is the task's whole conversation: a task resumes from it, its
 //! task row (the goal) and the lessons its perceive row names.
 //! Each item maps to a `(phase, kind, content)` triple; `kind` is one of the values the
-//! `steps.kind` column allows.
+//! `steps.kind` column allows. This module is the log's one encoding: the worker writes rows
+//! with [`Item::content`] and reads them back with [`Item::from_row`], and `trace()` shows
+//! them through the same reader ([`Item::summary`]).
+//!
+//! The encoding is versioned: a row's content may carry `"v"`, the [`LOG_FORMAT`] it was
+//! written in; a row without one is version 1 (every row so far, so no byte of WAL is spent on
+//! it). A reader refuses rows of a later version instead of misreading them.
 
 use serde_json::{json, Value};
 
@@ -78,6 +84,12 @@ pub enum Item {
     /// (reflect; see [`crate::reflection`]).
     Reflection { outcome: String, lesson: String },
 }
+
+/// `Item::Reflection.outcome` of a plan revised mid-task (the model sees these).
+pub const REVISED_PLAN: &str = "revised_plan";
+
+/// The version of the log encoding this build writes and reads.
+pub const LOG_FORMAT: u64 = 1;
 
 /// A step row could not be read back into an [`Item`].
 #[derive(Debug, PartialEq)]
@@ -167,6 +179,14 @@ impl Item {
         content: &Value,
         goal: &str,
     ) -> Result<Item, BadStepRow> {
+        match content.get("v").map(Value::as_u64) {
+            None | Some(Some(1..=LOG_FORMAT)) => {}
+            Some(v) => {
+                return Err(BadStepRow(format!(
+                    "{kind} step of log format {v:?}; this build reads up to {LOG_FORMAT}"
+                )))
+            }
+        }
         let text = |key: &str| -> Result<String, BadStepRow> {
             content
                 .get(key)
@@ -232,6 +252,80 @@ impl Item {
             },
             other => return Err(BadStepRow(format!("unknown step kind {other:?}"))),
         })
+    }
+}
+
+impl Item {
+    /// The item as one line of `trace()`.
+    pub fn summary(&self) -> String {
+        match self {
+            Item::Goal { text, memories } => {
+                let mut line = format!("goal: {text}");
+                for memory in memories {
+                    line.push_str("\nrecalled: ");
+                    line.push_str(&memory.lesson);
+                }
+                line
+            }
+            Item::Guidance { text } => format!("guidance: {text}"),
+            Item::Reasoning(r) => {
+                let bytes = jsonb_text_len(&r.item);
+                format!("reasoning ({}, {bytes} bytes)", r.provider)
+            }
+            Item::AssistantMessage { text } => format!("assistant: {text}"),
+            Item::ToolCall {
+                call_id,
+                name,
+                arguments,
+            } => format!("{name}({arguments}) [{call_id}]"),
+            Item::ToolResult {
+                name,
+                output,
+                is_error,
+                ..
+            } => {
+                let from = if *is_error { "error from " } else { "" };
+                format!("{from}{name} -> {}", chars(output, 500))
+            }
+            Item::Error { class, message, .. } => format!("{class}: {message}"),
+            Item::Reflection { outcome, lesson } if outcome == REVISED_PLAN => {
+                format!("revised plan: {lesson}")
+            }
+            Item::Reflection { outcome, lesson } => format!("lesson ({outcome}): {lesson}"),
+            Item::Verification { passed, detail } => match passed {
+                true => format!("answer accepted: {detail}"),
+                false => format!("answer rejected: {detail}"),
+            },
+            Item::Compaction { covers, summary } => {
+                format!("compacted steps 1-{covers}: {}", chars(summary, 300))
+            }
+        }
+    }
+}
+
+/// The first `max` characters of `text` (SQL's `left()`).
+fn chars(text: &str, max: usize) -> &str {
+    match text.char_indices().nth(max) {
+        Some((end, _)) => &text[..end],
+        None => text,
+    }
+}
+
+/// The length in bytes of `value` as PostgreSQL prints a jsonb (`", "` and `": "` between
+/// members), so that a reasoning item's size reads the same as `octet_length(content->>'item')`.
+fn jsonb_text_len(value: &Value) -> usize {
+    match value {
+        Value::Array(items) => {
+            2 + items.iter().map(jsonb_text_len).sum::<usize>() + 2 * items.len().saturating_sub(1)
+        }
+        Value::Object(members) => {
+            let inner: usize = members
+                .iter()
+                .map(|(k, v)| Value::String(k.clone()).to_string().len() + 2 + jsonb_text_len(v))
+                .sum();
+            2 + inner + 2 * members.len().saturating_sub(1)
+        }
+        scalar => scalar.to_string().len(),
     }
 }
 
@@ -429,5 +523,30 @@ mod tests {
         assert!(Item::from_row("decide", "telepathy", &json!({}), GOAL).is_err());
         let err = Item::from_row("decide", "tool_call", &json!({"name": "x"}), GOAL).unwrap_err();
         assert!(err.0.contains("call_id"), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod summary_tests {
+    use super::*;
+
+    #[test]
+    fn a_reasoning_item_is_measured_as_postgres_prints_jsonb() {
+        let item = json!({"type": "reasoning", "ids": [1, 2], "s": "é"});
+        // {"s": "é", "ids": [1, 2], "type": "reasoning"}
+        assert_eq!(jsonb_text_len(&item), 47);
+    }
+
+    #[test]
+    fn summaries_read_rows_through_the_same_decoder() {
+        let row =
+            json!({"call_id": "c1", "name": "q", "output": "x".repeat(600), "is_error": true});
+        let item = Item::from_row("act", "tool_result", &row, "").unwrap();
+        assert_eq!(
+            item.summary(),
+            format!("error from q -> {}", "x".repeat(500))
+        );
+        let newer = json!({"v": LOG_FORMAT + 1, "role": "guidance", "text": "t"});
+        assert!(Item::from_row("perceive", "message", &newer, "").is_err());
     }
 }

@@ -7,9 +7,6 @@
 use crate::task::Outcome;
 use crate::vocab::one_line;
 
-/// `Item::Reflection.outcome` of a plan revised mid-task (the model sees these).
-pub const REVISED_PLAN: &str = "revised_plan";
-
 /// A tool call that returned an error.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ToolFailure {

@@ -6,6 +6,32 @@
 
 use serde_json::{json, Map, Value};
 
+/// The tools built into the loop: rows of `agent_loop.tools` with no function (a table
+/// constraint ties the two), routed by this table and never by comparing names elsewhere.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Builtin {
+    /// One read-only query, rolled back, as the task's owner.
+    SqlQuery,
+    /// Starts subtasks and parks the task until they end.
+    SpawnSubtasks,
+}
+
+impl Builtin {
+    pub const ALL: [Builtin; 2] = [Builtin::SqlQuery, Builtin::SpawnSubtasks];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Builtin::SqlQuery => "sql_query",
+            Builtin::SpawnSubtasks => crate::subtasks::TOOL,
+        }
+    }
+
+    /// The built-in tool called `name`.
+    pub fn named(name: &str) -> Option<Builtin> {
+        Builtin::ALL.into_iter().find(|b| b.name() == name)
+    }
+}
+
 /// One input argument of a SQL function, as the catalog describes it.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SqlArg {

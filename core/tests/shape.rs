@@ -357,3 +357,50 @@ fn the_status_list_reader_finds_lists_and_comparisons() {
     );
     assert_eq!(compared, vec!["running".to_owned()]);
 }
+
+#[test]
+fn the_sql_knows_the_built_in_tools_the_core_routes() {
+    let names = agent_loop_core::tools::Builtin::ALL
+        .map(|b| format!("'{}'", b.name()))
+        .join(", ");
+    let schema = std::fs::read_to_string(source::workspace().join("sql/schema.sql")).unwrap();
+    let api = std::fs::read_to_string(source::workspace().join("sql/api.sql")).unwrap();
+    assert!(
+        schema.contains(&format!("(function IS NULL) = (name IN ({names}))")),
+        "the tools table's constraint names the built-in tools {names}"
+    );
+    assert!(
+        api.contains(&format!("tool_name IN ({names})")),
+        "register_tool refuses the built-in names {names}"
+    );
+    for name in agent_loop_core::tools::Builtin::ALL.map(|b| b.name()) {
+        assert!(
+            schema.contains(&format!("VALUES ('{name}', NULL,")),
+            "schema.sql inserts the row of {name}"
+        );
+    }
+}
+
+#[test]
+fn the_sql_knows_every_provider_of_the_registry() {
+    let names = agent_loop_core::model::provider_names();
+    let list = names
+        .iter()
+        .map(|n| format!("'{n}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let schema = std::fs::read_to_string(source::workspace().join("sql/schema.sql")).unwrap();
+    let api = std::fs::read_to_string(source::workspace().join("sql/api.sql")).unwrap();
+    assert!(
+        schema.contains(&format!("CHECK (provider IN ({list}))")),
+        "models.provider: {list}"
+    );
+    assert!(
+        api.contains(&format!("provider NOT IN ({list})")),
+        "add_model: {list}"
+    );
+    assert!(
+        api.contains(&format!("supported providers: {}", names.join(", "))),
+        "add_model's hint"
+    );
+}

@@ -3,6 +3,7 @@
 # refuses root) in a temporary directory, on a Unix socket only.
 
 PG_BIN=/usr/lib/postgresql/15/bin
+PG_LIB=/usr/lib/postgresql/15/lib
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 
 as_postgres() {

@@ -2,6 +2,7 @@
 //! register_tool, the views) is plain SQL in `sql/api.sql`.
 
 mod manage;
+mod trace;
 mod wait;
 mod wake;
 

@@ -169,8 +169,11 @@ pub fn at_exit(callback: fn(usize), arg: usize) {
     }
 }
 
+/// A function to run at exit, and its argument.
+type ExitCallback = (fn(usize), usize);
+
 thread_local! {
-    static EXIT_CALLBACKS: std::cell::RefCell<Vec<(fn(usize), usize)>> =
+    static EXIT_CALLBACKS: std::cell::RefCell<Vec<ExitCallback>> =
         const { std::cell::RefCell::new(Vec::new()) };
 }
 

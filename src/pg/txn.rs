@@ -238,7 +238,7 @@ pub fn as_role_in_subtransaction<R>(
     unsafe { pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut saved_context) };
     let defaults = [c"search_path", c"lock_timeout"].map(|name| (name, reset_value(name)));
     let nest_level = std::cell::Cell::new(0);
-    let result = subtransaction(
+    subtransaction(
         AssertUnwindSafe(|| {
             // SAFETY: inside a transaction; the level is closed below whatever happens.
             nest_level.set(unsafe { pg_sys::NewGUCNestLevel() });
@@ -275,8 +275,7 @@ pub fn as_role_in_subtransaction<R>(
             }
             result.is_ok() && on_success == OnSuccess::Keep
         },
-    );
-    result
+    )
 }
 
 /// A setting's default for this database and role, whatever the session set since.

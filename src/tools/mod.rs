@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use agent_loop_core::task::Candidate;
 use agent_loop_core::tools::{
-    accept_if_statement, bind_arguments, call_statement, BoundArg, SqlArg, SqlFunction,
+    accept_if_statement, bind_arguments, call_statement, BoundArg, Builtin, SqlArg, SqlFunction,
 };
 use agent_loop_core::vocab::{truncate, ToolCallRequest};
 use pgrx::datum::DatumWithOid;
@@ -73,11 +73,11 @@ pub fn run(
         )),
         Some(tool) => {
             let comment = attribution.comment(&tool.name);
-            match &tool.function {
-                Some(function) => call_function(owner, function, &call.arguments, &comment),
-                None if tool.name == "sql_query" => sql_query(owner, &call.arguments, &comment),
+            match (&tool.function, Builtin::named(&tool.name)) {
+                (Some(function), None) => call_function(owner, function, &call.arguments, &comment),
+                (None, Some(Builtin::SqlQuery)) => sql_query(owner, &call.arguments, &comment),
                 // spawn_subtasks: the step handles it; it never runs as a plain tool.
-                None => Err(format!("{} is built into the loop", tool.name)),
+                _ => Err(format!("{} is built into the loop", tool.name)),
             }
         }
     };

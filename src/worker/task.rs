@@ -15,6 +15,7 @@ use agent_loop_core::faults::Point;
 use agent_loop_core::items::{Item, Memory, Phase};
 use agent_loop_core::lifecycle::TaskStatus;
 use agent_loop_core::task::{Acceptance, Failure, Limits, Outcome, Progress};
+use agent_loop_core::tools::Builtin;
 use agent_loop_core::vocab::{CallOutcome, Prompt, ToolCallRequest, ToolSpec};
 use agent_loop_core::{reflection, subtasks};
 use pgrx::pg_sys;
@@ -310,7 +311,9 @@ impl Task {
                     let tool = self.tools.iter().find(|t| t.name == c.name);
                     if tool.is_some_and(|t| t.needs_approval) {
                         awaiting_approval.push(c);
-                    } else if tool.is_some() && c.name == subtasks::TOOL {
+                    } else if tool.is_some()
+                        && Builtin::named(&c.name) == Some(Builtin::SpawnSubtasks)
+                    {
                         spawned |= self.spawn(store, &c, turn)?;
                     } else {
                         self.run_tool(store, &c, &attribution)?;
@@ -422,7 +425,7 @@ impl Task {
             turn: self.progress.steps_done,
         };
         for call in &waiting {
-            let (output, is_error) = if call.name == subtasks::TOOL {
+            let (output, is_error) = if Builtin::named(&call.name) == Some(Builtin::SpawnSubtasks) {
                 let ends = store.subtask_ends(self.id, &call.call_id)?;
                 match ends.is_empty() {
                     true => ("not run: no subtask was started".to_owned(), true),
@@ -486,7 +489,7 @@ impl Task {
         }
         if let Some(plan) = agent::revised_plan(&self.items) {
             let item = Item::Reflection {
-                outcome: reflection::REVISED_PLAN.into(),
+                outcome: agent_loop_core::items::REVISED_PLAN.into(),
                 lesson: plan,
             };
             self.append(store, turn, item, None, None)?;

@@ -243,7 +243,7 @@ fn use_tree(tokens: &[Token], i: &mut usize, prefix: Vec<String>, paths: &mut Ve
                 *i += 2;
             }
             Some(Token::Ident(word)) => {
-                if !(word == "self" && !path.is_empty()) {
+                if word != "self" || path.is_empty() {
                     path.push(word.clone());
                 }
                 *i += 1;
