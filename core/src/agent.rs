@@ -126,18 +126,8 @@ pub fn unanswered_calls(items: &[Item]) -> Vec<ToolCallRequest> {
         .collect();
     items
         .iter()
-        .filter_map(|i| match i {
-            Item::ToolCall {
-                call_id,
-                name,
-                arguments,
-            } if !answered.contains(call_id.as_str()) => Some(ToolCallRequest {
-                call_id: call_id.clone(),
-                name: name.clone(),
-                arguments: arguments.clone(),
-            }),
-            _ => None,
-        })
+        .filter_map(Item::as_tool_call)
+        .filter(|call| !answered.contains(call.call_id.as_str()))
         .collect()
 }
 
@@ -176,16 +166,11 @@ pub fn revised_plan(items: &[Item]) -> Option<String> {
         .iter()
         .rposition(|i| matches!(i, Item::Reflection { outcome, .. } if outcome == crate::items::REVISED_PLAN))
         .map_or(0, |p| p + 1);
-    let mut calls = std::collections::HashMap::new();
+    let calls = crate::items::call_arguments(&items[since..]);
     let mut failed_tools = Vec::new();
     let mut rejections = Vec::new();
     for item in &items[since..] {
         match item {
-            Item::ToolCall {
-                call_id, arguments, ..
-            } => {
-                calls.insert(call_id.as_str(), arguments.as_str());
-            }
             Item::ToolResult {
                 call_id,
                 name,

@@ -6,7 +6,7 @@
 //! The summary is structured, written here without a model call: what was called with which
 //! arguments and what came back, each cut short, plus the previous summary.
 
-use crate::items::Item;
+use crate::items::{call_arguments, latest_compaction, Item};
 use crate::vocab::{one_line, Message, Prompt};
 
 /// Compact when the estimated prompt passes this share of the context window.
@@ -57,14 +57,7 @@ pub fn plan(items: &[Item], prompt_tokens: usize, context_window: usize) -> Opti
     if prompt_tokens * 100 < context_window * THRESHOLD_PERCENT {
         return None;
     }
-    let (previous_covers, previous_summary) = items
-        .iter()
-        .rev()
-        .find_map(|i| match i {
-            Item::Compaction { covers, summary } => Some((*covers, summary.as_str())),
-            _ => None,
-        })
-        .unwrap_or((0, ""));
+    let (previous_covers, previous_summary) = latest_compaction(items).unwrap_or((0, ""));
     let covers = boundary(items)?;
     if covers <= previous_covers {
         return None;
@@ -73,23 +66,17 @@ pub fn plan(items: &[Item], prompt_tokens: usize, context_window: usize) -> Opti
     if !previous_summary.is_empty() {
         lines.push(previous_summary.to_owned());
     }
-    let mut calls = std::collections::HashMap::new();
-    for item in &items[previous_covers..covers] {
+    let span = &items[previous_covers..covers];
+    let calls = call_arguments(span);
+    for item in span {
         match item {
-            Item::ToolCall {
-                call_id,
-                name,
-                arguments,
-            } => {
-                calls.insert(call_id.as_str(), (name.as_str(), arguments.as_str()));
-            }
             Item::ToolResult {
                 call_id,
                 name,
                 output,
                 is_error,
             } => {
-                let arguments = calls.get(call_id.as_str()).map_or("", |c| c.1);
+                let arguments = calls.get(call_id.as_str()).copied().unwrap_or("");
                 lines.push(format!(
                     "- called {name}({}) -> {}{}",
                     one_line(arguments, 160),

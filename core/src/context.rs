@@ -21,10 +21,7 @@ pub fn build_prompt(
         messages: vec![Message::System(instructions.to_owned())],
         turn: None,
     };
-    let compaction = items.iter().rev().find_map(|i| match i {
-        Item::Compaction { covers, summary } => Some((*covers, summary)),
-        _ => None,
-    });
+    let compaction = crate::items::latest_compaction(items);
     match compaction {
         Some((covers, summary)) => {
             let covers = covers.min(items.len());
@@ -109,19 +106,11 @@ impl Builder {
             }
             Item::Reasoning(reasoning) => self.next_turn().reasoning.push(reasoning.clone()),
             Item::AssistantMessage { text } => self.next_turn().text = Some(text.clone()),
-            Item::ToolCall {
-                call_id,
-                name,
-                arguments,
-            } => self
+            Item::ToolCall { .. } => self
                 .turn
                 .get_or_insert_with(Turn::default)
                 .tool_calls
-                .push(ToolCallRequest {
-                    call_id: call_id.clone(),
-                    name: name.clone(),
-                    arguments: arguments.clone(),
-                }),
+                .extend(item.as_tool_call()),
             Item::ToolResult {
                 call_id,
                 output,

@@ -13,7 +13,7 @@
 
 use serde_json::{json, Value};
 
-use crate::vocab::Reasoning;
+use crate::vocab::{Reasoning, ToolCallRequest};
 
 /// The phase of the loop an item was written in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -87,6 +87,27 @@ pub enum Item {
 
 /// `Item::Reflection.outcome` of a plan revised mid-task (the model sees these).
 pub const REVISED_PLAN: &str = "revised_plan";
+
+/// The latest compaction in the log: how many items it covers, and its summary.
+pub fn latest_compaction(items: &[Item]) -> Option<(usize, &str)> {
+    items.iter().rev().find_map(|i| match i {
+        Item::Compaction { covers, summary } => Some((*covers, summary.as_str())),
+        _ => None,
+    })
+}
+
+/// The arguments of each tool call in `items`, by call id (to show a result with its call).
+pub fn call_arguments(items: &[Item]) -> std::collections::HashMap<&str, &str> {
+    items
+        .iter()
+        .filter_map(|i| match i {
+            Item::ToolCall {
+                call_id, arguments, ..
+            } => Some((call_id.as_str(), arguments.as_str())),
+            _ => None,
+        })
+        .collect()
+}
 
 /// The version of the log encoding this build writes and reads.
 pub const LOG_FORMAT: u64 = 1;
@@ -256,6 +277,31 @@ impl Item {
 }
 
 impl Item {
+    /// The log row of a tool call the model asked for.
+    pub fn tool_call(call: &ToolCallRequest) -> Item {
+        Item::ToolCall {
+            call_id: call.call_id.clone(),
+            name: call.name.clone(),
+            arguments: call.arguments.clone(),
+        }
+    }
+
+    /// The call a tool-call row records.
+    pub fn as_tool_call(&self) -> Option<ToolCallRequest> {
+        match self {
+            Item::ToolCall {
+                call_id,
+                name,
+                arguments,
+            } => Some(ToolCallRequest {
+                call_id: call_id.clone(),
+                name: name.clone(),
+                arguments: arguments.clone(),
+            }),
+            _ => None,
+        }
+    }
+
     /// The item as one line of `trace()`.
     pub fn summary(&self) -> String {
         match self {

@@ -18,6 +18,7 @@ pub mod model;
 pub mod recall;
 pub mod reflection;
 pub mod schema;
+pub mod step;
 pub mod subtasks;
 pub mod sys;
 pub mod task;

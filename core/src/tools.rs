@@ -44,6 +44,28 @@ pub struct SqlArg {
     pub has_default: bool,
 }
 
+impl SqlArg {
+    /// The arguments a `tools.signature` lists (`[{name, named, type, has_default}]`, as
+    /// `register_tool` writes it), or why it is not one.
+    pub fn from_signature(signature: &Value) -> Result<Vec<SqlArg>, &'static str> {
+        signature
+            .as_array()
+            .ok_or("signature must be a JSON array")?
+            .iter()
+            .map(|a| {
+                let text = |k: &str| a.get(k).and_then(Value::as_str).map(str::to_owned);
+                let flag = |k: &str| a.get(k).and_then(Value::as_bool).unwrap_or(false);
+                Ok(SqlArg {
+                    name: text("name").ok_or("argument without name")?,
+                    type_name: text("type").ok_or("argument without type")?,
+                    named: flag("named"),
+                    has_default: flag("has_default"),
+                })
+            })
+            .collect()
+    }
+}
+
 /// A SQL function registered as a tool.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SqlFunction {

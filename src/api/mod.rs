@@ -15,30 +15,10 @@ use crate::pg::{shmem, Error, OrRaise};
 #[pg_extern(immutable, parallel_safe)]
 #[search_path(pg_catalog, pg_temp)]
 fn _parameters_schema(signature: pgrx::JsonB) -> pgrx::JsonB {
-    let args = parameters(&signature.0)
+    let args = agent_loop_core::tools::SqlArg::from_signature(&signature.0)
         .map_err(|e| Error::new(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, e))
         .or_raise();
     pgrx::JsonB(agent_loop_core::tools::parameters_schema(&args))
-}
-
-fn parameters(
-    signature: &serde_json::Value,
-) -> Result<Vec<agent_loop_core::tools::SqlArg>, &'static str> {
-    signature
-        .as_array()
-        .ok_or("signature must be a JSON array")?
-        .iter()
-        .map(|a| {
-            let text = |k: &str| a.get(k).and_then(|v| v.as_str()).map(str::to_owned);
-            let flag = |k: &str| a.get(k).and_then(|v| v.as_bool()).unwrap_or(false);
-            Ok(agent_loop_core::tools::SqlArg {
-                name: text("name").ok_or("argument without name")?,
-                type_name: text("type").ok_or("argument without type")?,
-                named: flag("named"),
-                has_default: flag("has_default"),
-            })
-        })
-        .collect()
 }
 
 /// Plans a task's `accept_if` expression without running it (EXPLAIN: parse analysis, planning

@@ -54,8 +54,6 @@ pub struct ClaimedTask {
 pub struct LockedTask {
     pub cancel_requested: bool,
     pub guidance_pending: bool,
-    /// The lock saved the step's progress (`lock_saving_progress`).
-    pub progress_saved: bool,
 }
 
 /// A model endpoint from `models`.
@@ -243,31 +241,31 @@ impl Store {
             let mut tasks = Vec::new();
             for row in rows {
                 tasks.push(ClaimedTask {
-                    id: row.get(1)?.unwrap_or_default(),
-                    owner: row.get(2)?.unwrap_or(pg_sys::InvalidOid),
-                    goal: row.get(3)?.unwrap_or_default(),
-                    model: row.get(4)?.unwrap_or_default(),
+                    id: row.get_by_name("id")?.unwrap_or_default(),
+                    owner: row.get_by_name("owner")?.unwrap_or(pg_sys::InvalidOid),
+                    goal: row.get_by_name("goal")?.unwrap_or_default(),
+                    model: row.get_by_name("model")?.unwrap_or_default(),
                     tools: row.get::<Vec<String>>(5)?.unwrap_or_default(),
                     limits: Limits {
-                        max_steps: row.get(6)?.unwrap_or(1),
-                        token_budget: row.get(7)?,
-                        deadline_epoch: row.get(8)?,
+                        max_steps: row.get_by_name("max_steps")?.unwrap_or(1),
+                        token_budget: row.get_by_name("token_budget")?,
+                        deadline_epoch: row.get_by_name("deadline_epoch")?,
                     },
-                    attempt: row.get(9)?.unwrap_or(1),
+                    attempt: row.get_by_name("attempts")?.unwrap_or(1),
                     progress: Progress {
-                        steps_done: row.get(10)?.unwrap_or(0),
+                        steps_done: row.get_by_name("steps_done")?.unwrap_or(0),
                         usage: Usage {
-                            input_tokens: row.get(11)?.unwrap_or(0),
-                            cached_tokens: row.get(12)?.unwrap_or(0),
-                            output_tokens: row.get(13)?.unwrap_or(0),
-                            reasoning_tokens: row.get(14)?.unwrap_or(0),
+                            input_tokens: row.get_by_name("input_tokens")?.unwrap_or(0),
+                            cached_tokens: row.get_by_name("cached_tokens")?.unwrap_or(0),
+                            output_tokens: row.get_by_name("output_tokens")?.unwrap_or(0),
+                            reasoning_tokens: row.get_by_name("reasoning_tokens")?.unwrap_or(0),
                         },
-                        cost: row.get(17)?.unwrap_or(0.0),
+                        cost: row.get_by_name("cost")?.unwrap_or(0.0),
                     },
-                    output_schema: row.get(15)?,
-                    accept_if: row.get(16)?,
-                    guidance_pending: row.get(18)?.unwrap_or(false),
-                    has_log: row.get(19)?.unwrap_or(true),
+                    output_schema: row.get_by_name("output_schema")?,
+                    accept_if: row.get_by_name("accept_if")?,
+                    guidance_pending: row.get_by_name("guidance_pending")?.unwrap_or(false),
+                    has_log: row.get_by_name("has_log")?.unwrap_or(true),
                 });
             }
             Ok(tasks)
@@ -302,19 +300,25 @@ impl Store {
             }
             let row = rows.first();
             Ok(Some(ModelRow {
-                name: row.get(1)?.unwrap_or_default(),
-                provider: row.get(2)?.unwrap_or_default(),
-                base_url: row.get(3)?.unwrap_or_default(),
-                model: row.get(4)?.unwrap_or_default(),
-                api_key_env: row.get(5)?,
-                timeout_ms: row.get(6)?.unwrap_or(60_000.0),
-                max_concurrency: row.get(7)?.unwrap_or(1),
-                options: row.get::<JsonB>(8)?.map(|j| j.0).unwrap_or(Value::Null),
-                context_window: row.get(9)?,
-                prices: match (row.get::<f64>(10)?, row.get::<f64>(12)?) {
+                name: row.get_by_name("name")?.unwrap_or_default(),
+                provider: row.get_by_name("provider")?.unwrap_or_default(),
+                base_url: row.get_by_name("base_url")?.unwrap_or_default(),
+                model: row.get_by_name("model")?.unwrap_or_default(),
+                api_key_env: row.get_by_name("api_key_env")?,
+                timeout_ms: row.get_by_name("timeout_ms")?.unwrap_or(60_000.0),
+                max_concurrency: row.get_by_name("max_concurrency")?.unwrap_or(1),
+                options: row
+                    .get_by_name::<JsonB, _>("options")?
+                    .map(|j| j.0)
+                    .unwrap_or(Value::Null),
+                context_window: row.get_by_name("context_window")?,
+                prices: match (
+                    row.get_by_name::<f64, _>("input_price")?,
+                    row.get_by_name::<f64, _>("output_price")?,
+                ) {
                     (Some(input), Some(output)) => Some(Prices {
                         input,
-                        cached_input: row.get(11)?.unwrap_or(input),
+                        cached_input: row.get_by_name("cached_input_price")?.unwrap_or(input),
                         output,
                     }),
                     _ => None,
@@ -330,21 +334,29 @@ impl Store {
         Spi::connect_mut(|c| {
             let mut tools = Vec::new();
             for row in self.run(c, &sql::TOOLS, &[names.into()])? {
-                let target: Option<String> = row.get(5)?;
-                let signature = row.get::<JsonB>(6)?.map(|j| j.0).unwrap_or(Value::Null);
-                let returns_set = row.get::<bool>(7)?.unwrap_or(false);
-                let returns_void = row.get::<bool>(8)?.unwrap_or(false);
+                let target: Option<String> = row.get_by_name("target")?;
+                let signature = row
+                    .get_by_name::<JsonB, _>("signature")?
+                    .map(|j| j.0)
+                    .unwrap_or(Value::Null);
+                let returns_set = row.get_by_name::<bool, _>("returns_set")?.unwrap_or(false);
+                let returns_void = row.get_by_name::<bool, _>("returns_void")?.unwrap_or(false);
                 tools.push(ToolRow {
-                    name: row.get(1)?.unwrap_or_default(),
-                    description: row.get(2)?.unwrap_or_default(),
-                    parameters: row.get::<JsonB>(3)?.map(|j| j.0).unwrap_or(Value::Null),
+                    name: row.get_by_name("name")?.unwrap_or_default(),
+                    description: row.get_by_name("description")?.unwrap_or_default(),
+                    parameters: row
+                        .get_by_name::<JsonB, _>("parameters")?
+                        .map(|j| j.0)
+                        .unwrap_or(Value::Null),
                     function: target.map(|target| SqlFunction {
                         target,
-                        args: parse_signature(&signature),
+                        // register_tool wrote it; a row edited by hand into something else
+                        // leaves the tool without arguments, and its calls fail to bind.
+                        args: SqlArg::from_signature(&signature).unwrap_or_default(),
                         returns_set,
                         returns_void,
                     }),
-                    needs_approval: row.get(9)?.unwrap_or(false),
+                    needs_approval: row.get_by_name("needs_approval")?.unwrap_or(false),
                 });
             }
             Ok(tools)
@@ -396,9 +408,12 @@ impl Store {
         Spi::connect_mut(|c| {
             let mut items = Vec::new();
             for row in self.run(c, &sql::LOAD_STEPS, &[task_id.into()])? {
-                let phase: String = row.get(1)?.unwrap_or_default();
-                let kind: String = row.get(2)?.unwrap_or_default();
-                let content = row.get::<JsonB>(3)?.map(|j| j.0).unwrap_or(Value::Null);
+                let phase: String = row.get_by_name("phase")?.unwrap_or_default();
+                let kind: String = row.get_by_name("kind")?.unwrap_or_default();
+                let content = row
+                    .get_by_name::<JsonB, _>("content")?
+                    .map(|j| j.0)
+                    .unwrap_or(Value::Null);
                 match Item::from_row(&phase, &kind, &content, goal) {
                     Ok(item) => items.push(item),
                     Err(e) => return Ok(Err(e.to_string())),
@@ -407,30 +422,4 @@ impl Store {
             Ok(Ok(items))
         })
     }
-}
-
-fn parse_signature(signature: &Value) -> Vec<SqlArg> {
-    signature
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default()
-        .iter()
-        .map(|a| SqlArg {
-            name: a
-                .get("name")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned(),
-            named: a.get("named").and_then(Value::as_bool).unwrap_or(false),
-            type_name: a
-                .get("type")
-                .and_then(Value::as_str)
-                .unwrap_or("text")
-                .to_owned(),
-            has_default: a
-                .get("has_default")
-                .and_then(Value::as_bool)
-                .unwrap_or(false),
-        })
-        .collect()
 }

@@ -124,12 +124,14 @@ pub static CLAIM: Sql = Sql {
                       AND cancel_requested_at IS NULL
                       FOR UPDATE SKIP LOCKED) next
             WHERE t.id = next.id
-        RETURNING t.id, t.owner::oid, t.goal, t.model, t.tools, t.max_steps, t.token_budget,
-                  extract(epoch FROM t.deadline)::float8, t.attempts, t.steps_done,
-                  t.input_tokens, t.cached_tokens, t.output_tokens, t.reasoning_tokens,
-                  t.output_schema::text, t.accept_if, t.cost::float8,
-                  EXISTS (SELECT FROM agent_loop.guidance g WHERE g.task_id = t.id),
-                  EXISTS (SELECT FROM agent_loop.steps s WHERE s.task_id = t.id)",
+        RETURNING t.id, t.owner::oid AS owner, t.goal, t.model, t.tools, t.max_steps,
+                  t.token_budget, extract(epoch FROM t.deadline)::float8 AS deadline_epoch,
+                  t.attempts, t.steps_done, t.input_tokens, t.cached_tokens, t.output_tokens,
+                  t.reasoning_tokens, t.output_schema::text AS output_schema, t.accept_if,
+                  t.cost::float8 AS cost,
+                  EXISTS (SELECT FROM agent_loop.guidance g WHERE g.task_id = t.id)
+                      AS guidance_pending,
+                  EXISTS (SELECT FROM agent_loop.steps s WHERE s.task_id = t.id) AS has_log",
     types: &[INT4, INT4, INT4, OID_ARRAY, INT4_ARRAY, INT4],
 };
 
@@ -191,17 +193,18 @@ pub static RELEASE_LEASES: Sql = Sql {
 
 pub static MODEL: Sql = Sql {
     text: "SELECT name, provider, base_url, model, api_key_env,
-                  extract(epoch FROM request_timeout)::float8 * 1000, max_concurrency, options,
-                  context_window, input_price::float8, cached_input_price::float8,
-                  output_price::float8
+                  extract(epoch FROM request_timeout)::float8 * 1000 AS timeout_ms,
+                  max_concurrency, options, context_window, input_price::float8 AS input_price,
+                  cached_input_price::float8 AS cached_input_price,
+                  output_price::float8 AS output_price
              FROM agent_loop.models WHERE name = $1",
     types: &[TEXT],
 };
 
 pub static TOOLS: Sql = Sql {
-    text: "SELECT t.name, t.description, t.parameters, t.function IS NOT NULL,
+    text: "SELECT t.name, t.description, t.parameters,
                   CASE WHEN t.function IS NOT NULL
-                       THEN format('%I.%I', n.nspname, p.proname) END,
+                       THEN format('%I.%I', n.nspname, p.proname) END AS target,
                   t.signature, t.returns_set, t.returns_void, t.needs_approval
              FROM agent_loop.tools t
              LEFT JOIN pg_catalog.pg_proc p ON p.oid = t.function
@@ -232,13 +235,13 @@ pub static GOAL_LEXEMES: Sql = Sql {
 /// The log of a task. The perceive row names its recalled lessons by their key in reflections
 /// ("lessons"); "recalled" gives back those that still exist, as [task_id, id, lesson].
 pub static LOAD_STEPS: Sql = Sql {
-    text: "SELECT s.phase::text, s.kind::text,
+    text: "SELECT s.phase::text AS phase, s.kind::text AS kind,
                   CASE WHEN s.content ? 'lessons' THEN s.content || jsonb_build_object('recalled',
                     (SELECT coalesce(jsonb_agg(jsonb_build_array(r.task_id, r.id, r.lesson)
                                                ORDER BY r.n), '[]')
                        FROM agent_loop._recalled_lessons(s.owner, s.content->'lessons') r
                       WHERE r.lesson IS NOT NULL))
-                  ELSE s.content END
+                  ELSE s.content END AS content
              FROM agent_loop.steps s WHERE s.task_id = $1 ORDER BY s.n",
     types: &[INT8],
 };
@@ -258,8 +261,9 @@ pub static INSERT_STEP: Sql = Sql {
 /// before it is taken in by this step; one committed while this waits for the row (send()
 /// holds a share lock on it until commit), or later, by the next step.
 pub static LOCK_TASK: Sql = Sql {
-    text: "SELECT cancel_requested_at IS NOT NULL,
+    text: "SELECT cancel_requested_at IS NOT NULL AS cancel_requested,
                   EXISTS (SELECT FROM agent_loop.guidance g WHERE g.task_id = t.id)
+                      AS guidance_pending
              FROM agent_loop.tasks t
             WHERE id = $1 AND status = 'running' AND lease_worker = $2 AND attempts = $3
               FOR UPDATE",
@@ -276,8 +280,9 @@ pub static LOCK_SAVING_PROGRESS: Sql = Sql {
                   steps_done = $5, input_tokens = $6, cached_tokens = $7, output_tokens = $8,
                   reasoning_tokens = $9, cost = $10::numeric
             WHERE id = $1 AND status = 'running' AND lease_worker = $2 AND attempts = $3
-        RETURNING cancel_requested_at IS NOT NULL,
-                  EXISTS (SELECT FROM agent_loop.guidance g WHERE g.task_id = t.id)",
+        RETURNING cancel_requested_at IS NOT NULL AS cancel_requested,
+                  EXISTS (SELECT FROM agent_loop.guidance g WHERE g.task_id = t.id)
+                      AS guidance_pending",
     types: &[INT8, INT4, INT4, INT4, INT4, INT8, INT8, INT8, INT8, FLOAT8],
 };
 
@@ -381,8 +386,9 @@ pub static SUBTASKS_STARTED: Sql = Sql {
 
 /// How the subtasks of a call ended, in the order they were asked for.
 pub static SUBTASK_ENDS: Sql = Sql {
-    text: "SELECT id, goal, status::text, result->>'answer',
+    text: "SELECT id, goal, status::text AS status, result->>'answer' AS answer,
                   CASE WHEN error_code IS NOT NULL THEN error_code || ': ' || error_message END
+                      AS error
              FROM agent_loop.tasks WHERE parent_id = $1 AND parent_call_id = $2
             ORDER BY id",
     types: &[INT8, TEXT],
@@ -392,10 +398,12 @@ pub static SUBTASK_ENDS: Sql = Sql {
 /// `unchanged`: the tool is still the one that was approved (same function, same definition,
 /// still needing approval); an approved call runs only then.
 pub static DECISIONS: Sql = Sql {
-    text: "SELECT a.call_id, a.decision = 'approved', a.decided_by::text, a.reason,
+    text: "SELECT a.call_id, a.decision = 'approved' AS approved,
+                  a.decided_by::text AS decided_by, a.reason,
                   t.needs_approval IS TRUE
                   AND t.function IS NOT DISTINCT FROM a.function
                   AND agent_loop._function_digest(t.function) IS NOT DISTINCT FROM a.function_digest
+                      AS tool_unchanged
              FROM agent_loop.approvals a
              LEFT JOIN agent_loop.tools t ON t.name = a.tool
             WHERE a.task_id = $1 AND a.decision IS NOT NULL",

@@ -51,7 +51,7 @@ impl Store {
         attempt: i32,
     ) -> SpiResult<Option<LockedTask>> {
         let args = [task_id.into(), worker_pid.into(), attempt.into()];
-        self.lock_with(&sql::LOCK_TASK, &args, false)
+        self.lock_with(&sql::LOCK_TASK, &args)
     }
 
     /// `lock_task` that also saves the step's progress (with the phase the task waits in next):
@@ -72,7 +72,7 @@ impl Store {
             lease_seconds.into(),
         ];
         args.extend(progress_args(progress));
-        self.lock_with(&sql::LOCK_SAVING_PROGRESS, &args, true)
+        self.lock_with(&sql::LOCK_SAVING_PROGRESS, &args)
     }
 
     /// Runs a statement that locks the task's row and returns (cancel requested, guidance
@@ -81,7 +81,6 @@ impl Store {
         &mut self,
         statement: &'static Sql,
         args: &[DatumWithOid<'static>],
-        progress_saved: bool,
     ) -> SpiResult<Option<LockedTask>> {
         Spi::connect_mut(|c| {
             let rows = self.run(c, statement, args)?;
@@ -90,9 +89,12 @@ impl Store {
             }
             let row = rows.first();
             Ok(Some(LockedTask {
-                cancel_requested: row.get::<bool>(1)?.unwrap_or(false),
-                guidance_pending: row.get::<bool>(2)?.unwrap_or(false),
-                progress_saved,
+                cancel_requested: row
+                    .get_by_name::<bool, _>("cancel_requested")?
+                    .unwrap_or(false),
+                guidance_pending: row
+                    .get_by_name::<bool, _>("guidance_pending")?
+                    .unwrap_or(false),
             }))
         })
     }
@@ -183,11 +185,11 @@ impl Store {
             let mut ends = Vec::new();
             for row in self.run(c, &sql::SUBTASK_ENDS, &[parent.into(), call_id.into()])? {
                 ends.push(SubtaskEnd {
-                    task_id: row.get(1)?.unwrap_or_default(),
-                    goal: row.get(2)?.unwrap_or_default(),
-                    status: row.get(3)?.unwrap_or_default(),
-                    answer: row.get(4)?,
-                    error: row.get(5)?,
+                    task_id: row.get_by_name("id")?.unwrap_or_default(),
+                    goal: row.get_by_name("goal")?.unwrap_or_default(),
+                    status: row.get_by_name("status")?.unwrap_or_default(),
+                    answer: row.get_by_name("answer")?,
+                    error: row.get_by_name("error")?,
                 });
             }
             Ok(ends)
@@ -200,11 +202,11 @@ impl Store {
             let mut decisions = Vec::new();
             for row in self.run(c, &sql::DECISIONS, &[task_id.into()])? {
                 decisions.push(Decision {
-                    call_id: row.get(1)?.unwrap_or_default(),
-                    approved: row.get(2)?.unwrap_or(false),
-                    decided_by: row.get(3)?.unwrap_or_default(),
-                    reason: row.get(4)?,
-                    tool_unchanged: row.get(5)?.unwrap_or(false),
+                    call_id: row.get_by_name("call_id")?.unwrap_or_default(),
+                    approved: row.get_by_name("approved")?.unwrap_or(false),
+                    decided_by: row.get_by_name("decided_by")?.unwrap_or_default(),
+                    reason: row.get_by_name("reason")?,
+                    tool_unchanged: row.get_by_name("tool_unchanged")?.unwrap_or(false),
                 });
             }
             Ok(decisions)

@@ -10,14 +10,14 @@ use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use agent_loop_core::agent;
 use agent_loop_core::faults::Point;
 use agent_loop_core::model::http::CallSettings;
 use agent_loop_core::model::pool::{ModelJob, ModelOutcome, ModelPool};
 use agent_loop_core::model::retry::RetryPolicy;
 use agent_loop_core::model::{self as wire, Endpoint};
 use agent_loop_core::task::{Failure, Outcome};
-use agent_loop_core::vocab::{CallOutcome, ErrorClass, ModelError};
+use agent_loop_core::vocab::{CallOutcome, ErrorClass, ModelError, Prompt};
+use agent_loop_core::{agent, compaction};
 use pgrx::bgworkers::{BackgroundWorker, SignalWakeFlags};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -298,7 +298,11 @@ impl Worker {
                 self.end_task(id, outcome);
                 continue;
             }
-            match self.model_job(task, &model) {
+            let prompt = self.next_prompt(id, &model);
+            let Some(task) = self.tasks.get(&id) else {
+                continue;
+            };
+            match self.model_job(task, &model, &prompt) {
                 Ok(job) => {
                     self.pool.submit(job);
                     *self.calls_per_model.entry(model.name.clone()).or_default() += 1;
@@ -312,7 +316,38 @@ impl Worker {
         self.ready = deferred;
     }
 
-    fn model_job(&self, task: &Task, model: &ModelRow) -> Result<ModelJob, ModelError> {
+    /// The prompt of the task's next decide, built once. One grown near the model's context
+    /// window first gets a compaction row (perceive), committed on its own, and is built again.
+    fn next_prompt(&mut self, id: i64, model: &ModelRow) -> Prompt {
+        let instructions = instructions();
+        let task = self.tasks.get_mut(&id).expect("a ready task is held");
+        let prompt = task.prompt(&instructions);
+        let Some(window) = model.context_window else {
+            return prompt;
+        };
+        let estimate = compaction::estimate_tokens(&prompt);
+        let Some(item) = compaction::plan(&task.items, estimate, window.max(1) as usize) else {
+            return prompt;
+        };
+        let (store, logged) = (&mut self.store, task.items.len());
+        let turn = task.progress.steps_done;
+        let written = in_transaction(AssertUnwindSafe(|| {
+            task.append(store, turn, item, None, None)
+        }));
+        if let Err(e) = written {
+            warning!("agent_loop: compacting task {id}'s log: {e}");
+            task.items.truncate(logged);
+            return prompt;
+        }
+        task.prompt(&instructions)
+    }
+
+    fn model_job(
+        &self,
+        task: &Task,
+        model: &ModelRow,
+        prompt: &Prompt,
+    ) -> Result<ModelJob, ModelError> {
         let api_key = match &model.api_key_env {
             Some(var) => Some(std::env::var(var).map_err(|_| {
                 ModelError::new(
@@ -328,14 +363,13 @@ impl Worker {
                 format!("unknown provider \"{}\"", model.provider),
             )
         })?;
-        let prompt = task.prompt(&instructions());
         let endpoint = Endpoint {
             base_url: &model.base_url,
             model: &model.model,
             api_key: api_key.as_deref(),
             options: &model.options,
         };
-        let request = (provider.build_request)(&endpoint, &prompt);
+        let request = (provider.build_request)(&endpoint, prompt);
         Ok(ModelJob {
             task_id: task.id,
             ticket: task.attempt as i64,
@@ -396,8 +430,6 @@ impl Worker {
         StepContext {
             worker_pid: self.pid,
             lease_seconds: lease_seconds(),
-            instructions: instructions(),
-            context_window: model.and_then(|m| m.context_window),
             prices: model.and_then(|m| m.prices),
         }
     }

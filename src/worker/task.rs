@@ -8,12 +8,12 @@
 use std::collections::BTreeSet;
 
 use agent_loop_core::accounting::Prices;
-use agent_loop_core::agent::{self, Next};
-use agent_loop_core::compaction;
+use agent_loop_core::agent;
 use agent_loop_core::context::build_prompt;
 use agent_loop_core::faults::Point;
 use agent_loop_core::items::{Item, Memory, Phase};
 use agent_loop_core::lifecycle::TaskStatus;
+use agent_loop_core::step::{self, AfterCalls, Disposition, PlannedCall, RowWrite, StepPlan, Then};
 use agent_loop_core::task::{Acceptance, Failure, Limits, Outcome, Progress};
 use agent_loop_core::tools::Builtin;
 use agent_loop_core::vocab::{CallOutcome, Prompt, ToolCallRequest, ToolSpec};
@@ -66,10 +66,6 @@ pub struct StepContext {
     /// The worker that holds the task's lease.
     pub worker_pid: i32,
     pub lease_seconds: i32,
-    /// The instructions every prompt starts with.
-    pub instructions: String,
-    /// The model's context window in tokens; `None` never compacts.
-    pub context_window: Option<i32>,
     /// The model's prices; `None` records no cost.
     pub prices: Option<Prices>,
 }
@@ -176,7 +172,8 @@ impl Task {
         self.append(store, 0, goal, None, None)
     }
 
-    /// One step, after the model call returned. Runs inside the step's transaction.
+    /// One step, after the model call returned: plans it (`agent_loop_core::step`), then
+    /// carries the plan out inside the step's transaction.
     pub fn step(
         &mut self,
         store: &mut Store,
@@ -184,60 +181,46 @@ impl Task {
         call: &CallOutcome,
     ) -> SpiResult<StepEnd> {
         let turn = self.progress.steps_done + 1;
-        let cost = (call.result.as_ref().ok())
-            .and_then(|reply| context.prices.map(|p| p.cost(&reply.usage)));
-        let mut progress = self.progress.clone();
-        if let Ok(reply) = &call.result {
-            progress.steps_done = turn;
-            progress.add(&reply.usage, cost.unwrap_or(0.0));
-        }
         let attribution = tools::Attribution {
             task_id: self.id,
             turn,
         };
-        // What follows is decided before anything is written, so that a step that ends the
-        // task locks the row with its final update (a lock record first: 54 bytes of WAL per
-        // task). The answer's check runs read-only, as the owner; it needs no lock.
-        let mut verified = None;
-        let next = match agent::after_decide(
-            &self.limits,
-            &self.acceptance,
-            &progress,
-            call.result.as_ref(),
-        ) {
-            Next::Verify {
-                candidate,
-                accept_if,
-            } => {
-                let checked = tools::verify(self.owner, &accept_if, &candidate, &attribution);
-                if checked.is_ok() {
-                    // A failed check is recorded with the rejection below.
-                    let detail = format!("the check {} holds", accept_if.trim());
-                    verified = Some(Item::Verification {
-                        passed: true,
-                        detail,
-                    });
-                }
-                agent::after_verify(candidate, checked)
-            }
-            other => other,
+        let tools = &self.tools;
+        let needs_approval = |name: &str| {
+            tools
+                .iter()
+                .find(|t| t.name == name)
+                .map(|t| t.needs_approval)
         };
+        let state = step::TaskState {
+            limits: &self.limits,
+            acceptance: &self.acceptance,
+            progress: &self.progress,
+            needs_approval: &needs_approval,
+        };
+        // The answer's check runs read-only, as the owner; it needs no lock.
+        let owner = self.owner;
+        let plan = step::plan(&state, call, context.prices, |accept_if, candidate| {
+            tools::verify(owner, accept_if, candidate, &attribution)
+        });
         let (id, pid, attempt) = (self.id, context.worker_pid, self.attempt);
-        let finished = match &next {
-            Next::Finish(outcome) => {
-                store.finish_if_ours(id, pid, attempt, ending(outcome, &progress))?
+        let finished = match (&plan.row, &plan.then) {
+            (RowWrite::Finish, Then::End(outcome)) => {
+                store.finish_if_ours(id, pid, attempt, ending(outcome, &plan.progress))?
             }
             _ => false,
         };
-        // A step that runs tools most likely continues: locking the row, it saves the progress
-        // at once (one write to the row, where a lock and a later update were two).
-        let runs_tools = call.result.as_ref().is_ok_and(|r| !r.tool_calls.is_empty());
-        let locked = match (finished, runs_tools) {
+        // A final update that did not apply (cancel requested, lease lost) locks to see why.
+        let locked = match (finished, plan.row) {
             (true, _) => None,
-            (false, true) => {
-                store.lock_saving_progress(id, pid, attempt, &progress, context.lease_seconds)?
-            }
-            (false, false) => store.lock_task(id, pid, attempt)?,
+            (false, RowWrite::LockSavingProgress) => store.lock_saving_progress(
+                id,
+                pid,
+                attempt,
+                &plan.progress,
+                context.lease_seconds,
+            )?,
+            (false, _) => store.lock_task(id, pid, attempt)?,
         };
         match &locked {
             None if !finished => return Ok(StepEnd::Lost),
@@ -247,100 +230,77 @@ impl Task {
             }
             _ => {}
         }
-        for failed in &call.failed_attempts {
-            let item = Item::Error {
-                phase: Phase::Decide,
-                class: failed.class.as_str().into(),
-                message: format!("{failed} (retried)"),
-            };
-            self.append(store, turn, item, None, None)?;
+        self.progress = plan.progress.clone();
+        let latency = call.latency.as_millis().min(i32::MAX as u128) as i32;
+        let usage = call.result.as_ref().map(|reply| &reply.usage);
+        for (i, item) in plan.rows.iter().enumerate() {
+            let metered = (plan.metered_row == Some(i)).then_some(());
+            let metered = metered.and(usage.ok()).map(|usage| Metered {
+                usage,
+                cost: plan.cost,
+            });
+            let latency = metered.map(|_| latency);
+            self.append(store, turn, item.clone(), metered, latency)?;
         }
-        self.progress = progress;
-        if let Ok(reply) = &call.result {
-            // Usage, cost and latency go on the first row of the model's answer.
-            let latency = call.latency.as_millis().min(i32::MAX as u128) as i32;
-            let metered = Metered {
-                usage: &reply.usage,
-                cost,
-            };
-            let mut first_row = Some((metered, latency));
-            let mut rows: Vec<Item> = reply
-                .reasoning
-                .iter()
-                .cloned()
-                .map(Item::Reasoning)
-                .collect();
-            if let Some(text) = reply.text.as_ref().filter(|t| !t.trim().is_empty()) {
-                rows.push(Item::AssistantMessage { text: text.clone() });
+        let outcome = match (plan.then.clone(), locked) {
+            // Only a finishing step holds no lock of its own: its final update locked the row.
+            (Then::End(outcome), None) => {
+                self.record_end(store, &outcome)?;
+                faults::at(Point::Finishing, self.id, self.attempt);
+                return Ok(StepEnd::Ended);
             }
-            rows.extend(reply.tool_calls.iter().map(|c| Item::ToolCall {
-                call_id: c.call_id.clone(),
-                name: c.name.clone(),
-                arguments: c.arguments.clone(),
-            }));
-            for item in rows {
-                let (metered, latency) = first_row.take().unzip();
-                self.append(store, turn, item, metered, latency)?;
-            }
-        }
-        if let Some(item) = verified {
-            self.append(store, turn, item, None, None)?;
-        }
-        // Only a finishing step holds no lock of its own: its final update locked the row.
-        let Some(locked) = locked else {
-            let Next::Finish(outcome) = next else {
-                unreachable!("the row is left unlocked only by the final update")
-            };
-            self.record_end(store, &outcome)?;
-            faults::at(Point::Finishing, self.id, self.attempt);
-            return Ok(StepEnd::Ended);
-        };
-        match next {
-            Next::Finish(outcome) => {
-                self.end(store, outcome)?;
-                Ok(StepEnd::Ended)
-            }
-            Next::Reject { detail } => self.rejected(store, context, &detail, locked),
-            Next::Verify { .. } => unreachable!("after_verify accepts or rejects"),
-            Next::RunTools(calls) => {
-                // Calls of needs_approval tools wait for a decision, spawn_subtasks starts
-                // tasks; the others run now. Either kind of wait parks the task.
-                let mut awaiting_approval = Vec::new();
-                let mut spawned = false;
-                for c in calls {
-                    let tool = self.tools.iter().find(|t| t.name == c.name);
-                    if tool.is_some_and(|t| t.needs_approval) {
-                        awaiting_approval.push(c);
-                    } else if tool.is_some()
-                        && Builtin::named(&c.name) == Some(Builtin::SpawnSubtasks)
-                    {
-                        spawned |= self.spawn(store, &c, turn)?;
-                    } else {
-                        self.run_tool(store, &c, &attribution)?;
+            (_, None) => unreachable!("only the final update leaves the row unlocked"),
+            (Then::End(outcome), Some(_)) => Some(outcome),
+            (Then::Rejected { end }, Some(locked)) => match end {
+                Some(outcome) => Some(outcome),
+                None => return self.continue_loop(store, context, &plan, locked),
+            },
+            (Then::Calls(calls), Some(locked)) => {
+                match self.carry_out(store, &calls, &attribution)? {
+                    AfterCalls::Park(status) => {
+                        let awaiting: Vec<ToolCallRequest> = (calls.iter())
+                            .filter(|c| c.disposition == Disposition::AwaitApproval)
+                            .map(|c| c.call.clone())
+                            .collect();
+                        store.park(self.id, self.owner, &awaiting, &self.progress, status)?;
+                        return Ok(StepEnd::Parked);
+                    }
+                    AfterCalls::End(outcome) => Some(outcome),
+                    AfterCalls::Continue => {
+                        return self.continue_loop(store, context, &plan, locked)
                     }
                 }
-                if spawned || !awaiting_approval.is_empty() {
-                    let status = match awaiting_approval.is_empty() {
-                        true => TaskStatus::WaitingSubtasks,
-                        false => TaskStatus::WaitingApproval,
-                    };
-                    store.park(
-                        self.id,
-                        self.owner,
-                        &awaiting_approval,
-                        &self.progress,
-                        status,
-                    )?;
-                    return Ok(StepEnd::Parked);
+            }
+        };
+        if let Some(outcome) = outcome {
+            self.end(store, outcome)?;
+        }
+        Ok(StepEnd::Ended)
+    }
+
+    /// The act phase: each call as its disposition says, then what follows.
+    fn carry_out(
+        &mut self,
+        store: &mut Store,
+        calls: &[PlannedCall],
+        attribution: &tools::Attribution,
+    ) -> SpiResult<AfterCalls> {
+        let mut awaiting_approval = false;
+        let mut spawned = false;
+        for planned in calls {
+            match planned.disposition {
+                Disposition::AwaitApproval => awaiting_approval = true,
+                Disposition::SpawnSubtasks => {
+                    spawned |= self.spawn(store, &planned.call, attribution.turn)?
                 }
-                faults::at(Point::Acted, self.id, self.attempt);
-                if let Some(outcome) = agent::after_act(&self.limits, &self.progress) {
-                    self.end(store, outcome)?;
-                    return Ok(StepEnd::Ended);
-                }
-                self.continue_loop(store, context, locked)
+                Disposition::Run => self.run_tool(store, &planned.call, attribution)?,
             }
         }
+        let follows = step::after_calls(&self.limits, &self.progress, awaiting_approval, spawned);
+        if !matches!(follows, AfterCalls::Park(_)) {
+            faults::at(Point::Acted, self.id, self.attempt);
+        }
+        Ok(follows)
     }
 
     /// Runs one tool call as the owner and records its result (act).
@@ -454,53 +414,24 @@ impl Task {
         Ok(())
     }
 
-    /// The answer was not accepted: the model is shown why, unless the steps are used up.
-    fn rejected(
-        &mut self,
-        store: &mut Store,
-        context: &StepContext,
-        detail: &str,
-        locked: LockedTask,
-    ) -> SpiResult<StepEnd> {
-        let item = Item::Verification {
-            passed: false,
-            detail: detail.to_owned(),
-        };
-        self.append(store, self.progress.steps_done, item, None, None)?;
-        if let Some(outcome) = agent::after_rejection(&self.limits, &self.progress, detail) {
-            self.end(store, outcome)?;
-            return Ok(StepEnd::Ended);
-        }
-        self.continue_loop(store, context, locked)
-    }
-
-    /// The end of a step that decides again: guidance sent meanwhile is taken in, failures
-    /// since the last plan get a revised one (reflect), and a prompt grown near the model's
-    /// context window is compacted.
+    /// The end of a step that decides again: guidance sent meanwhile is taken in, and failures
+    /// since the last plan get a revised one (reflect). Compaction, when the prompt nears the
+    /// model's context window, happens as the next prompt is built (perceive).
     fn continue_loop(
         &mut self,
         store: &mut Store,
         context: &StepContext,
+        plan: &StepPlan,
         locked: LockedTask,
     ) -> SpiResult<StepEnd> {
         let turn = self.progress.steps_done;
         if locked.guidance_pending {
             self.take_guidance(store)?;
         }
-        if let Some(plan) = agent::revised_plan(&self.items) {
-            let item = Item::Reflection {
-                outcome: agent_loop_core::items::REVISED_PLAN.into(),
-                lesson: plan,
-            };
+        if let Some(item) = step::before_next_decide(&self.items) {
             self.append(store, turn, item, None, None)?;
         }
-        if let Some(window) = context.context_window {
-            let estimate = compaction::estimate_tokens(&self.prompt(&context.instructions));
-            if let Some(item) = compaction::plan(&self.items, estimate, window.max(1) as usize) {
-                self.append(store, turn, item, None, None)?;
-            }
-        }
-        if !locked.progress_saved {
+        if step::saves_progress_at_end(plan) {
             // The row is locked already; this saves the progress, as a step that ran tools did
             // when it locked the row.
             let (id, pid, attempt) = (self.id, context.worker_pid, self.attempt);

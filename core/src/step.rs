@@ -1,0 +1,396 @@
+//! The step as a plan: from a task's state and its model's answer, one value that says
+//! everything the step writes — how the task row is written first, the rows appended, what
+//! becomes of each tool call, and what follows. The worker carries it out in the step's
+//! transaction; this module decides, and its WAL-saving choices are unit-tested here.
+
+use crate::accounting::Prices;
+use crate::agent::{self, Next};
+use crate::items::{Item, Phase, REVISED_PLAN};
+use crate::lifecycle::TaskStatus;
+use crate::task::{Acceptance, Candidate, Limits, Outcome, Progress};
+use crate::tools::Builtin;
+use crate::vocab::{CallOutcome, ToolCallRequest};
+
+/// How the step first writes the task's row. Every step holds the row locked from its first
+/// write, so a concurrent cancel() or send() waits for it or is seen by it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RowWrite {
+    /// The final update ends the task and locks the row in one write (a lock first would be
+    /// one more WAL record per task).
+    Finish,
+    /// Lock the row and save the progress with it: a step that runs tools most likely
+    /// continues, and one write replaces a lock and a later update.
+    LockSavingProgress,
+    /// Lock the row only; a step that then continues saves the progress at its end.
+    Lock,
+}
+
+/// What becomes of one tool call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Disposition {
+    /// Run it now, as the task's owner (act).
+    Run,
+    /// Its tool needs approval: the call waits for a decision, the task parks.
+    AwaitApproval,
+    /// spawn_subtasks: start subtasks, the task parks until they end.
+    SpawnSubtasks,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct PlannedCall {
+    pub call: ToolCallRequest,
+    pub disposition: Disposition,
+}
+
+/// What the step does once its rows are written.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Then {
+    /// The task ends with this outcome (reflect).
+    End(Outcome),
+    /// The answer was rejected (its verification row is among the step's rows): the task ends
+    /// with `end` when it has no step left for another answer, else decides again.
+    Rejected { end: Option<Outcome> },
+    /// Carry out these calls, in order, then ask [`after_calls`].
+    Calls(Vec<PlannedCall>),
+}
+
+/// Everything one step does.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StepPlan {
+    /// The step's number (`steps.turn` of its rows).
+    pub turn: i32,
+    /// The task's progress once the step is done.
+    pub progress: Progress,
+    /// What the model call cost, at the model's prices.
+    pub cost: Option<f64>,
+    pub row: RowWrite,
+    /// The rows to append, in order: failed attempts, the answer (reasoning, text, tool calls),
+    /// the verification of a final answer.
+    pub rows: Vec<Item>,
+    /// The row of `rows` that carries the model call's usage, cost and latency.
+    pub metered_row: Option<usize>,
+    pub then: Then,
+}
+
+/// The task as a step sees it.
+pub struct TaskState<'a> {
+    pub limits: &'a Limits,
+    pub acceptance: &'a Acceptance,
+    pub progress: &'a Progress,
+    /// Whether a tool of the task needs approval; `None` for a name that is not its tool.
+    pub needs_approval: &'a dyn Fn(&str) -> Option<bool>,
+}
+
+/// Plans the step for the model's answer `call`. `check` runs the task's `accept_if` on a
+/// final answer (read-only, as the owner) and says why it failed.
+pub fn plan(
+    task: &TaskState<'_>,
+    call: &CallOutcome,
+    prices: Option<Prices>,
+    check: impl FnOnce(&str, &Candidate) -> Result<(), String>,
+) -> StepPlan {
+    let turn = task.progress.steps_done + 1;
+    let reply = call.result.as_ref().ok();
+    let cost = reply.and_then(|r| prices.map(|p| p.cost(&r.usage)));
+    let mut progress = task.progress.clone();
+    if let Some(reply) = reply {
+        progress.steps_done = turn;
+        progress.add(&reply.usage, cost.unwrap_or(0.0));
+    }
+    let mut rows: Vec<Item> = (call.failed_attempts.iter())
+        .map(|failed| Item::Error {
+            phase: Phase::Decide,
+            class: failed.class.as_str().into(),
+            message: format!("{failed} (retried)"),
+        })
+        .collect();
+    let mut metered_row = None;
+    if let Some(reply) = reply {
+        let answer = rows.len();
+        rows.extend(reply.reasoning.iter().cloned().map(Item::Reasoning));
+        if let Some(text) = reply.text.as_ref().filter(|t| !t.trim().is_empty()) {
+            rows.push(Item::AssistantMessage { text: text.clone() });
+        }
+        rows.extend(reply.tool_calls.iter().map(Item::tool_call));
+        metered_row = (rows.len() > answer).then_some(answer);
+    }
+    let next = match agent::after_decide(
+        task.limits,
+        task.acceptance,
+        &progress,
+        call.result.as_ref(),
+    ) {
+        Next::Verify {
+            candidate,
+            accept_if,
+        } => {
+            let checked = check(&accept_if, &candidate);
+            if checked.is_ok() {
+                rows.push(Item::Verification {
+                    passed: true,
+                    detail: format!("the check {} holds", accept_if.trim()),
+                });
+            }
+            agent::after_verify(candidate, checked)
+        }
+        other => other,
+    };
+    let (row, then) = match next {
+        Next::Finish(outcome) => (RowWrite::Finish, Then::End(outcome)),
+        Next::Reject { detail } => {
+            let end = agent::after_rejection(task.limits, &progress, &detail);
+            rows.push(Item::Verification {
+                passed: false,
+                detail,
+            });
+            (RowWrite::Lock, Then::Rejected { end })
+        }
+        Next::RunTools(calls) => {
+            let calls = calls
+                .into_iter()
+                .map(|call| PlannedCall {
+                    disposition: disposition(task, &call.name),
+                    call,
+                })
+                .collect();
+            (RowWrite::LockSavingProgress, Then::Calls(calls))
+        }
+        Next::Verify { .. } => unreachable!("after_verify accepts or rejects"),
+    };
+    StepPlan {
+        turn,
+        progress,
+        cost,
+        row,
+        rows,
+        metered_row,
+        then,
+    }
+}
+
+fn disposition(task: &TaskState<'_>, tool: &str) -> Disposition {
+    match (task.needs_approval)(tool) {
+        Some(true) => Disposition::AwaitApproval,
+        Some(false) if Builtin::named(tool) == Some(Builtin::SpawnSubtasks) => {
+            Disposition::SpawnSubtasks
+        }
+        // A name that is no tool of the task runs too: its result says so, to the model.
+        _ => Disposition::Run,
+    }
+}
+
+/// What follows the calls of a step.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AfterCalls {
+    /// The task waits, without a worker, in this status.
+    Park(TaskStatus),
+    End(Outcome),
+    /// Decide again.
+    Continue,
+}
+
+/// The calls are carried out: `awaiting_approval` calls wait for a decision, `spawned` says
+/// whether subtasks were started (a spawn whose arguments were unusable started none).
+pub fn after_calls(
+    limits: &Limits,
+    progress: &Progress,
+    awaiting_approval: bool,
+    spawned: bool,
+) -> AfterCalls {
+    if awaiting_approval {
+        return AfterCalls::Park(TaskStatus::WaitingApproval);
+    }
+    if spawned {
+        return AfterCalls::Park(TaskStatus::WaitingSubtasks);
+    }
+    match agent::after_act(limits, progress) {
+        Some(outcome) => AfterCalls::End(outcome),
+        None => AfterCalls::Continue,
+    }
+}
+
+/// The rows a step that decides again ends with (reflect): a revised plan when the log,
+/// since the last one, shows repeated failures or a rejected answer.
+pub fn before_next_decide(items: &[Item]) -> Option<Item> {
+    agent::revised_plan(items).map(|lesson| Item::Reflection {
+        outcome: REVISED_PLAN.into(),
+        lesson,
+    })
+}
+
+/// Whether the task row still needs its progress saved when the step continues.
+pub fn saves_progress_at_end(plan: &StepPlan) -> bool {
+    plan.row != RowWrite::LockSavingProgress
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::task::Failure;
+    use crate::vocab::{ErrorClass, ModelError, ModelReply, Usage};
+    use std::time::Duration;
+
+    fn limits(max_steps: i32) -> Limits {
+        Limits {
+            max_steps,
+            ..Limits::default()
+        }
+    }
+
+    fn answer(text: Option<&str>, calls: &[&str]) -> CallOutcome {
+        CallOutcome {
+            result: Ok(ModelReply {
+                text: text.map(str::to_owned),
+                tool_calls: calls
+                    .iter()
+                    .enumerate()
+                    .map(|(i, name)| ToolCallRequest {
+                        call_id: format!("c{i}"),
+                        name: (*name).into(),
+                        arguments: "{}".into(),
+                    })
+                    .collect(),
+                usage: Usage {
+                    input_tokens: 100,
+                    output_tokens: 10,
+                    ..Usage::default()
+                },
+                ..ModelReply::default()
+            }),
+            failed_attempts: vec![],
+            latency: Duration::from_millis(5),
+        }
+    }
+
+    fn tools(name: &str) -> Option<bool> {
+        match name {
+            "sql_query" | "spawn_subtasks" => Some(false),
+            "refund" => Some(true),
+            _ => None,
+        }
+    }
+
+    fn plan_for(call: &CallOutcome, acceptance: &Acceptance, max_steps: i32) -> StepPlan {
+        let limits = limits(max_steps);
+        let task = TaskState {
+            limits: &limits,
+            acceptance,
+            progress: &Progress::default(),
+            needs_approval: &tools,
+        };
+        plan(&task, call, None, |_, c| match c.answer.as_str() {
+            "42" => Ok(()),
+            other => Err(format!("{other} is not 42")),
+        })
+    }
+
+    #[test]
+    fn a_step_that_ends_the_task_writes_the_row_once_with_its_final_update() {
+        let plan = plan_for(&answer(Some("done"), &[]), &Acceptance::default(), 5);
+        assert_eq!(plan.row, RowWrite::Finish);
+        assert!(matches!(plan.then, Then::End(Outcome::Succeeded(_))));
+        let failed = CallOutcome {
+            result: Err(ModelError::new(ErrorClass::Auth, "no")),
+            failed_attempts: vec![],
+            latency: Duration::ZERO,
+        };
+        let plan = plan_for(&failed, &Acceptance::default(), 5);
+        assert_eq!(plan.row, RowWrite::Finish);
+        assert_eq!(plan.progress.steps_done, 0, "a failed call uses no step");
+        assert!(matches!(
+            plan.then,
+            Then::End(Outcome::Failed(Failure::Model(_)))
+        ));
+    }
+
+    #[test]
+    fn a_step_that_runs_tools_saves_its_progress_when_it_locks_the_row() {
+        let plan = plan_for(&answer(None, &["sql_query"]), &Acceptance::default(), 5);
+        assert_eq!(plan.row, RowWrite::LockSavingProgress);
+        assert!(
+            !saves_progress_at_end(&plan),
+            "one write to the row, not two"
+        );
+        assert_eq!(plan.progress.steps_done, 1);
+        assert_eq!(plan.progress.usage.input_tokens, 100);
+    }
+
+    #[test]
+    fn usage_goes_on_the_first_row_of_the_answer() {
+        let mut call = answer(Some("thinking aloud"), &["sql_query"]);
+        call.failed_attempts = vec![ModelError::new(ErrorClass::Server, "503")];
+        let plan = plan_for(&call, &Acceptance::default(), 5);
+        let kinds: Vec<&str> = plan.rows.iter().map(Item::kind).collect();
+        assert_eq!(kinds, ["error", "message", "tool_call"]);
+        assert_eq!(plan.metered_row, Some(1));
+    }
+
+    #[test]
+    fn each_call_gets_the_disposition_of_its_tool() {
+        let call = answer(None, &["sql_query", "refund", "spawn_subtasks", "nope"]);
+        let Then::Calls(calls) = plan_for(&call, &Acceptance::default(), 5).then else {
+            panic!("calls planned")
+        };
+        let dispositions: Vec<Disposition> = calls.iter().map(|c| c.disposition).collect();
+        assert_eq!(
+            dispositions,
+            [
+                Disposition::Run,
+                Disposition::AwaitApproval,
+                Disposition::SpawnSubtasks,
+                Disposition::Run
+            ]
+        );
+    }
+
+    #[test]
+    fn a_rejected_answer_locks_only_and_is_shown_to_the_model() {
+        let acceptance = Acceptance {
+            accept_if: Some("answer = '42'".into()),
+            ..Acceptance::default()
+        };
+        let plan = plan_for(&answer(Some("41"), &[]), &acceptance, 5);
+        assert_eq!(plan.row, RowWrite::Lock);
+        assert!(saves_progress_at_end(&plan));
+        assert_eq!(plan.then, Then::Rejected { end: None });
+        assert!(matches!(
+            plan.rows.last(),
+            Some(Item::Verification { passed: false, detail }) if detail == "41 is not 42"
+        ));
+        let last_step = plan_for(&answer(Some("41"), &[]), &acceptance, 1);
+        assert!(matches!(
+            last_step.then,
+            Then::Rejected {
+                end: Some(Outcome::Failed(Failure::AnswerRejected { .. }))
+            }
+        ));
+        let accepted = plan_for(&answer(Some("42"), &[]), &acceptance, 5);
+        assert_eq!(accepted.row, RowWrite::Finish);
+        assert!(matches!(
+            accepted.rows.last(),
+            Some(Item::Verification { passed: true, .. })
+        ));
+    }
+
+    #[test]
+    fn calls_that_wait_park_the_task_and_approval_wins() {
+        let (l, p) = (limits(5), Progress::default());
+        assert_eq!(
+            after_calls(&l, &p, true, true),
+            AfterCalls::Park(TaskStatus::WaitingApproval)
+        );
+        assert_eq!(
+            after_calls(&l, &p, false, true),
+            AfterCalls::Park(TaskStatus::WaitingSubtasks)
+        );
+        assert_eq!(after_calls(&l, &p, false, false), AfterCalls::Continue);
+        let spent = Progress {
+            steps_done: 5,
+            ..Progress::default()
+        };
+        assert!(matches!(
+            after_calls(&l, &spent, false, false),
+            AfterCalls::End(Outcome::Failed(Failure::MaxSteps { .. }))
+        ));
+    }
+}
