@@ -469,11 +469,12 @@ impl Worker {
             Reply::Resumed(resumed) => {
                 for (task, outcome) in resumed {
                     match outcome {
-                        Ok(true) => {
+                        Ok(StepEnd::Continue) => {
                             self.ready.push_back(task.id);
                             self.tasks.insert(task.id, task);
                         }
-                        Ok(false) => {}
+                        Ok(StepEnd::Ended) => shmem::announce_task_ended(task.id),
+                        Ok(_) => {}
                         Err(StepFailed {
                             message, failed, ..
                         }) => {

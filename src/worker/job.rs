@@ -51,7 +51,7 @@ pub enum Reply {
     Steps(Vec<(Task, Result<StepEnd, StepFailed>)>),
     /// `Ok(true)`: the task may decide again; `Ok(false)`: it is no longer this worker's;
     /// `Err`: it failed.
-    Resumed(Vec<(Task, Result<bool, StepFailed>)>),
+    Resumed(Vec<(Task, Result<StepEnd, StepFailed>)>),
 }
 
 impl Job {
@@ -188,17 +188,22 @@ fn run_steps(
 
 /// The transaction that resumes a task claimed after waiting: its row locked, the calls that
 /// waited answered, guidance sent meanwhile taken in.
-fn resume(store: &mut Store, task: &mut Task, worker_pid: i32) -> Result<bool, StepFailed> {
+fn resume(store: &mut Store, task: &mut Task, worker_pid: i32) -> Result<StepEnd, StepFailed> {
     let (id, attempt) = (task.id, task.attempt);
     let resumed = in_transaction(AssertUnwindSafe(|| {
         let Some(locked) = store.lock_task(id, worker_pid, attempt)? else {
-            return Ok(false);
+            return Ok(StepEnd::Lost);
         };
+        // Cancelled since it was claimed: no call that waited runs, approved or not.
+        if locked.cancel_requested {
+            task.cancel(store)?;
+            return Ok(StepEnd::Ended);
+        }
         task.answer_waiting_calls(store)?;
         if locked.guidance_pending {
             task.take_guidance(store)?;
         }
-        Ok::<_, pgrx::spi::Error>(true)
+        Ok::<_, pgrx::spi::Error>(StepEnd::Continue)
     }));
     resumed.map_err(|error| {
         let message = error.to_string();
