@@ -1,6 +1,11 @@
 -- agent_loop: the SQL API. Every function runs with the caller's privileges; row-level
 -- security on the tables decides what each role may see and touch.
 
+-- The wire formats this build speaks, from the core's registry: a provider is one Rust file and
+-- one line there, and nothing here names it.
+ALTER TABLE models ADD CONSTRAINT models_provider_known
+    CHECK (provider = ANY (agent_loop._providers()));
+
 -- ---------------------------------------------------------------------------------------------
 CREATE FUNCTION add_model(
     name            text,
@@ -18,11 +23,10 @@ CREATE FUNCTION add_model(
 ) RETURNS text
 LANGUAGE plpgsql SET search_path = pg_catalog, agent_loop AS $$
 BEGIN
-    IF add_model.provider IS NULL
-       OR add_model.provider NOT IN ('openai_chat', 'openai_responses', 'anthropic') THEN
+    IF add_model.provider IS NULL OR add_model.provider <> ALL (agent_loop._providers()) THEN
         RAISE EXCEPTION 'unknown provider "%"', add_model.provider
             USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'supported providers: openai_chat, openai_responses, anthropic';
+                  HINT = 'supported providers: ' || array_to_string(agent_loop._providers(), ', ');
     END IF;
     IF add_model.context_window IS NOT NULL AND add_model.context_window < 256 THEN
         RAISE EXCEPTION 'context_window must be at least 256 tokens, not %', add_model.context_window
@@ -78,9 +82,8 @@ COMMENT ON FUNCTION unregister_tool IS
 -- ---------------------------------------------------------------------------------------------
 -- Every new task, however it is inserted (submit(), a direct INSERT, a subtask the worker
 -- starts), passes these checks, as its owner: a task the worker cannot run, or one that would
--- take more than its owner may, never reaches the queue. Generic plans: the checks over the
--- tools array were planned anew at every submit (custom plans, 30 us of planning for 3 us of
--- work each; pg_stat_statements, bench/quick.sh).
+-- take more than its owner may, never reaches the queue. Generic plans: a custom plan of the
+-- checks over the tools array costs more to make than to run (bench/HISTORY.md).
 CREATE FUNCTION _check_new_task() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_generic_plan
 AS $$

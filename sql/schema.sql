@@ -23,8 +23,9 @@ COMMENT ON TYPE task_status IS
 -- ---------------------------------------------------------------------------------------------
 CREATE TABLE models (
     name            text PRIMARY KEY,
-    provider        text NOT NULL DEFAULT 'openai_chat'
-                    CHECK (provider IN ('openai_chat', 'openai_responses', 'anthropic')),
+    -- One of agent_loop._providers(), the core's registry (the check is added in api.sql,
+    -- once that function exists).
+    provider        text NOT NULL DEFAULT 'openai_chat',
     base_url        text NOT NULL CHECK (base_url ~ '^https?://'),
     model           text NOT NULL,
     api_key_env     text,
@@ -105,9 +106,8 @@ VALUES ('spawn_subtasks', NULL,
 -- ---------------------------------------------------------------------------------------------
 -- Hot columns first and narrow; the row is updated once per step, and fillfactor leaves room
 -- for those updates to stay HOT (no indexed column changes during a step). The claim and the
--- final update change status, which index predicates name, so they are never HOT. Measured
--- (bench/quick.sh, 3-step tasks): fillfactor 80 -> 50 took HOT updates from 14% to 25% of all
--- and WAL per step from 2.39 to 2.23 kB; a queue table with retention stays small either way.
+-- final update change status, which index predicates name, so they are never HOT. A queue
+-- table with retention stays small, so the room costs little (bench/HISTORY.md).
 CREATE TABLE tasks (
     id                  bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     owner               regrole NOT NULL DEFAULT current_user::regrole,

@@ -11,6 +11,16 @@ use pgrx::prelude::*;
 use crate::pg::txn::{reset_value, statement_count, with_local_settings};
 use crate::pg::{shmem, Error, OrRaise};
 
+/// The `models.provider` values this build speaks: the core's registry of wire formats.
+#[pg_extern(immutable, parallel_safe)]
+#[search_path(pg_catalog, pg_temp)]
+fn _providers() -> Vec<String> {
+    agent_loop_core::model::provider_names()
+        .into_iter()
+        .map(str::to_owned)
+        .collect()
+}
+
 /// JSON Schema of a tool's arguments from its signature (see `register_tool`).
 #[pg_extern(immutable, parallel_safe)]
 #[search_path(pg_catalog, pg_temp)]

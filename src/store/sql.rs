@@ -32,8 +32,8 @@ pub static INDEX_WALKS: [&Sql; 4] = [
 ];
 
 /// Statements whose custom plans are no better than the generic one but cost more to make than
-/// to run: `name = ANY ($1)` over the small tools registry was planned at every claim (2,000
-/// plans for 2,000 tasks, 130 us each, in pg_stat_statements). They always use the generic plan.
+/// to run (`name = ANY ($1)` over the small tools registry, at every claim). They always use
+/// the generic plan (bench/HISTORY.md has the figures).
 pub static GENERIC_PLANS: [&Sql; 1] = [&TOOLS];
 
 /// Queued tasks, and tasks waiting for approval or subtasks, whose cancel was requested end

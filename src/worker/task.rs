@@ -462,7 +462,7 @@ impl Task {
         let tools_used: Vec<String> = self.tools_used.iter().cloned().collect();
         let lesson = reflection::lesson(&self.goal, outcome, turn, &tools_used);
         // The lesson is written once, to reflections (trace() shows it after this step's
-        // rows): a copy in steps was 15% of a 1-step task's WAL.
+        // rows), not also as a step row.
         let outcome_name = reflection::outcome_name(outcome);
         store.insert_reflection(self.owner, self.id, outcome_name, &lesson)
     }
