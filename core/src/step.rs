@@ -87,7 +87,7 @@ pub fn plan(
     task: &TaskState<'_>,
     call: &CallOutcome,
     prices: Option<Prices>,
-    check: impl FnOnce(&str, &Candidate) -> Result<(), String>,
+    mut check: impl FnMut(&str, &Candidate) -> Result<(), String>,
 ) -> StepPlan {
     let turn = task.progress.steps_done + 1;
     let reply = call.result.as_ref().ok();
@@ -114,31 +114,37 @@ pub fn plan(
         rows.extend(reply.tool_calls.iter().map(Item::tool_call));
         metered_row = (rows.len() > answer).then_some(answer);
     }
-    let next = match agent::after_decide(
+    let next = agent::after_decide(
         task.limits,
         task.acceptance,
         &progress,
         call.result.as_ref(),
-    ) {
-        Next::Verify {
-            candidate,
-            accept_if,
-        } => {
-            let checked = check(&accept_if, &candidate);
-            if checked.is_ok() {
-                rows.push(Item::Verification {
-                    passed: true,
-                    detail: format!("the check {} holds", accept_if.trim()),
-                });
-            }
-            agent::after_verify(candidate, checked)
-        }
-        other => other,
-    };
-    let (row, then) = match next {
+    );
+    let (row, then) = settle(task, &progress, next, &mut rows, &mut check);
+    StepPlan {
+        turn,
+        progress,
+        cost,
+        row,
+        rows,
+        metered_row,
+        then,
+    }
+}
+
+/// How the row is written and what follows, for what after_decide said; a final answer with a
+/// check is checked first (`check`), and its verification row joins `rows`.
+fn settle(
+    task: &TaskState<'_>,
+    progress: &Progress,
+    next: Next,
+    rows: &mut Vec<Item>,
+    check: &mut dyn FnMut(&str, &Candidate) -> Result<(), String>,
+) -> (RowWrite, Then) {
+    match next {
         Next::Finish(outcome) => (RowWrite::Finish, Then::End(outcome)),
         Next::Reject { detail } => {
-            let end = agent::after_rejection(task.limits, &progress, &detail);
+            let end = agent::after_rejection(task.limits, progress, &detail);
             rows.push(Item::Verification {
                 passed: false,
                 detail,
@@ -155,16 +161,21 @@ pub fn plan(
                 .collect();
             (RowWrite::LockSavingProgress, Then::Calls(calls))
         }
-        Next::Verify { .. } => unreachable!("after_verify accepts or rejects"),
-    };
-    StepPlan {
-        turn,
-        progress,
-        cost,
-        row,
-        rows,
-        metered_row,
-        then,
+        Next::Verify {
+            candidate,
+            accept_if,
+        } => {
+            let checked = check(&accept_if, &candidate);
+            if checked.is_ok() {
+                rows.push(Item::Verification {
+                    passed: true,
+                    detail: format!("the check {} holds", accept_if.trim()),
+                });
+            }
+            // after_verify accepts or rejects: no second check.
+            let next = agent::after_verify(candidate, checked);
+            settle(task, progress, next, rows, check)
+        }
     }
 }
 

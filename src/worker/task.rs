@@ -2,8 +2,8 @@
 //!
 //! A step is one transaction: lock the task's row (a step that ends the task locks it with
 //! its final update), record the model's answer, run the tool calls (their effects and the
-//! rows recording them commit together), save the new state.
-//! Decisions come from `agent_loop_core::agent`; this module only does the I/O.
+//! rows recording them commit together), save the new state. What a step does is decided by
+//! `agent_loop_core::step` (the plan); this module carries it out.
 
 use std::collections::BTreeSet;
 
@@ -204,78 +204,78 @@ impl Task {
             tools::verify(owner, accept_if, candidate, &attribution)
         });
         let (id, pid, attempt) = (self.id, context.worker_pid, self.attempt);
-        let finished = match (&plan.row, &plan.then) {
-            (RowWrite::Finish, Then::End(outcome)) => {
-                store.finish_if_ours(id, pid, attempt, ending(outcome, &plan.progress))?
+        if let (RowWrite::Finish, Then::End(outcome)) = (&plan.row, &plan.then) {
+            // The final update locks the row itself.
+            if store.finish_if_ours(id, pid, attempt, ending(outcome, &plan.progress))? {
+                self.record_answer(store, &plan, call)?;
+                self.record_end(store, outcome)?;
+                faults::at(Point::Finishing, self.id, self.attempt);
+                return Ok(StepEnd::Ended);
             }
-            _ => false,
-        };
-        // A final update that did not apply (cancel requested, lease lost) locks to see why.
-        let locked = match (finished, plan.row) {
-            (true, _) => None,
-            (false, RowWrite::LockSavingProgress) => store.lock_saving_progress(
+            // It did not apply (cancel requested, lease lost): the lock below says why.
+        }
+        let locked = match plan.row {
+            RowWrite::LockSavingProgress => store.lock_saving_progress(
                 id,
                 pid,
                 attempt,
                 &plan.progress,
                 context.lease_seconds,
             )?,
-            (false, _) => store.lock_task(id, pid, attempt)?,
+            RowWrite::Finish | RowWrite::Lock => store.lock_task(id, pid, attempt)?,
         };
-        match &locked {
-            None if !finished => return Ok(StepEnd::Lost),
-            Some(locked) if locked.cancel_requested => {
-                self.cancel(store)?;
-                return Ok(StepEnd::Ended);
-            }
-            _ => {}
+        let Some(locked) = locked else {
+            return Ok(StepEnd::Lost);
+        };
+        if locked.cancel_requested {
+            self.cancel(store)?;
+            return Ok(StepEnd::Ended);
         }
+        self.record_answer(store, &plan, call)?;
+        let outcome = match &plan.then {
+            Then::End(outcome) | Then::Rejected { end: Some(outcome) } => outcome.clone(),
+            Then::Rejected { end: None } => {
+                return self.continue_loop(store, context, &plan, locked)
+            }
+            Then::Calls(calls) => match self.carry_out(store, calls, &attribution)? {
+                AfterCalls::Park(status) => {
+                    let awaiting: Vec<ToolCallRequest> = (calls.iter())
+                        .filter(|c| c.disposition == Disposition::AwaitApproval)
+                        .map(|c| c.call.clone())
+                        .collect();
+                    store.park(self.id, self.owner, &awaiting, &self.progress, status)?;
+                    return Ok(StepEnd::Parked);
+                }
+                AfterCalls::End(outcome) => outcome,
+                AfterCalls::Continue => return self.continue_loop(store, context, &plan, locked),
+            },
+        };
+        self.end(store, outcome)?;
+        Ok(StepEnd::Ended)
+    }
+
+    /// The step's progress and its rows: failed attempts, the answer (usage, cost and latency
+    /// on its first row), the verification.
+    fn record_answer(
+        &mut self,
+        store: &mut Store,
+        plan: &StepPlan,
+        call: &CallOutcome,
+    ) -> SpiResult<()> {
         self.progress = plan.progress.clone();
         let latency = call.latency.as_millis().min(i32::MAX as u128) as i32;
-        let usage = call.result.as_ref().map(|reply| &reply.usage);
+        let usage = call.result.as_ref().ok().map(|reply| &reply.usage);
         for (i, item) in plan.rows.iter().enumerate() {
-            let metered = (plan.metered_row == Some(i)).then_some(());
-            let metered = metered.and(usage.ok()).map(|usage| Metered {
-                usage,
-                cost: plan.cost,
-            });
+            let metered = usage
+                .filter(|_| plan.metered_row == Some(i))
+                .map(|usage| Metered {
+                    usage,
+                    cost: plan.cost,
+                });
             let latency = metered.map(|_| latency);
-            self.append(store, turn, item.clone(), metered, latency)?;
+            self.append(store, plan.turn, item.clone(), metered, latency)?;
         }
-        let outcome = match (plan.then.clone(), locked) {
-            // Only a finishing step holds no lock of its own: its final update locked the row.
-            (Then::End(outcome), None) => {
-                self.record_end(store, &outcome)?;
-                faults::at(Point::Finishing, self.id, self.attempt);
-                return Ok(StepEnd::Ended);
-            }
-            (_, None) => unreachable!("only the final update leaves the row unlocked"),
-            (Then::End(outcome), Some(_)) => Some(outcome),
-            (Then::Rejected { end }, Some(locked)) => match end {
-                Some(outcome) => Some(outcome),
-                None => return self.continue_loop(store, context, &plan, locked),
-            },
-            (Then::Calls(calls), Some(locked)) => {
-                match self.carry_out(store, &calls, &attribution)? {
-                    AfterCalls::Park(status) => {
-                        let awaiting: Vec<ToolCallRequest> = (calls.iter())
-                            .filter(|c| c.disposition == Disposition::AwaitApproval)
-                            .map(|c| c.call.clone())
-                            .collect();
-                        store.park(self.id, self.owner, &awaiting, &self.progress, status)?;
-                        return Ok(StepEnd::Parked);
-                    }
-                    AfterCalls::End(outcome) => Some(outcome),
-                    AfterCalls::Continue => {
-                        return self.continue_loop(store, context, &plan, locked)
-                    }
-                }
-            }
-        };
-        if let Some(outcome) = outcome {
-            self.end(store, outcome)?;
-        }
-        Ok(StepEnd::Ended)
+        Ok(())
     }
 
     /// The act phase: each call as its disposition says, then what follows.
