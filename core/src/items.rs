@@ -410,13 +410,12 @@ fn recalled(content: &Value) -> Result<Vec<Memory>, BadStepRow> {
 mod tests {
     use super::*;
 
-    /// Items travel to executor backends as serde JSON (not the log's encoding, which keeps
-    /// recalled lessons by key only): every variant must come back equal.
-    #[test]
-    fn every_item_round_trips_through_serde() {
-        let items = vec![
+    /// One item of every variant; `variant` makes a new variant a compile error until it
+    /// has a number, and `one_of_each_is_every_variant` until it is here.
+    fn one_of_each() -> Vec<Item> {
+        vec![
             Item::Goal {
-                text: "g".into(),
+                text: GOAL.into(),
                 memories: vec![Memory {
                     task_id: 1,
                     id: 2,
@@ -457,10 +456,50 @@ mod tests {
                 outcome: "o".into(),
                 lesson: "l".into(),
             },
-        ];
+        ]
+    }
+
+    fn variant(item: &Item) -> usize {
+        match item {
+            Item::Goal { .. } => 0,
+            Item::Guidance { .. } => 1,
+            Item::Compaction { .. } => 2,
+            Item::Reasoning(_) => 3,
+            Item::AssistantMessage { .. } => 4,
+            Item::ToolCall { .. } => 5,
+            Item::ToolResult { .. } => 6,
+            Item::Verification { .. } => 7,
+            Item::Error { .. } => 8,
+            Item::Reflection { .. } => 9,
+        }
+    }
+    const VARIANTS: usize = 10;
+
+    #[test]
+    fn one_of_each_is_every_variant() {
+        let mut seen: Vec<usize> = one_of_each().iter().map(variant).collect();
+        seen.sort();
+        seen.dedup();
+        assert_eq!(seen, (0..VARIANTS).collect::<Vec<_>>());
+    }
+
+    /// Items travel to executor backends as serde JSON (not the log's encoding, which keeps
+    /// recalled lessons by key only): every variant must come back equal.
+    #[test]
+    fn every_item_round_trips_through_serde() {
+        let items = one_of_each();
         let text = serde_json::to_string(&items).unwrap();
         let back: Vec<Item> = serde_json::from_str(&text).unwrap();
         assert_eq!(back, items);
+    }
+
+    /// Every variant is written by `content` and read back by `from_row`, and has a line.
+    #[test]
+    fn every_variant_survives_the_steps_table() {
+        for item in one_of_each() {
+            assert!(!item.summary().is_empty());
+            round_trip(item);
+        }
     }
 
     fn round_trip(item: Item) {

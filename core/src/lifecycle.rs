@@ -116,6 +116,25 @@ impl std::fmt::Display for TaskStatus {
 mod tests {
     use super::*;
 
+    /// A new status does not compile here until it has a number, nor pass until ALL has it.
+    fn number(status: TaskStatus) -> usize {
+        match status {
+            Queued => 0,
+            Running => 1,
+            WaitingApproval => 2,
+            WaitingSubtasks => 3,
+            Succeeded => 4,
+            Failed => 5,
+            Cancelled => 6,
+        }
+    }
+
+    #[test]
+    fn all_holds_every_status_once() {
+        let numbers: Vec<usize> = TaskStatus::ALL.into_iter().map(number).collect();
+        assert_eq!(numbers, (0..7).collect::<Vec<_>>());
+    }
+
     #[test]
     fn labels_round_trip() {
         for s in TaskStatus::ALL {

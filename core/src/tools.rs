@@ -223,6 +223,21 @@ pub fn accept_if_statement(accept_if: &str) -> String {
 mod tests {
     use super::*;
 
+    #[test]
+    fn every_built_in_tool_is_in_the_table_and_found_by_name() {
+        // A new built-in does not compile here until it has a number, nor pass until ALL has it.
+        let number = |b: Builtin| match b {
+            Builtin::SqlQuery => 0,
+            Builtin::SpawnSubtasks => 1,
+        };
+        let numbers: Vec<usize> = Builtin::ALL.into_iter().map(number).collect();
+        assert_eq!(numbers, [0, 1]);
+        for b in Builtin::ALL {
+            assert_eq!(Builtin::named(b.name()), Some(b));
+        }
+        assert_eq!(Builtin::named("orders_by_day"), None);
+    }
+
     fn arg(name: &str, type_name: &str, has_default: bool) -> SqlArg {
         SqlArg {
             name: name.into(),
