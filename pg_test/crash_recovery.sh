@@ -136,7 +136,13 @@ verdict targets ${#points[@]}
 q -c "ALTER SYSTEM SET agent_loop.step_commit = 'async'" -c "SELECT pg_reload_conf()" >/dev/null
 sleep 0.3
 q -c "SELECT submit_load('immediate', 300)" >/dev/null
-sleep 1
+# Crash once some tasks have ended and others run (read-only polls: they flush no WAL).
+for _ in $(seq 100); do
+    [ "$(q -c "SELECT count(*) FILTER (WHERE status = 'succeeded') >= 32
+                      AND count(*) FILTER (WHERE status = 'running') > 0
+                 FROM agent_loop.tasks WHERE goal LIKE 'immediate %'")" = t ] && break
+    sleep 0.05
+done
 # Read-only: this session writes nothing that would flush the WAL before the crash.
 ended_before=$(q -c "SELECT string_agg(id || ':' || status, ',' ORDER BY id) FROM agent_loop.tasks
                      WHERE goal LIKE 'immediate %' AND status IN ('succeeded', 'failed', 'cancelled')")
