@@ -211,13 +211,6 @@ mod tests {
     use super::*;
     use crate::vocab::ErrorClass;
 
-    fn limits(max_steps: i32) -> Limits {
-        Limits {
-            max_steps,
-            ..Limits::default()
-        }
-    }
-
     fn reply(text: Option<&str>, calls: usize) -> ModelReply {
         ModelReply {
             text: text.map(str::to_owned),
@@ -235,7 +228,7 @@ mod tests {
     #[test]
     fn text_without_tool_calls_is_the_final_answer() {
         let next = after_decide(
-            &limits(3),
+            &Limits::steps(3),
             &Acceptance::default(),
             &Progress::default(),
             Ok(&reply(Some(" 42 "), 0)),
@@ -252,7 +245,7 @@ mod tests {
     #[test]
     fn tool_calls_win_over_text_and_all_run() {
         let next = after_decide(
-            &limits(3),
+            &Limits::steps(3),
             &Acceptance::default(),
             &Progress::default(),
             Ok(&reply(Some("thinking"), 2)),
@@ -266,7 +259,7 @@ mod tests {
     #[test]
     fn an_empty_reply_fails_instead_of_succeeding_with_nothing() {
         let next = after_decide(
-            &limits(3),
+            &Limits::steps(3),
             &Acceptance::default(),
             &Progress::default(),
             Ok(&reply(Some("  "), 0)),
@@ -278,7 +271,7 @@ mod tests {
     fn a_model_error_fails_the_task_with_its_class() {
         let err = ModelError::new(ErrorClass::Transport, "connection refused");
         let Next::Finish(Outcome::Failed(f)) = after_decide(
-            &limits(3),
+            &Limits::steps(3),
             &Acceptance::default(),
             &Progress::default(),
             Err(&err),
@@ -295,18 +288,18 @@ mod tests {
             steps_done: 1,
             ..Progress::default()
         };
-        assert_eq!(after_act(&limits(2), &progress), None);
-        assert_eq!(before_decide(&limits(2), &progress, 0.0), None);
+        assert_eq!(after_act(&Limits::steps(2), &progress), None);
+        assert_eq!(before_decide(&Limits::steps(2), &progress, 0.0), None);
         progress.steps_done = 2;
         assert_eq!(
-            after_act(&limits(2), &progress).map(|o| match o {
+            after_act(&Limits::steps(2), &progress).map(|o| match o {
                 Outcome::Failed(f) => f.code(),
                 _ => String::new(),
             }),
             Some("max_steps_exceeded".to_string())
         );
         assert!(matches!(
-            before_decide(&limits(2), &progress, 0.0),
+            before_decide(&Limits::steps(2), &progress, 0.0),
             Some(Outcome::Failed(Failure::MaxSteps { max_steps: 2 }))
         ));
     }
@@ -342,14 +335,14 @@ mod tests {
 
     #[test]
     fn deadline_and_budget_stop_the_next_decide() {
-        let mut l = limits(5);
+        let mut l = Limits::steps(5);
         l.deadline_epoch = Some(100.0);
         assert_eq!(before_decide(&l, &Progress::default(), 99.0), None);
         assert_eq!(
             before_decide(&l, &Progress::default(), 100.0),
             Some(Outcome::Failed(Failure::Deadline))
         );
-        let mut l = limits(5);
+        let mut l = Limits::steps(5);
         l.token_budget = Some(10);
         let mut p = Progress::default();
         p.usage.input_tokens = 8;
@@ -371,7 +364,7 @@ mod tests {
         };
         let p = Progress::default();
         let next = after_decide(
-            &limits(3),
+            &Limits::steps(3),
             &acceptance,
             &p,
             Ok(&reply(Some("{\"n\": 1}"), 0)),
@@ -380,7 +373,12 @@ mod tests {
             panic!("{next:?}")
         };
         assert_eq!(c.output, Some(serde_json::json!({"n": 1})));
-        let next = after_decide(&limits(3), &acceptance, &p, Ok(&reply(Some("{}"), 0)));
+        let next = after_decide(
+            &Limits::steps(3),
+            &acceptance,
+            &p,
+            Ok(&reply(Some("{}"), 0)),
+        );
         assert!(
             matches!(&next, Next::Reject { detail } if detail.contains("missing required property \"n\"")),
             "{next:?}"
@@ -400,7 +398,7 @@ mod tests {
         let Next::Verify {
             candidate,
             accept_if,
-        } = after_decide(&limits(2), &acceptance, &p, Ok(&reply(Some("7"), 0)))
+        } = after_decide(&Limits::steps(2), &acceptance, &p, Ok(&reply(Some("7"), 0)))
         else {
             panic!()
         };
@@ -415,9 +413,9 @@ mod tests {
                 detail: "7 <> 8".into()
             }
         );
-        assert_eq!(after_rejection(&limits(2), &p, "7 <> 8"), None);
+        assert_eq!(after_rejection(&Limits::steps(2), &p, "7 <> 8"), None);
         p.steps_done = 2;
-        let Some(Outcome::Failed(f)) = after_rejection(&limits(2), &p, "7 <> 8") else {
+        let Some(Outcome::Failed(f)) = after_rejection(&Limits::steps(2), &p, "7 <> 8") else {
             panic!()
         };
         assert_eq!(f.code(), "answer_rejected");

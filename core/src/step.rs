@@ -241,13 +241,6 @@ mod tests {
     use crate::vocab::{ErrorClass, ModelError, ModelReply, Usage};
     use std::time::Duration;
 
-    fn limits(max_steps: i32) -> Limits {
-        Limits {
-            max_steps,
-            ..Limits::default()
-        }
-    }
-
     fn answer(text: Option<&str>, calls: &[&str]) -> CallOutcome {
         CallOutcome {
             result: Ok(ModelReply {
@@ -282,7 +275,7 @@ mod tests {
     }
 
     fn plan_for(call: &CallOutcome, acceptance: &Acceptance, max_steps: i32) -> StepPlan {
-        let limits = limits(max_steps);
+        let limits = Limits::steps(max_steps);
         let task = TaskState {
             limits: &limits,
             acceptance,
@@ -385,7 +378,7 @@ mod tests {
 
     #[test]
     fn calls_that_wait_park_the_task_and_approval_wins() {
-        let (l, p) = (limits(5), Progress::default());
+        let (l, p) = (Limits::steps(5), Progress::default());
         assert_eq!(
             after_calls(&l, &p, true, true),
             AfterCalls::Park(TaskStatus::WaitingApproval)

@@ -17,6 +17,16 @@ pub struct Limits {
     pub deadline_epoch: Option<f64>,
 }
 
+impl Limits {
+    /// `max_steps` steps and no other limit.
+    pub fn steps(max_steps: i32) -> Limits {
+        Limits {
+            max_steps,
+            ..Limits::default()
+        }
+    }
+}
+
 /// What a final answer must satisfy before it is accepted.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Acceptance {
