@@ -270,7 +270,8 @@ $$;
 COMMENT ON FUNCTION send IS
     'Sends guidance to a running task: the next step after this transaction commits takes it '
     'in as a user message (a guidance step in the trace), before the next model call. A '
-    'message that arrives while the model writes its final answer is not read.';
+    'final answer given while a message waited is set aside and the model decides again with '
+    'the message, if a step is left.';
 
 -- ---------------------------------------------------------------------------------------------
 CREATE FUNCTION cancel(task_id bigint) RETURNS boolean

@@ -229,6 +229,14 @@ pub fn before_next_decide(items: &[Item]) -> Option<Item> {
     })
 }
 
+/// Whether guidance that waited when the step locked the row reopens it: a final answer given
+/// without the message is set aside and the model decides again with it, when a step is left.
+/// (A failure ends the task whatever the message says.)
+pub fn guidance_reopens(plan: &StepPlan, limits: &Limits) -> bool {
+    matches!(plan.then, Then::End(Outcome::Succeeded(_)))
+        && plan.progress.steps_done < limits.max_steps
+}
+
 /// Whether the task row still needs its progress saved when the step continues.
 pub fn saves_progress_at_end(plan: &StepPlan) -> bool {
     plan.row != RowWrite::LockSavingProgress
@@ -374,6 +382,32 @@ mod tests {
             accepted.rows.last(),
             Some(Item::Verification { passed: true, .. })
         ));
+    }
+
+    #[test]
+    fn waiting_guidance_reopens_a_final_answer_while_a_step_is_left() {
+        let answered = plan_for(&answer(Some("done"), &[]), &Acceptance::default(), 5);
+        assert!(guidance_reopens(&answered, &Limits::steps(5)));
+        assert!(
+            saves_progress_at_end(&answered),
+            "reopened, it saves its progress"
+        );
+        assert!(
+            !guidance_reopens(&answered, &Limits::steps(1)),
+            "no step left"
+        );
+        let failed = CallOutcome {
+            result: Err(ModelError::new(ErrorClass::Auth, "no")),
+            failed_attempts: vec![],
+            latency: Duration::ZERO,
+        };
+        let failed = plan_for(&failed, &Acceptance::default(), 5);
+        assert!(!guidance_reopens(&failed, &Limits::steps(5)));
+        let tools = plan_for(&answer(None, &["sql_query"]), &Acceptance::default(), 5);
+        assert!(
+            !guidance_reopens(&tools, &Limits::steps(5)),
+            "it continues anyway"
+        );
     }
 
     #[test]

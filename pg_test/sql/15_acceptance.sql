@@ -79,6 +79,19 @@ RESET ROLE;
 SET ROLE bob;
 SELECT error_of(format('SELECT agent_loop.send(%s, %L)', :id, 'not mine'));
 RESET ROLE;
+-- A message sent while a step runs its tools: the answer the model then gives without it is
+-- set aside, and the model decides again with the message (nothing is left unread).
+SET ROLE alice;
+SELECT agent_loop.submit($$Steer me mid-step. SCRIPT: [
+  {"calls": [{"name": "nap", "arguments": {"seconds": 1}}]},
+  {"answer": "Heard: {{last_user}}"}]$$, model => 'scripted', tools => '{nap}') AS id \gset
+SELECT await_true(format('EXISTS (SELECT FROM agent_loop.tool_activity WHERE task_id = %s)', :id))
+    AS napping;
+SELECT agent_loop.send(:id, 'mind the refunds') > 0 AS sent;
+SELECT status, result->>'answer' AS answer, steps_done FROM agent_loop.wait(:id, '30 seconds');
+SELECT n, turn, phase, kind, left(summary, 50) AS summary FROM agent_loop.trace(:id) WHERE n > 1;
+SELECT count(*) AS unread FROM agent_loop.guidance WHERE task_id = :id;
+RESET ROLE;
 -- A message sent before the task starts is in its first prompt.
 BEGIN;
 SELECT agent_loop.submit($$Queued guidance. SCRIPT: [{"answer": "Heard: {{last_user}}"}]$$,

@@ -325,12 +325,14 @@ pub static FINISH: Sql = Sql {
 };
 
 /// For a step that has not locked the row: the update locks it, if the task is still this
-/// worker's (`$12`, `$13`: worker pid and attempt) and no cancel is pending. No row returned:
-/// the step locks the row to learn which.
+/// worker's (`$12`, `$13`: worker pid and attempt), no cancel is pending and no guidance waits
+/// (a message sent before the final answer is recorded gets a decide of its own). No row
+/// returned: the step locks the row to learn which.
 pub static FINISH_IF_OURS: Sql = Sql {
     text: finish!(
         " AND status = 'running' AND lease_worker = $12 AND attempts = $13
           AND cancel_requested_at IS NULL
+          AND NOT EXISTS (SELECT FROM agent_loop.guidance g WHERE g.task_id = $1)
         RETURNING id"
     ),
     types: &[

@@ -232,6 +232,9 @@ impl Task {
             return Ok(StepEnd::Ended);
         }
         self.record_answer(store, &plan, call)?;
+        if locked.guidance_pending && step::guidance_reopens(&plan, &self.limits) {
+            return self.continue_loop(store, context, &plan, locked);
+        }
         let outcome = match &plan.then {
             Then::End(outcome) | Then::Rejected { end: Some(outcome) } => outcome.clone(),
             Then::Rejected { end: None } => {
