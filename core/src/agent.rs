@@ -308,14 +308,7 @@ mod tests {
     fn calls_that_waited_are_found_unanswered_on_resume() {
         let calls = reply(None, 3).tool_calls;
         let (later, now) = (vec![calls[1].clone()], [&calls[0], &calls[2]]);
-        let mut items: Vec<Item> = calls
-            .iter()
-            .map(|c| Item::ToolCall {
-                call_id: c.call_id.clone(),
-                name: c.name.clone(),
-                arguments: c.arguments.clone(),
-            })
-            .collect();
+        let mut items: Vec<Item> = calls.iter().map(Item::tool_call).collect();
         for c in now {
             items.push(Item::ToolResult {
                 call_id: c.call_id.clone(),

@@ -170,7 +170,7 @@ fn every_unsafe_block_of_the_ground_floor_says_why_it_is_sound() {
 /// A constant the ground floor copies from a PostgreSQL header (not in pgrx's bindings), read
 /// back from the header of the PostgreSQL it builds against, when the headers are installed.
 fn constant_in_source(file: &str, name: &str) -> usize {
-    let text = std::fs::read_to_string(source::workspace().join(file)).expect("source");
+    let text = source::read(file);
     let line = text
         .lines()
         .find(|l| l.starts_with(&format!("const {name}: ")))
@@ -289,7 +289,7 @@ fn sql_sources() -> Vec<(String, String)> {
     let mut files: Vec<(String, String)> = ["sql/schema.sql", "sql/api.sql", "sql/tuning.sql"]
         .iter()
         .map(|f| {
-            let text = std::fs::read_to_string(source::workspace().join(f)).expect("sql");
+            let text = source::read(f);
             (f.to_string(), text)
         })
         .collect();
@@ -336,7 +336,7 @@ fn every_status_list_in_sql_is_one_the_lifecycle_defines() {
         off.join("\n")
     );
     assert!(checked >= 10, "found only {checked} status lists");
-    let schema = std::fs::read_to_string(source::workspace().join("sql/schema.sql")).unwrap();
+    let schema = source::read("sql/schema.sql");
     let enum_def = schema
         .split("CREATE TYPE task_status AS ENUM")
         .nth(1)
@@ -366,8 +366,8 @@ fn the_sql_knows_the_built_in_tools_the_core_routes() {
     let names = agent_loop_core::tools::Builtin::ALL
         .map(|b| format!("'{}'", b.name()))
         .join(", ");
-    let schema = std::fs::read_to_string(source::workspace().join("sql/schema.sql")).unwrap();
-    let api = std::fs::read_to_string(source::workspace().join("sql/api.sql")).unwrap();
+    let schema = source::read("sql/schema.sql");
+    let api = source::read("sql/api.sql");
     assert!(
         schema.contains(&format!("(function IS NULL) = (name IN ({names}))")),
         "the tools table's constraint names the built-in tools {names}"
@@ -388,7 +388,7 @@ fn the_sql_knows_the_built_in_tools_the_core_routes() {
 fn only_the_registry_names_providers() {
     // The default provider may be spelled; no other one is: the checks read _providers().
     for file in ["sql/schema.sql", "sql/api.sql"] {
-        let text = std::fs::read_to_string(source::workspace().join(file)).unwrap();
+        let text = source::read(file);
         let code: String = text
             .lines()
             .filter(|l| !l.trim_start().starts_with("--") && !l.contains("COMMENT ON"))
@@ -403,8 +403,6 @@ fn only_the_registry_names_providers() {
         }
     }
     assert!(
-        std::fs::read_to_string(source::workspace().join("sql/api.sql"))
-            .unwrap()
-            .contains("CHECK (provider = ANY (agent_loop._providers()))")
+        source::read("sql/api.sql").contains("CHECK (provider = ANY (agent_loop._providers()))")
     );
 }

@@ -20,6 +20,11 @@ pub fn workspace() -> PathBuf {
         .to_owned()
 }
 
+/// A file of the workspace (`sql/api.sql`), as text.
+pub fn read(path: &str) -> String {
+    std::fs::read_to_string(workspace().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
 /// Every module of the crate whose sources are in `dir` (relative to the workspace).
 pub fn modules(dir: &str) -> Vec<Module> {
     let root = workspace().join(dir);
