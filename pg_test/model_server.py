@@ -14,14 +14,19 @@ Which answer it gives is decided by the request's "model" field:
   scripted   The goal (first user message) carries a script after the marker "SCRIPT:", a JSON
              array with one entry per model turn; turn k answers the request that already holds
              k assistant turns (the last entry repeats). An entry may hold
-               "content": text,      "calls": [{"name": ..., "arguments": {...} or "raw"}],
+               "content": text,      "calls": [{"name": ..., "arguments": {...} or "raw"}]
+                                     ({{turn}} in arguments is replaced too),
                "answer": final text (placeholders {{last_tool_result}}, {{tool_results}},
-                         {{lessons}}, {{tools}}, {{last_user}}, {{reasoning_seen}}, {{turn}}),
+                         {{lessons}}, {{tools}}, {{last_user}}, {{reasoning_seen}}, {{turn}},
+                         {{tool_choice}}),
                "reasoning": text (sent as a reasoning item / thinking block with the turn),
+               "if_tool_choice": {"required" | "none" | "auto": an entry used instead when the
+                         request's tool_choice is that},
                "if_compacted": an entry used instead once the request carries a compaction
                          summary (turns are counted in the request, so they restart then),
                "fault": "429" | "500" | "503" | "overloaded" | "hang" | "malformed" |
-                        "wrong_shape" | "cut" | "huge" | "quota" | "context_length", with
+                        "wrong_shape" | "cut" | "huge" | "quota" | "context_length" |
+                        "unparsable" (llama.cpp's 500 for output its parser rejects), with
                         "times" (how many identical requests get the fault before the entry
                         answers normally; default: always) and "retry_after",
                "delay_ms": latency before answering,
@@ -65,6 +70,7 @@ class Conversation:
         self.reasoning_seen = []  # reasoning items handed back, by id or signature
         self.size = 0
         self.cached = 0           # prompt tokens reported as cache hits
+        self.tool_choice = "auto"  # "auto", "required" or "none", whatever the protocol
 
     @property
     def compacted(self):
@@ -87,7 +93,8 @@ def fill(template, conv):
                     .replace("{{tools}}", ",".join(sorted(conv.tools)) or "none")
                     .replace("{{last_user}}", conv.user_texts[-1] if conv.user_texts else "none")
                     .replace("{{reasoning_seen}}", ",".join(conv.reasoning_seen) or "none")
-                    .replace("{{turn}}", str(conv.turn)))
+                    .replace("{{turn}}", str(conv.turn))
+                    .replace("{{tool_choice}}", conv.tool_choice))
 
 
 def script_of(goal):
@@ -101,6 +108,26 @@ def script_of(goal):
     if not isinstance(script, list) or not script:
         return None, "scripted model: the script must be a non-empty JSON array"
     return script, None
+
+
+def read_tool_choice(body, conv, anthropic=False):
+    """The request's tool_choice, checked as the real servers check it (llama.cpp's server
+    takes only the strings; Anthropic's is an object). None, or the problem."""
+    choice = body.get("tool_choice")
+    if choice is None:
+        return None
+    if not conv.tools:
+        return "'tool_choice' is only allowed when 'tools' are specified"
+    if anthropic:
+        kind = choice.get("type") if isinstance(choice, dict) else None
+        if kind not in ("auto", "any", "none"):
+            return f"tool_choice: unsupported {choice!r}"
+        conv.tool_choice = {"any": "required"}.get(kind, kind)
+    elif choice in ("auto", "none", "required"):
+        conv.tool_choice = choice
+    else:
+        return f"tool_choice must be \"auto\", \"none\" or \"required\", not {json.dumps(choice)}"
+    return None
 
 
 def add_user_text(conv, text):
@@ -156,7 +183,7 @@ class Chat:
             if t.get("type") != "function" or not t.get("function", {}).get("name"):
                 return None, "each tool needs type 'function' and a function name"
             conv.tools.append(t["function"]["name"])
-        return conv, None
+        return conv, read_tool_choice(body, conv)
 
     @staticmethod
     def answer(model, conv, content, calls, reasoning):
@@ -228,7 +255,7 @@ class Responses(Chat):
             if t.get("type") != "function" or not t.get("name"):
                 return None, "each tool needs type 'function' and a name"
             conv.tools.append(t["name"])
-        return conv, None
+        return conv, read_tool_choice(body, conv)
 
     @staticmethod
     def answer(model, conv, content, calls, reasoning):
@@ -316,7 +343,7 @@ class Anthropic:
             if not t.get("name") or not isinstance(t.get("input_schema"), dict):
                 return None, "tools: each tool needs a name and an input_schema"
             conv.tools.append(t["name"])
-        return conv, None
+        return conv, read_tool_choice(body, conv, anthropic=True)
 
     @staticmethod
     def answer(model, conv, content, calls, reasoning):
@@ -455,14 +482,16 @@ class Handler(BaseHTTPRequestHandler):
         entry = script[min(conv.turn, len(script) - 1)]
         if conv.compacted and "if_compacted" in entry:
             entry = entry["if_compacted"]
+        entry = entry.get("if_tool_choice", {}).get(conv.tool_choice, entry)
         if entry.get("delay_ms"):
             time.sleep(entry["delay_ms"] / 1000)
         if entry.get("fault") and self.fault(entry, raw):
             return
         conv.cached = entry.get("cached_tokens", 0)
+        # "{{turn}}" in arguments makes each turn's call differ from the last.
         calls = [{"id": f"call_{conv.turn}_{i}", "name": c["name"],
-                  "arguments": c["arguments"] if isinstance(c.get("arguments"), str)
-                  else json.dumps(c.get("arguments", {}))}
+                  "arguments": (c["arguments"] if isinstance(c.get("arguments"), str)
+                                else json.dumps(c.get("arguments", {}))).replace("{{turn}}", str(conv.turn))}
                  for i, c in enumerate(entry.get("calls") or [])]
         content = entry.get("content")
         if "answer" in entry:
@@ -489,6 +518,9 @@ class Handler(BaseHTTPRequestHandler):
             self.error(529, "Overloaded", None, retry_after, "overloaded_error")
         elif fault in ("500", "502", "503"):
             self.error(int(fault), "The server had an error", None, retry_after)
+        elif fault == "unparsable":
+            self.error(500, "The model produced output that does not match the expected peg-native format",
+                       500, retry_after, "server_error")
         elif fault == "quota" and anthropic:
             self.error(400, "Your credit balance is too low to access the Anthropic API.")
         elif fault == "quota":

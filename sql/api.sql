@@ -173,7 +173,8 @@ CREATE FUNCTION submit(
     priority        int DEFAULT 0,
     run_after       timestamptz DEFAULT NULL,
     output_schema   jsonb DEFAULT NULL,
-    accept_if       text DEFAULT NULL
+    accept_if       text DEFAULT NULL,
+    require_tool_use boolean DEFAULT NULL
 ) RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, agent_loop SET plan_cache_mode = force_generic_plan
 AS $$
@@ -200,20 +201,22 @@ BEGIN
     -- 48-byte confirmation record) even for a row without one, which cannot conflict.
     IF submit.idempotency_key IS NULL THEN
         INSERT INTO agent_loop.tasks (goal, model, tools, max_steps, deadline, metadata,
-                                      token_budget, priority, run_after, output_schema, accept_if)
+                                      token_budget, priority, run_after, output_schema, accept_if,
+                                      require_tool_use)
         VALUES (submit.goal, chosen_model, array_cat(wanted_tools, '{}'), submit.max_steps,
                 now() + submit.timeout, coalesce(submit.metadata, '{}'), submit.token_budget,
                 coalesce(submit.priority, 0), coalesce(submit.run_after, now()),
-                submit.output_schema, submit.accept_if)
+                submit.output_schema, submit.accept_if, submit.require_tool_use)
         RETURNING id INTO task_id;
     ELSE
         INSERT INTO agent_loop.tasks (goal, model, tools, max_steps, deadline, metadata,
                                       token_budget, priority, run_after, output_schema, accept_if,
-                                      idempotency_key)
+                                      require_tool_use, idempotency_key)
         VALUES (submit.goal, chosen_model, array_cat(wanted_tools, '{}'), submit.max_steps,
                 now() + submit.timeout, coalesce(submit.metadata, '{}'), submit.token_budget,
                 coalesce(submit.priority, 0), coalesce(submit.run_after, now()),
-                submit.output_schema, submit.accept_if, submit.idempotency_key)
+                submit.output_schema, submit.accept_if, submit.require_tool_use,
+                submit.idempotency_key)
         ON CONFLICT (owner, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
         RETURNING id INTO task_id;
         IF task_id IS NULL THEN  -- the same key was submitted before: that task is the answer
@@ -233,7 +236,8 @@ COMMENT ON FUNCTION submit IS
     'output_schema (a JSON Schema) asks for a structured answer, validated and stored in '
     'result->''output''. accept_if is a boolean SQL expression over the answer ($1 text, $2 jsonb) '
     'and the database that must hold before the answer is accepted; a failed check goes back '
-    'to the model.';
+    'to the model. require_tool_use (default: true when tools are given) asks for an answer '
+    'that rests on data a tool returned.';
 
 -- ---------------------------------------------------------------------------------------------
 CREATE FUNCTION send(task_id bigint, message text) RETURNS bigint

@@ -146,6 +146,8 @@ CREATE TABLE tasks (
     metadata            jsonb NOT NULL DEFAULT '{}',
     output_schema       jsonb CHECK (jsonb_typeof(output_schema) = 'object'),
     accept_if           text,
+    -- NULL: required when the task has tools.
+    require_tool_use    boolean,
     parent_id           bigint,
     parent_call_id      text,
     goal                text NOT NULL CHECK (goal <> '')
@@ -222,6 +224,11 @@ COMMENT ON COLUMN tasks.output_schema IS
 COMMENT ON COLUMN tasks.accept_if IS
     'Boolean SQL expression a final answer must pass before it is accepted: $1 is the answer '
     'text, $2 the structured output (jsonb). Runs read-only with the owner''s privileges.';
+COMMENT ON COLUMN tasks.require_tool_use IS
+    'Whether a final answer must rest on what a tool returned: until a tool call has a result '
+    '(data or an error to report), the model is asked to call one (tool_choice "required") and '
+    'an answer given before is sent back; the third such answer fails the task '
+    '(answer_without_data). NULL means true when the task has tools.';
 COMMENT ON COLUMN tasks.parent_id IS
     'For a subtask: the task whose spawn_subtasks call started it (no foreign key: either may '
     'be pruned first).';
@@ -486,7 +493,8 @@ GRANT UPDATE (decision, reason) ON approvals TO PUBLIC;
 GRANT INSERT (task_id, message) ON guidance TO PUBLIC;
 -- Users create tasks only through the columns submit() sets; state columns are the worker's.
 GRANT INSERT (goal, model, tools, max_steps, token_budget, deadline, priority, run_after,
-              metadata, idempotency_key, output_schema, accept_if) ON tasks TO PUBLIC;
+              metadata, idempotency_key, output_schema, accept_if, require_tool_use)
+    ON tasks TO PUBLIC;
 GRANT UPDATE (cancel_requested_at) ON tasks TO PUBLIC;
 -- No table-level UPDATE, DELETE or TRUNCATE for PUBLIC anywhere: any of them lets a role
 -- LOCK TABLE in ACCESS EXCLUSIVE mode, which would stall the worker and every submit.

@@ -7,7 +7,7 @@
 use crate::items::Item;
 use crate::task::{Acceptance, Candidate, Failure, Limits, Outcome, Progress};
 use crate::vocab::{ModelError, ModelReply, ToolCallRequest};
-use crate::{reflection, schema};
+use crate::{guards, reflection, schema};
 
 /// What the worker must do next for a task.
 #[derive(Clone, Debug, PartialEq)]
@@ -21,6 +21,9 @@ pub enum Next {
     },
     /// The answer was not accepted: show the model why, then ask [`after_rejection`].
     Reject { detail: String },
+    /// The server could not parse the model's output: record the error and decide again,
+    /// with the `tool_choice` that [`guards::tool_choice`] picks after it. Not a step.
+    DecideAgain { error: ModelError },
     /// The task is over; reflect and record the outcome.
     Finish(Outcome),
 }
@@ -48,15 +51,21 @@ fn over_budget(limits: &Limits, progress: &Progress) -> Option<Outcome> {
 }
 
 /// The decide phase returned: the model answered (`Ok`) or every attempt failed (`Err`).
-/// `progress` must already count this step.
+/// `progress` must already count this step; `items` is the log before it.
 pub fn after_decide(
     limits: &Limits,
     acceptance: &Acceptance,
     progress: &Progress,
+    items: &[Item],
     reply: Result<&ModelReply, &ModelError>,
 ) -> Next {
     let reply = match reply {
         Ok(reply) => reply,
+        Err(error) if error.class == guards::UNPARSABLE && !guards::unparsable_again(items) => {
+            return Next::DecideAgain {
+                error: error.clone(),
+            }
+        }
         Err(error) => return Next::Finish(Outcome::Failed(Failure::Model(error.clone()))),
     };
     if !reply.tool_calls.is_empty() {
@@ -71,6 +80,16 @@ pub fn after_decide(
         Some(text) if !text.is_empty() => text.to_owned(),
         _ => return Next::Finish(Outcome::Failed(Failure::EmptyAnswer)),
     };
+    let again =
+        |reason: &str| guards::rejections(items, reason) >= guards::SAME_REJECTIONS_BEFORE_FAILING;
+    if acceptance.needs_data && !guards::has_data(items) {
+        if again(guards::NO_DATA_YET) {
+            return Next::Finish(Outcome::Failed(Failure::NoData));
+        }
+        return Next::Reject {
+            detail: guards::NO_DATA_YET.to_owned(),
+        };
+    }
     let output = match &acceptance.output_schema {
         Some(output_schema) => {
             let checked = schema::parse_answer(&answer)
@@ -78,9 +97,11 @@ pub fn after_decide(
             match checked {
                 Ok(value) => Some(value),
                 Err(detail) => {
-                    return Next::Reject {
-                        detail: format!("it does not match the required JSON Schema: {detail}"),
+                    let detail = format!("{} {detail}", guards::SCHEMA_MISMATCH);
+                    if again(guards::SCHEMA_MISMATCH) {
+                        return Next::Finish(Outcome::Failed(Failure::SchemaMismatch { detail }));
                     }
+                    return Next::Reject { detail };
                 }
             }
         }
@@ -231,6 +252,7 @@ mod tests {
             &Limits::steps(3),
             &Acceptance::default(),
             &Progress::default(),
+            &[],
             Ok(&reply(Some(" 42 "), 0)),
         );
         assert_eq!(
@@ -248,6 +270,7 @@ mod tests {
             &Limits::steps(3),
             &Acceptance::default(),
             &Progress::default(),
+            &[],
             Ok(&reply(Some("thinking"), 2)),
         );
         match next {
@@ -262,6 +285,7 @@ mod tests {
             &Limits::steps(3),
             &Acceptance::default(),
             &Progress::default(),
+            &[],
             Ok(&reply(Some("  "), 0)),
         );
         assert_eq!(next, Next::Finish(Outcome::Failed(Failure::EmptyAnswer)));
@@ -274,6 +298,7 @@ mod tests {
             &Limits::steps(3),
             &Acceptance::default(),
             &Progress::default(),
+            &[],
             Err(&err),
         ) else {
             panic!()
@@ -353,13 +378,14 @@ mod tests {
     fn structured_output_is_parsed_and_a_mismatch_goes_back_to_the_model() {
         let acceptance = Acceptance {
             output_schema: Some(serde_json::json!({"type": "object", "required": ["n"]})),
-            accept_if: None,
+            ..Acceptance::default()
         };
         let p = Progress::default();
         let next = after_decide(
             &Limits::steps(3),
             &acceptance,
             &p,
+            &[],
             Ok(&reply(Some("{\"n\": 1}"), 0)),
         );
         let Next::Finish(Outcome::Succeeded(c)) = next else {
@@ -370,6 +396,7 @@ mod tests {
             &Limits::steps(3),
             &acceptance,
             &p,
+            &[],
             Ok(&reply(Some("{}"), 0)),
         );
         assert!(
@@ -381,8 +408,8 @@ mod tests {
     #[test]
     fn a_checked_task_verifies_before_it_succeeds_and_fails_when_steps_run_out() {
         let acceptance = Acceptance {
-            output_schema: None,
             accept_if: Some("$1 = '8'".into()),
+            ..Acceptance::default()
         };
         let mut p = Progress {
             steps_done: 1,
@@ -391,7 +418,13 @@ mod tests {
         let Next::Verify {
             candidate,
             accept_if,
-        } = after_decide(&Limits::steps(2), &acceptance, &p, Ok(&reply(Some("7"), 0)))
+        } = after_decide(
+            &Limits::steps(2),
+            &acceptance,
+            &p,
+            &[],
+            Ok(&reply(Some("7"), 0)),
+        )
         else {
             panic!()
         };

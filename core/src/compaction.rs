@@ -183,8 +183,14 @@ mod tests {
             covers,
             summary: summary.clone(),
         });
-        let before = estimate_tokens(&build_prompt("s", &items[..items.len() - 1], vec![], None));
-        let after = estimate_tokens(&build_prompt("s", &items, vec![], None));
+        let before = estimate_tokens(&build_prompt(
+            "s",
+            &items[..items.len() - 1],
+            vec![],
+            None,
+            false,
+        ));
+        let after = estimate_tokens(&build_prompt("s", &items, vec![], None, false));
         assert!(after < before, "{after} < {before}");
         // Nothing new to cover: no second compaction.
         assert_eq!(plan(&items, 800, 1000), None);

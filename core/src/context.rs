@@ -2,6 +2,7 @@
 
 use serde_json::Value;
 
+use crate::guards;
 use crate::items::Item;
 use crate::vocab::{Message, Prompt, Reasoning, ToolCallRequest, ToolSpec};
 
@@ -11,11 +12,14 @@ use crate::vocab::{Message, Prompt, Reasoning, ToolCallRequest, ToolSpec};
 /// sent to a running task, a rejected answer and a revised plan reach the model as user
 /// messages. Errors and end-of-task reflections are for people reading the trace, not for the
 /// model. The latest compaction stands in for the items it covers; the goal always stays.
+/// `needs_data` (the task's `require_tool_use`) and the log set the `tool_choice`
+/// ([`guards::tool_choice`]).
 pub fn build_prompt(
     instructions: &str,
     items: &[Item],
     tools: Vec<ToolSpec>,
     output_schema: Option<Value>,
+    needs_data: bool,
 ) -> Prompt {
     let mut builder = Builder {
         messages: vec![Message::System(instructions.to_owned())],
@@ -40,6 +44,7 @@ pub fn build_prompt(
     builder.flush();
     Prompt {
         messages: builder.messages,
+        tool_choice: guards::tool_choice(items, needs_data),
         tools,
         output_schema,
     }
@@ -190,7 +195,7 @@ mod tests {
                 text: "done".into(),
             },
         ];
-        let prompt = build_prompt("be brief", &items, vec![], None);
+        let prompt = build_prompt("be brief", &items, vec![], None, false);
         let m = &prompt.messages;
         assert_eq!(m.len(), 6, "{m:#?}");
         assert_eq!(
@@ -224,7 +229,7 @@ mod tests {
             call("b"),
             result("b"),
         ];
-        let prompt = build_prompt("s", &items, vec![], None);
+        let prompt = build_prompt("s", &items, vec![], None, false);
         assert_eq!(prompt.messages.len(), 6);
         assert_eq!(prompt.messages[0], Message::System("s".into()));
     }
@@ -259,7 +264,7 @@ mod tests {
                 lesson: "count again".into(),
             },
         ];
-        let m = build_prompt("s", &items, vec![], None).messages;
+        let m = build_prompt("s", &items, vec![], None, false).messages;
         assert_eq!(m.len(), 8, "{m:#?}");
         assert!(
             matches!(&m[2], Message::Assistant { reasoning, tool_calls, .. }
@@ -293,7 +298,7 @@ mod tests {
                 text: "done".into(),
             },
         ];
-        let m = build_prompt("s", &items, vec![], None).messages;
+        let m = build_prompt("s", &items, vec![], None, false).messages;
         assert_eq!(m.len(), 6, "{m:#?}");
         assert_eq!(m[1], Message::User("g".into()));
         assert!(matches!(&m[2], Message::User(t) if t.starts_with(COMPACTION_PREFIX)));

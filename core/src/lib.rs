@@ -12,6 +12,7 @@ pub mod agent;
 pub mod compaction;
 pub mod context;
 pub mod faults;
+pub mod guards;
 pub mod items;
 pub mod lifecycle;
 pub mod model;

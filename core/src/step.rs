@@ -5,9 +5,10 @@
 
 use crate::accounting::Prices;
 use crate::agent::{self, Next};
+use crate::guards;
 use crate::items::{Item, Phase, REVISED_PLAN};
 use crate::lifecycle::TaskStatus;
-use crate::task::{Acceptance, Candidate, Limits, Outcome, Progress};
+use crate::task::{Acceptance, Candidate, Failure, Limits, Outcome, Progress};
 use crate::tools::Builtin;
 use crate::vocab::{CallOutcome, ToolCallRequest};
 
@@ -34,6 +35,9 @@ pub enum Disposition {
     AwaitApproval,
     /// spawn_subtasks: start subtasks, the task parks until they end.
     SpawnSubtasks,
+    /// The same call, with the same arguments, as an earlier one: not run again; its result
+    /// says so (`guards::repeated_call_output`), and the next answer must be text.
+    Repeated,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -52,6 +56,9 @@ pub enum Then {
     Rejected { end: Option<Outcome> },
     /// Carry out these calls, in order, then ask [`after_calls`].
     Calls(Vec<PlannedCall>),
+    /// The model's output could not be parsed (the error is among the step's rows): decide
+    /// again, with another `tool_choice`.
+    DecideAgain,
 }
 
 /// Everything one step does.
@@ -77,6 +84,8 @@ pub struct TaskState<'a> {
     pub limits: &'a Limits,
     pub acceptance: &'a Acceptance,
     pub progress: &'a Progress,
+    /// The log before this step.
+    pub items: &'a [Item],
     /// Whether a tool of the task needs approval; `None` for a name that is not its tool.
     pub needs_approval: &'a dyn Fn(&str) -> Option<bool>,
 }
@@ -118,6 +127,7 @@ pub fn plan(
         task.limits,
         task.acceptance,
         &progress,
+        task.items,
         call.result.as_ref(),
     );
     let (row, then) = settle(task, &progress, next, &mut rows, &mut check);
@@ -143,6 +153,14 @@ fn settle(
 ) -> (RowWrite, Then) {
     match next {
         Next::Finish(outcome) => (RowWrite::Finish, Then::End(outcome)),
+        Next::DecideAgain { error } => {
+            rows.push(Item::Error {
+                phase: Phase::Decide,
+                class: error.class.as_str().into(),
+                message: error.to_string(),
+            });
+            (RowWrite::Lock, Then::DecideAgain)
+        }
         Next::Reject { detail } => {
             let end = agent::after_rejection(task.limits, progress, &detail);
             rows.push(Item::Verification {
@@ -152,10 +170,26 @@ fn settle(
             (RowWrite::Lock, Then::Rejected { end })
         }
         Next::RunTools(calls) => {
-            let calls = calls
-                .into_iter()
-                .map(|call| PlannedCall {
-                    disposition: disposition(task, &call.name),
+            let repeats: Vec<usize> = (calls.iter())
+                .map(|call| guards::earlier_identical(task.items, call))
+                .collect();
+            if let Some(i) = repeats
+                .iter()
+                .position(|&n| n >= guards::REPEATS_BEFORE_FAILING)
+            {
+                let tool = calls[i].name.clone();
+                return (
+                    RowWrite::Finish,
+                    Then::End(Outcome::Failed(Failure::RepeatedCall { tool })),
+                );
+            }
+            let calls = (calls.into_iter().zip(repeats))
+                .map(|(call, repeats)| PlannedCall {
+                    disposition: if repeats > 0 {
+                        Disposition::Repeated
+                    } else {
+                        disposition(task, &call.name)
+                    },
                     call,
                 })
                 .collect();
@@ -283,11 +317,21 @@ mod tests {
     }
 
     fn plan_for(call: &CallOutcome, acceptance: &Acceptance, max_steps: i32) -> StepPlan {
+        plan_after(&[], call, acceptance, max_steps)
+    }
+
+    fn plan_after(
+        items: &[Item],
+        call: &CallOutcome,
+        acceptance: &Acceptance,
+        max_steps: i32,
+    ) -> StepPlan {
         let limits = Limits::steps(max_steps);
         let task = TaskState {
             limits: &limits,
             acceptance,
             progress: &Progress::default(),
+            items,
             needs_approval: &tools,
         };
         plan(&task, call, None, |_, c| match c.answer.as_str() {
@@ -381,6 +425,73 @@ mod tests {
         assert!(matches!(
             accepted.rows.last(),
             Some(Item::Verification { passed: true, .. })
+        ));
+    }
+
+    #[test]
+    fn a_repeated_call_is_not_run_and_its_second_repeat_ends_the_task() {
+        let first = answer(None, &["sql_query"]);
+        let asked = first.result.as_ref().unwrap().tool_calls[0].clone();
+        let mut items = vec![Item::tool_call(&asked)];
+        let mut again = answer(None, &["sql_query"]);
+        again.result.as_mut().unwrap().tool_calls[0].call_id = "c9".into();
+        let Then::Calls(calls) = plan_after(&items, &again, &Acceptance::default(), 5).then else {
+            panic!("calls planned")
+        };
+        assert_eq!(calls[0].disposition, Disposition::Repeated);
+        items.push(Item::tool_call(&calls[0].call));
+        again.result.as_mut().unwrap().tool_calls[0].call_id = "c10".into();
+        let plan = plan_after(&items, &again, &Acceptance::default(), 5);
+        assert_eq!(plan.row, RowWrite::Finish);
+        assert_eq!(
+            plan.then,
+            Then::End(Outcome::Failed(Failure::RepeatedCall {
+                tool: "sql_query".into()
+            }))
+        );
+    }
+
+    #[test]
+    fn an_answer_from_nothing_is_sent_back_then_fails_the_task() {
+        let needs_data = Acceptance {
+            needs_data: true,
+            ..Acceptance::default()
+        };
+        let mut items = Vec::new();
+        for _ in 0..guards::SAME_REJECTIONS_BEFORE_FAILING {
+            let plan = plan_after(&items, &answer(Some("made up"), &[]), &needs_data, 9);
+            assert_eq!(plan.then, Then::Rejected { end: None });
+            items.extend(plan.rows);
+        }
+        let plan = plan_after(&items, &answer(Some("made up"), &[]), &needs_data, 9);
+        assert_eq!(plan.then, Then::End(Outcome::Failed(Failure::NoData)));
+        items.push(Item::ToolResult {
+            call_id: "c0".into(),
+            name: "sql_query".into(),
+            output: "[{\"n\": 3}]".into(),
+            is_error: false,
+        });
+        let plan = plan_after(&items, &answer(Some("3"), &[]), &needs_data, 9);
+        assert!(matches!(plan.then, Then::End(Outcome::Succeeded(_))));
+    }
+
+    #[test]
+    fn unparsable_output_decides_again_once_without_using_a_step() {
+        let unparsable = CallOutcome {
+            result: Err(ModelError::new(ErrorClass::UnparsableOutput, "HTTP 500")),
+            failed_attempts: vec![],
+            latency: Duration::ZERO,
+        };
+        let plan = plan_for(&unparsable, &Acceptance::default(), 5);
+        assert_eq!((plan.row, &plan.then), (RowWrite::Lock, &Then::DecideAgain));
+        assert_eq!(plan.progress.steps_done, 0);
+        let again = plan_after(&plan.rows, &unparsable, &Acceptance::default(), 5);
+        assert!(matches!(
+            again.then,
+            Then::End(Outcome::Failed(Failure::Model(ModelError {
+                class: ErrorClass::UnparsableOutput,
+                ..
+            })))
         ));
     }
 

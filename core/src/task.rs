@@ -34,6 +34,9 @@ pub struct Acceptance {
     pub output_schema: Option<Value>,
     /// A boolean SQL expression the worker runs on the answer (`accept_if`).
     pub accept_if: Option<String>,
+    /// The answer must rest on a tool's result (`require_tool_use`): an answer given before
+    /// any tool call has one is sent back (see `guards`).
+    pub needs_data: bool,
 }
 
 /// A final answer waiting to be accepted.
@@ -77,6 +80,16 @@ pub enum Failure {
     AnswerRejected {
         detail: String,
     },
+    /// The model kept answering without data from a tool, though the task needs it.
+    NoData,
+    /// The model kept answering in a shape its `output_schema` does not allow.
+    SchemaMismatch {
+        detail: String,
+    },
+    /// The model kept making a call it had made before, with the same arguments.
+    RepeatedCall {
+        tool: String,
+    },
     Internal(String),
 }
 
@@ -89,6 +102,9 @@ impl Failure {
             Failure::Model(e) => format!("model_{}", e.class.as_str()),
             Failure::EmptyAnswer => "model_empty_answer".into(),
             Failure::AnswerRejected { .. } => "answer_rejected".into(),
+            Failure::NoData => "answer_without_data".into(),
+            Failure::SchemaMismatch { .. } => "answer_schema_mismatch".into(),
+            Failure::RepeatedCall { .. } => "repeated_tool_call".into(),
             Failure::Internal(_) => "internal_error".into(),
         }
     }
@@ -97,7 +113,9 @@ impl Failure {
     pub fn phase(&self) -> Phase {
         match self {
             Failure::MaxSteps { .. } | Failure::Internal(_) => Phase::Act,
-            Failure::AnswerRejected { .. } => Phase::Verify,
+            Failure::AnswerRejected { .. } | Failure::NoData | Failure::SchemaMismatch { .. } => {
+                Phase::Verify
+            }
             _ => Phase::Decide,
         }
     }
@@ -116,6 +134,18 @@ impl Failure {
             Failure::AnswerRejected { detail } => {
                 format!("the task used all its steps; its last answer was not accepted: {detail}")
             }
+            Failure::NoData => format!(
+                "the model answered without data from a tool {} times; the task needs it",
+                crate::guards::SAME_REJECTIONS_BEFORE_FAILING + 1
+            ),
+            Failure::SchemaMismatch { detail } => format!(
+                "the model's answer did not match output_schema {} times; the last: {detail}",
+                crate::guards::SAME_REJECTIONS_BEFORE_FAILING + 1
+            ),
+            Failure::RepeatedCall { tool } => format!(
+                "the model called {tool} with the same arguments {} times",
+                crate::guards::REPEATS_BEFORE_FAILING + 1
+            ),
             Failure::Internal(m) => m.clone(),
         }
     }

@@ -78,6 +78,10 @@ pub enum ErrorClass {
     Auth,
     /// Any other 4xx: the request itself is wrong.
     BadRequest,
+    /// The server could not parse its own model's output (llama.cpp's server answers 500
+    /// when a tool call does not match its format). Sent again unchanged, the same prompt
+    /// gets the same output, so it is not retried as it is; see `guards::tool_choice`.
+    UnparsableOutput,
     /// The helper thread panicked.
     Internal,
 }
@@ -94,6 +98,7 @@ impl ErrorClass {
             ErrorClass::Quota => "quota",
             ErrorClass::Auth => "auth",
             ErrorClass::BadRequest => "bad_request",
+            ErrorClass::UnparsableOutput => "unparsable_output",
             ErrorClass::Internal => "internal",
         }
     }
@@ -168,10 +173,24 @@ pub enum Message {
     },
 }
 
+/// Whether the model may, must or must not call a tool in its next answer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum ToolChoice {
+    /// The model decides (no `tool_choice` is sent).
+    #[default]
+    Auto,
+    /// It must call one: the answer needs data it has not fetched yet.
+    Required,
+    /// It must answer in text: it has what it needs, or it is repeating itself.
+    None,
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct Prompt {
     pub messages: Vec<Message>,
     pub tools: Vec<ToolSpec>,
+    /// Sent only when tools are offered.
+    pub tool_choice: ToolChoice,
     /// JSON Schema the final answer must match, when the task asked for structured output.
     pub output_schema: Option<Value>,
 }
@@ -213,6 +232,7 @@ mod tests {
             ErrorClass::Quota,
             ErrorClass::Auth,
             ErrorClass::BadRequest,
+            ErrorClass::UnparsableOutput,
             ErrorClass::Internal,
         ] {
             assert!(!class.retryable(), "{class:?}");

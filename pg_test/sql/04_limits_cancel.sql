@@ -1,14 +1,25 @@
 -- Limits end a task with a clear status; cancel stops it before its next step.
 \set VERBOSITY terse
 \set SHOW_CONTEXT never
--- max_steps: a model that never stops calling tools.
-SELECT agent_loop.submit($$Loop forever. SCRIPT: [{"calls": [{"name": "refund_total", "arguments": {}}]}]$$,
-       model => 'scripted', tools => '{refund_total}', max_steps => 3) AS id \gset
+-- max_steps: a model that never stops calling tools (each call a new one).
+SELECT agent_loop.submit($$Loop forever. SCRIPT: [{"calls": [{"name": "sql_query", "arguments": {"query": "SELECT {{turn}}"}}]}]$$,
+       model => 'scripted', tools => '{sql_query}', max_steps => 3) AS id \gset
 SELECT status, error_code, error_message, steps_done FROM agent_loop.wait(:id, '30 seconds');
 SELECT count(*) FILTER (WHERE kind = 'tool_call') AS calls,
        count(*) FILTER (WHERE kind = 'tool_result') AS results
   FROM agent_loop.steps WHERE task_id = :id;
 SELECT n, phase, kind, summary FROM agent_loop.trace(:id) WHERE phase IN ('act', 'reflect') AND kind <> 'tool_result';
+-- The same call with the same arguments again: not run, the model is told so and must
+-- answer in text (tool_choice "none"); a third time ends the task.
+SELECT agent_loop.submit($$Loop on one call. SCRIPT: [{"calls": [{"name": "refund_total", "arguments": {}}]}]$$,
+       model => 'scripted', tools => '{refund_total}', max_steps => 5) AS id \gset
+SELECT status, error_code, error_message, steps_done FROM agent_loop.wait(:id, '30 seconds');
+SELECT n, turn, kind, summary FROM agent_loop.trace(:id) WHERE kind IN ('tool_call', 'tool_result', 'error');
+-- Told once, a model that answers gets through; what it was asked for is in the answer.
+SELECT agent_loop.submit($$Repeat once. SCRIPT: [{"calls": [{"name": "refund_total", "arguments": {}}]},
+  {"calls": [{"name": "refund_total", "arguments": {}}]}, {"answer": "tool_choice={{tool_choice}}: {{last_tool_result}}"}]$$,
+       model => 'scripted', tools => '{refund_total}') AS id \gset
+SELECT status, result->>'answer' AS answer, steps_done FROM agent_loop.wait(:id, '30 seconds');
 
 -- A token budget.
 SELECT agent_loop.submit($$Spend. SCRIPT: [{"calls": [{"name": "refund_total", "arguments": {}}]}]$$,

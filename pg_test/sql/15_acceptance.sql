@@ -106,7 +106,7 @@ SELECT status, result->>'answer' AS answer FROM agent_loop.wait(:id, '30 seconds
 -- in steps. The scripted model repeats its call until it sees the summary, then answers.
 SELECT agent_loop.add_model('small', :'model_url', 'scripted', context_window => 600);
 SELECT agent_loop.submit($$Long task. SCRIPT: [
-  {"calls": [{"name": "sql_query", "arguments": {"query": "select g, repeat('x', 60) from generate_series(1, 5) g"}}],
+  {"calls": [{"name": "sql_query", "arguments": {"query": "select g, repeat('x', 60), {{turn}} AS turn from generate_series(1, 5) g"}}],
    "if_compacted": {"answer": "compacted: {{turn}} turns verbatim; the summary: {{last_user}}"}}]$$,
   model => 'small', tools => '{sql_query}') AS id \gset
 SELECT status, left(result->>'answer', 110) AS answer FROM agent_loop.wait(:id, '30 seconds');

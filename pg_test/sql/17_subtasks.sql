@@ -3,7 +3,8 @@
 \set SHOW_CONTEXT never
 
 -- Three subtasks, run in parallel as alice with the parent's model, tools (but
--- spawn_subtasks) and limits; one of them fails. The parent's model reads each outcome.
+-- spawn_subtasks), limits and require_tool_use (here off: "Say hi" needs no data); one of
+-- them fails. The parent's model reads each outcome.
 SET ROLE alice;
 SELECT agent_loop.submit($$Split it. SCRIPT: [
   {"calls": [{"name": "spawn_subtasks", "arguments": {"goals": [
@@ -11,10 +12,11 @@ SELECT agent_loop.submit($$Split it. SCRIPT: [
      "Say hi. SCRIPT: [{\"answer\": \"hi\"}]",
      "A goal the scripted model cannot read"]}}]},
   {"answer": "Combined: {{last_tool_result}}"}]$$,
-  model => 'scripted', tools => '{refund_total,spawn_subtasks}', max_steps => 4) AS id \gset
+  model => 'scripted', tools => '{refund_total,spawn_subtasks}', max_steps => 4,
+  require_tool_use => false) AS id \gset
 SELECT await_status(:id, 'waiting_subtasks') AS parent_waits;
 SELECT lease_worker IS NULL AS no_worker FROM agent_loop.tasks WHERE id = :id;
-SELECT owner, model, tools, max_steps, parent_call_id, left(goal, 14) AS goal
+SELECT owner, model, tools, max_steps, require_tool_use, parent_call_id, left(goal, 14) AS goal
   FROM agent_loop.tasks WHERE parent_id = :id ORDER BY id;
 SELECT status, steps_done FROM agent_loop.wait(:id, '30 seconds');
 SELECT status, error_code, left(goal, 14) AS goal FROM agent_loop.tasks WHERE parent_id = :id ORDER BY id;

@@ -44,6 +44,8 @@ pub struct ClaimedTask {
     /// its own task, not the claim of every task with it.
     pub output_schema: Option<String>,
     pub accept_if: Option<String>,
+    /// `require_tool_use`, resolved: true when NULL and the task has tools.
+    pub needs_data: bool,
     pub guidance_pending: bool,
     /// Whether it has a log to resume from (a fresh task has none to load).
     pub has_log: bool,
@@ -264,6 +266,7 @@ impl Store {
                     },
                     output_schema: row.get_by_name("output_schema")?,
                     accept_if: row.get_by_name("accept_if")?,
+                    needs_data: row.get_by_name("needs_data")?.unwrap_or(false),
                     guidance_pending: row.get_by_name("guidance_pending")?.unwrap_or(false),
                     has_log: row.get_by_name("has_log")?.unwrap_or(true),
                 });

@@ -128,6 +128,7 @@ pub static CLAIM: Sql = Sql {
                   t.token_budget, extract(epoch FROM t.deadline)::float8 AS deadline_epoch,
                   t.attempts, t.steps_done, t.input_tokens, t.cached_tokens, t.output_tokens,
                   t.reasoning_tokens, t.output_schema::text AS output_schema, t.accept_if,
+                  coalesce(t.require_tool_use, t.tools <> '{}') AS needs_data,
                   t.cost::float8 AS cost,
                   EXISTS (SELECT FROM agent_loop.guidance g WHERE g.task_id = t.id)
                       AS guidance_pending,
@@ -368,9 +369,9 @@ pub static PARK: Sql = Sql {
 pub static SPAWN: Sql = Sql {
     text: "INSERT INTO agent_loop.tasks
                   (owner, goal, model, tools, max_steps, token_budget, deadline, priority,
-                   parent_id, parent_call_id)
+                   require_tool_use, parent_id, parent_call_id)
            SELECT p.owner, g.goal, p.model, array_remove(p.tools, 'spawn_subtasks'), p.max_steps,
-                  p.token_budget, p.deadline, p.priority, p.id, $2
+                  p.token_budget, p.deadline, p.priority, p.require_tool_use, p.id, $2
              FROM agent_loop.tasks p, unnest($3::text[]) WITH ORDINALITY g(goal, i)
             WHERE p.id = $1
             ORDER BY g.i",

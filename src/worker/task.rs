@@ -17,7 +17,7 @@ use agent_loop_core::step::{self, AfterCalls, Disposition, PlannedCall, RowWrite
 use agent_loop_core::task::{Acceptance, Failure, Limits, Outcome, Progress};
 use agent_loop_core::tools::Builtin;
 use agent_loop_core::vocab::{CallOutcome, Prompt, ToolCallRequest, ToolSpec};
-use agent_loop_core::{reflection, subtasks};
+use agent_loop_core::{guards, reflection, subtasks};
 use pgrx::pg_sys;
 use pgrx::spi::SpiResult;
 use serde_json::json;
@@ -95,6 +95,7 @@ impl Task {
             acceptance: Acceptance {
                 output_schema,
                 accept_if: claimed.accept_if,
+                needs_data: claimed.needs_data,
             },
             progress: claimed.progress,
             items,
@@ -121,6 +122,7 @@ impl Task {
             &self.items,
             self.tool_specs(),
             self.acceptance.output_schema.clone(),
+            self.acceptance.needs_data,
         )
     }
 
@@ -196,6 +198,7 @@ impl Task {
             limits: &self.limits,
             acceptance: &self.acceptance,
             progress: &self.progress,
+            items: &self.items,
             needs_approval: &needs_approval,
         };
         // The answer's check runs read-only, as the owner; it needs no lock.
@@ -237,7 +240,7 @@ impl Task {
         }
         let outcome = match &plan.then {
             Then::End(outcome) | Then::Rejected { end: Some(outcome) } => outcome.clone(),
-            Then::Rejected { end: None } => {
+            Then::Rejected { end: None } | Then::DecideAgain => {
                 return self.continue_loop(store, context, &plan, locked)
             }
             Then::Calls(calls) => match self.carry_out(store, calls, &attribution)? {
@@ -297,6 +300,10 @@ impl Task {
                     spawned |= self.spawn(store, &planned.call, attribution.turn)?
                 }
                 Disposition::Run => self.run_tool(store, &planned.call, attribution)?,
+                Disposition::Repeated => {
+                    let output = guards::repeated_call_output(&planned.call.name);
+                    self.record_result(store, attribution.turn, &planned.call, output, true, None)?
+                }
             }
         }
         let follows = step::after_calls(&self.limits, &self.progress, awaiting_approval, spawned);

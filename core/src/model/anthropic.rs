@@ -10,7 +10,8 @@ use super::wire::{
     HttpResponse, Provider,
 };
 use crate::vocab::{
-    ErrorClass, Message, ModelError, ModelReply, Prompt, Reasoning, ToolCallRequest, Usage,
+    ErrorClass, Message, ModelError, ModelReply, Prompt, Reasoning, ToolCallRequest, ToolChoice,
+    Usage,
 };
 
 /// This wire format, as the registry lists it.
@@ -97,6 +98,11 @@ pub fn build_request(endpoint: &Endpoint<'_>, prompt: &Prompt) -> HttpRequest {
             .map(|t| json!({"name": t.name, "description": t.description, "input_schema": t.parameters}))
             .collect();
         owned.push(("tools", Value::Array(tools)));
+        match prompt.tool_choice {
+            ToolChoice::Auto => {}
+            ToolChoice::Required => owned.push(("tool_choice", json!({"type": "any"}))),
+            ToolChoice::None => owned.push(("tool_choice", json!({"type": "none"}))),
+        }
     }
     let mut headers = vec![
         ("Content-Type".to_owned(), "application/json".to_owned()),
@@ -257,6 +263,7 @@ mod tests {
                 description: "d".into(),
                 parameters: json!({"type": "object"}),
             }],
+            tool_choice: ToolChoice::Required,
             output_schema: Some(json!({"type": "integer"})),
         };
         let options = json!({"max_tokens": 100});
@@ -295,6 +302,7 @@ mod tests {
         assert_eq!(user, ["tool_result", "tool_result", "text"]);
         assert_eq!(m[2]["content"][1]["is_error"], true);
         assert_eq!(body["tools"][0]["input_schema"], json!({"type": "object"}));
+        assert_eq!(body["tool_choice"], json!({"type": "any"}));
     }
 
     #[test]

@@ -7,7 +7,7 @@ use super::openai_error;
 use super::wire::{
     array_in, bad_response, json_body, request_body, Endpoint, HttpRequest, HttpResponse, Provider,
 };
-use crate::vocab::{Message, ModelError, ModelReply, Prompt, ToolCallRequest, Usage};
+use crate::vocab::{Message, ModelError, ModelReply, Prompt, ToolCallRequest, ToolChoice, Usage};
 
 /// This wire format, as the registry lists it.
 pub const PROVIDER: Provider = Provider {
@@ -34,6 +34,11 @@ pub fn build_request(endpoint: &Endpoint<'_>, prompt: &Prompt) -> HttpRequest {
             })
             .collect();
         owned.push(("tools", Value::Array(tools)));
+        match prompt.tool_choice {
+            ToolChoice::Auto => {}
+            ToolChoice::Required => owned.push(("tool_choice", json!("required"))),
+            ToolChoice::None => owned.push(("tool_choice", json!("none"))),
+        }
     }
     if let Some(schema) = &prompt.output_schema {
         owned.push((
@@ -202,6 +207,7 @@ mod tests {
                 description: "d".into(),
                 parameters: json!({"type": "object"}),
             }],
+            tool_choice: ToolChoice::Required,
             output_schema: Some(json!({"type": "object"})),
         };
         let options = json!({"temperature": 0, "model": "ignored"});
@@ -227,6 +233,7 @@ mod tests {
         );
         assert_eq!(body["messages"][3]["tool_call_id"], "c1");
         assert_eq!(body["tools"][0]["function"]["name"], "f");
+        assert_eq!(body["tool_choice"], "required");
         assert_eq!(body["response_format"]["type"], "json_schema");
     }
 

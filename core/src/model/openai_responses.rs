@@ -11,7 +11,8 @@ use super::wire::{
     array_in, bad_response, json_body, request_body, Endpoint, HttpRequest, HttpResponse, Provider,
 };
 use crate::vocab::{
-    ErrorClass, Message, ModelError, ModelReply, Prompt, Reasoning, ToolCallRequest, Usage,
+    ErrorClass, Message, ModelError, ModelReply, Prompt, Reasoning, ToolCallRequest, ToolChoice,
+    Usage,
 };
 
 /// This wire format, as the registry lists it.
@@ -75,6 +76,11 @@ pub fn build_request(endpoint: &Endpoint<'_>, prompt: &Prompt) -> HttpRequest {
             })
             .collect();
         owned.push(("tools", Value::Array(tools)));
+        match prompt.tool_choice {
+            ToolChoice::Auto => {}
+            ToolChoice::Required => owned.push(("tool_choice", json!("required"))),
+            ToolChoice::None => owned.push(("tool_choice", json!("none"))),
+        }
     }
     if let Some(schema) = &prompt.output_schema {
         owned.push((
@@ -231,6 +237,7 @@ mod tests {
                 description: "d".into(),
                 parameters: json!({"type": "object"}),
             }],
+            tool_choice: ToolChoice::Required,
             output_schema: None,
         };
         let options = json!({"store": true, "input": "ignored"});
@@ -265,6 +272,7 @@ mod tests {
         );
         assert_eq!(body["input"][1]["encrypted_content"], "e");
         assert_eq!(body["tools"][0]["name"], "f");
+        assert_eq!(body["tool_choice"], "required");
     }
 
     #[test]

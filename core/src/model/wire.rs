@@ -82,9 +82,13 @@ pub fn array_in<'a>(
         })
 }
 
+/// How llama.cpp's server says that its model's output did not match the tool-call format it
+/// parses (HTTP 500, in every wire format it speaks).
+pub const UNPARSABLE_OUTPUT: &str = "model produced output that does not match the expected";
+
 /// A non-2xx answer as an error: `class`, or else what the status alone says (429 and 529
-/// rate limiting, 401/403 auth, 408/409/5xx server trouble, any other a bad request), with the
-/// server's Retry-After.
+/// rate limiting, 401/403 auth, a 500 for unparsable output, 408/409/5xx server trouble, any
+/// other a bad request), with the server's Retry-After.
 pub fn http_error(
     response: &HttpResponse,
     class: Option<ErrorClass>,
@@ -93,6 +97,7 @@ pub fn http_error(
     let class = class.unwrap_or(match response.status {
         429 | 529 => ErrorClass::RateLimited,
         401 | 403 => ErrorClass::Auth,
+        500 if message.contains(UNPARSABLE_OUTPUT) => ErrorClass::UnparsableOutput,
         408 | 409 | 500..=599 => ErrorClass::Server,
         _ => ErrorClass::BadRequest,
     });

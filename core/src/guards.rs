@@ -1,0 +1,246 @@
+//! What the loop does about the ways a real model goes wrong: an answer made up without
+//! calling a tool, the same call again and again, output its server could not parse, an
+//! answer that ignores the schema. Each has one defined response — feedback, a changed
+//! `tool_choice` for the next decide, a bounded retry — and then a failure code of its own,
+//! never a silent loop until `max_steps`. Every rule reads the log, so a resumed task keeps
+//! to it.
+
+use serde_json::Value;
+
+use crate::items::Item;
+use crate::vocab::{ErrorClass, ToolCallRequest, ToolChoice};
+
+/// The detail of a rejected answer that came before any tool had returned data.
+pub const NO_DATA_YET: &str = "you answered without calling any tool, but this task needs data \
+     from its tools. Call a tool first, then answer from its result.";
+
+/// After this many answers rejected for the same reason (no data, the schema), the next one
+/// ends the task instead of being sent back again.
+pub const SAME_REJECTIONS_BEFORE_FAILING: usize = 2;
+
+/// Whether a tool call of the task has a result: data, or an error the answer can report.
+/// (An answer after failed calls is the model's to word; one with no call at all rests on
+/// nothing.)
+pub fn has_data(items: &[Item]) -> bool {
+    items.iter().any(|i| matches!(i, Item::ToolResult { .. }))
+}
+
+/// How many answers of the task were rejected for a reason starting with `reason` (e.g.
+/// [`NO_DATA_YET`], or [`SCHEMA_MISMATCH`]).
+pub fn rejections(items: &[Item], reason: &str) -> usize {
+    items
+        .iter()
+        .filter(|i| matches!(i, Item::Verification { passed: false, detail } if detail.starts_with(reason)))
+        .count()
+}
+
+/// How the detail of an answer rejected by the task's `output_schema` begins.
+pub const SCHEMA_MISMATCH: &str = "it does not match the required JSON Schema:";
+
+/// A call's identity for repeat detection: its name and its arguments as JSON values (so key
+/// order and spacing do not matter), or as text when they are not JSON.
+fn same_call(a_name: &str, a_args: &str, b: &ToolCallRequest) -> bool {
+    if a_name != b.name {
+        return false;
+    }
+    let parse = |s: &str| serde_json::from_str::<Value>(if s.trim().is_empty() { "{}" } else { s });
+    match (parse(a_args), parse(&b.arguments)) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => a_args.trim() == b.arguments.trim(),
+    }
+}
+
+/// How many earlier calls in the log were this same call.
+pub fn earlier_identical(items: &[Item], call: &ToolCallRequest) -> usize {
+    items
+        .iter()
+        .filter(|i| match i {
+            Item::ToolCall {
+                name,
+                arguments,
+                call_id,
+            } => call_id != &call.call_id && same_call(name, arguments, call),
+            _ => false,
+        })
+        .count()
+}
+
+/// A call that repeats an earlier one this many times ends the task: the model was told once
+/// and then asked to answer in text.
+pub const REPEATS_BEFORE_FAILING: usize = 2;
+
+/// The result a repeated call gets instead of running again.
+pub fn repeated_call_output(tool: &str) -> String {
+    format!(
+        "not run: you already called {tool} with exactly these arguments, and its result is \
+         above. Answer from it now, or call something different."
+    )
+}
+
+/// The class of a model error that is a server failing to parse its own model's output
+/// (llama.cpp's server answers HTTP 500 when a tool call does not match its format).
+pub const UNPARSABLE: ErrorClass = ErrorClass::UnparsableOutput;
+
+/// The `tool_choice` of the next decide, from the log:
+/// - after the server could not parse the model's output, the other way out: a required call
+///   when no data has come back yet, else a text answer;
+/// - after a repeated call, a text answer;
+/// - while the task needs data and has none, a required call;
+/// - otherwise the model chooses.
+pub fn tool_choice(items: &[Item], needs_data: bool) -> ToolChoice {
+    let since_answer = items
+        .iter()
+        .rev()
+        .take_while(|i| !matches!(i, Item::AssistantMessage { .. } | Item::ToolCall { .. }));
+    let mut repeated = false;
+    for item in since_answer {
+        match item {
+            Item::Error { class, .. } if class == UNPARSABLE.as_str() => {
+                return if has_data(items) {
+                    ToolChoice::None
+                } else {
+                    ToolChoice::Required
+                };
+            }
+            Item::ToolResult { output, .. }
+                if output.starts_with("not run: you already called") =>
+            {
+                repeated = true
+            }
+            _ => {}
+        }
+    }
+    if repeated {
+        ToolChoice::None
+    } else if needs_data && !has_data(items) {
+        ToolChoice::Required
+    } else {
+        ToolChoice::Auto
+    }
+}
+
+/// Whether the previous decide already failed because its output could not be parsed, so
+/// a second such failure ends the task instead of trying again.
+pub fn unparsable_again(items: &[Item]) -> bool {
+    matches!(items.last(), Some(Item::Error { class, .. }) if class == UNPARSABLE.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::items::Phase;
+
+    fn call(id: &str, name: &str, args: &str) -> ToolCallRequest {
+        ToolCallRequest {
+            call_id: id.into(),
+            name: name.into(),
+            arguments: args.into(),
+        }
+    }
+
+    fn result(id: &str, output: &str, is_error: bool) -> Item {
+        Item::ToolResult {
+            call_id: id.into(),
+            name: "f".into(),
+            output: output.into(),
+            is_error,
+        }
+    }
+
+    #[test]
+    fn a_task_that_needs_data_must_call_a_tool_until_one_has_a_result() {
+        let mut items = vec![Item::Goal {
+            text: "g".into(),
+            memories: vec![],
+        }];
+        assert_eq!(tool_choice(&items, true), ToolChoice::Required);
+        assert_eq!(tool_choice(&items, false), ToolChoice::Auto);
+        items.push(Item::tool_call(&call("a", "f", "{}")));
+        assert_eq!(
+            tool_choice(&items, true),
+            ToolChoice::Required,
+            "no result yet"
+        );
+        items.push(result("a", "ERROR: no such table", true));
+        assert!(has_data(&items), "an error is for the answer to report");
+        assert_eq!(tool_choice(&items, true), ToolChoice::Auto);
+    }
+
+    #[test]
+    fn repeats_are_the_same_name_and_json_arguments_whatever_the_spacing() {
+        let items = vec![
+            Item::tool_call(&call("a", "f", "{\"x\": 1, \"y\": [2]}")),
+            result("a", "42", false),
+        ];
+        assert_eq!(
+            earlier_identical(&items, &call("b", "f", "{\"y\":[2],\"x\":1}")),
+            1
+        );
+        assert_eq!(
+            earlier_identical(&items, &call("b", "f", "{\"x\": 2, \"y\": [2]}")),
+            0
+        );
+        assert_eq!(
+            earlier_identical(&items, &call("b", "g", "{\"x\": 1, \"y\": [2]}")),
+            0
+        );
+        assert_eq!(
+            earlier_identical(&items, &call("a", "f", "{\"x\": 1, \"y\": [2]}")),
+            0,
+            "itself"
+        );
+        let broken = vec![Item::tool_call(&call("a", "f", "{x"))];
+        assert_eq!(earlier_identical(&broken, &call("b", "f", " {x ")), 1);
+        assert_eq!(
+            earlier_identical(
+                &[Item::tool_call(&call("a", "f", ""))],
+                &call("b", "f", "{}")
+            ),
+            1
+        );
+    }
+
+    #[test]
+    fn after_a_repeat_the_model_must_answer_in_text() {
+        let c = call("b", "f", "{}");
+        let items = vec![
+            Item::tool_call(&call("a", "f", "{}")),
+            result("a", "42", false),
+            Item::tool_call(&c),
+            result("b", &repeated_call_output("f"), true),
+        ];
+        assert_eq!(tool_choice(&items, true), ToolChoice::None);
+    }
+
+    #[test]
+    fn unparsable_output_switches_the_choice_once() {
+        let error = Item::Error {
+            phase: Phase::Decide,
+            class: UNPARSABLE.as_str().into(),
+            message: "HTTP 500".into(),
+        };
+        let mut items = vec![error.clone()];
+        assert_eq!(tool_choice(&items, false), ToolChoice::Required);
+        assert!(unparsable_again(&items));
+        items.insert(0, result("a", "42", false));
+        assert_eq!(tool_choice(&items, false), ToolChoice::None);
+        items.push(Item::AssistantMessage { text: "hi".into() });
+        assert!(!unparsable_again(&items));
+    }
+
+    #[test]
+    fn rejections_are_counted_by_reason() {
+        let reject = |d: &str| Item::Verification {
+            passed: false,
+            detail: d.into(),
+        };
+        let items = vec![
+            reject(NO_DATA_YET),
+            result("a", "x", true),
+            reject(&format!("{SCHEMA_MISMATCH} missing n")),
+            reject(NO_DATA_YET),
+        ];
+        assert_eq!(rejections(&items, NO_DATA_YET), 2);
+        assert_eq!(rejections(&items, SCHEMA_MISMATCH), 1);
+    }
+}
