@@ -69,12 +69,36 @@ pub fn earlier_identical(items: &[Item], call: &ToolCallRequest) -> usize {
 /// and then asked to answer in text.
 pub const REPEATS_BEFORE_FAILING: usize = 2;
 
-/// The result a repeated call gets instead of running again.
-pub fn repeated_call_output(tool: &str) -> String {
-    format!(
-        "not run: you already called {tool} with exactly these arguments, and its result is \
-         above. Answer from it now, or call something different."
-    )
+/// How the result of a repeated call begins its second sentence (the template for small
+/// models, scripts/lib/qwen_tools.jinja, keys on it to ask for an answer).
+pub const REPEATED_CALL: &str = "was called with these arguments before, so it was not run again.";
+
+/// The result a repeated call gets instead of running again: the earlier result, once more.
+/// (Told only that it repeated itself, a small model tends to repeat that message as its
+/// answer; given the result, it answers from it.)
+pub fn repeated_call_output(tool: &str, earlier: &str) -> String {
+    format!("{tool} {REPEATED_CALL} Its result: {earlier}")
+}
+
+/// The result of the first earlier call identical to `call`, and whether it was an error.
+pub fn earlier_result<'a>(items: &'a [Item], call: &ToolCallRequest) -> Option<(&'a str, bool)> {
+    let first = items.iter().find_map(|i| match i {
+        Item::ToolCall {
+            name,
+            arguments,
+            call_id,
+        } if call_id != &call.call_id && same_call(name, arguments, call) => Some(call_id),
+        _ => None,
+    })?;
+    items.iter().find_map(|i| match i {
+        Item::ToolResult {
+            call_id,
+            output,
+            is_error,
+            ..
+        } if call_id == first => Some((output.as_str(), *is_error)),
+        _ => None,
+    })
 }
 
 /// The class of a model error that is a server failing to parse its own model's output
@@ -84,35 +108,18 @@ pub const UNPARSABLE: ErrorClass = ErrorClass::UnparsableOutput;
 /// The `tool_choice` of the next decide, from the log:
 /// - after the server could not parse the model's output, the other way out: a required call
 ///   when no data has come back yet, else a text answer;
-/// - after a repeated call, a text answer;
 /// - while the task needs data and has none, a required call;
-/// - otherwise the model chooses.
+/// - otherwise the model chooses. (Also after a repeated call: its result asks for an answer,
+///   and with "none" llama.cpp's server lets a small model write the call out as text.)
 pub fn tool_choice(items: &[Item], needs_data: bool) -> ToolChoice {
-    let since_answer = items
-        .iter()
-        .rev()
-        .take_while(|i| !matches!(i, Item::AssistantMessage { .. } | Item::ToolCall { .. }));
-    let mut repeated = false;
-    for item in since_answer {
-        match item {
-            Item::Error { class, .. } if class == UNPARSABLE.as_str() => {
-                return if has_data(items) {
-                    ToolChoice::None
-                } else {
-                    ToolChoice::Required
-                };
-            }
-            Item::ToolResult { output, .. }
-                if output.starts_with("not run: you already called") =>
-            {
-                repeated = true
-            }
-            _ => {}
-        }
+    if unparsable_again(items) {
+        return if has_data(items) {
+            ToolChoice::None
+        } else {
+            ToolChoice::Required
+        };
     }
-    if repeated {
-        ToolChoice::None
-    } else if needs_data && !has_data(items) {
+    if needs_data && !has_data(items) {
         ToolChoice::Required
     } else {
         ToolChoice::Auto
@@ -201,15 +208,24 @@ mod tests {
     }
 
     #[test]
-    fn after_a_repeat_the_model_must_answer_in_text() {
-        let c = call("b", "f", "{}");
+    fn a_repeat_is_answered_with_the_earlier_result() {
         let items = vec![
             Item::tool_call(&call("a", "f", "{}")),
             result("a", "42", false),
-            Item::tool_call(&c),
-            result("b", &repeated_call_output("f"), true),
+            Item::tool_call(&call("b", "f", "{}")),
+            result("b", "f was called…", false),
         ];
-        assert_eq!(tool_choice(&items, true), ToolChoice::None);
+        assert_eq!(
+            earlier_result(&items, &call("c", "f", "{ }")),
+            Some(("42", false))
+        );
+        assert_eq!(earlier_result(&items, &call("c", "f", "{\"x\": 1}")), None);
+        let text = repeated_call_output("f", "42");
+        assert!(
+            text.starts_with("f was called") && text.ends_with("Its result: 42"),
+            "{text}"
+        );
+        assert_eq!(tool_choice(&items, true), ToolChoice::Auto);
     }
 
     #[test]

@@ -162,7 +162,16 @@ fn settle(
             (RowWrite::Lock, Then::DecideAgain)
         }
         Next::Reject { detail } => {
-            let end = agent::after_rejection(task.limits, progress, &detail);
+            // The same reason again and again: the model is not getting it.
+            let end = if guards::rejections(task.items, &detail)
+                >= guards::SAME_REJECTIONS_BEFORE_FAILING
+            {
+                Some(Outcome::Failed(Failure::RejectedAgain {
+                    detail: detail.clone(),
+                }))
+            } else {
+                agent::after_rejection(task.limits, progress, &detail)
+            };
             rows.push(Item::Verification {
                 passed: false,
                 detail,
@@ -449,6 +458,29 @@ mod tests {
                 tool: "sql_query".into()
             }))
         );
+    }
+
+    #[test]
+    fn an_answer_rejected_for_the_same_reason_a_third_time_ends_the_task() {
+        let acceptance = Acceptance {
+            accept_if: Some("answer = '42'".into()),
+            ..Acceptance::default()
+        };
+        let mut items = Vec::new();
+        for _ in 0..guards::SAME_REJECTIONS_BEFORE_FAILING {
+            let plan = plan_after(&items, &answer(Some("41"), &[]), &acceptance, 9);
+            assert_eq!(plan.then, Then::Rejected { end: None });
+            items.extend(plan.rows);
+        }
+        let plan = plan_after(&items, &answer(Some("41"), &[]), &acceptance, 9);
+        assert!(matches!(
+            plan.then,
+            Then::Rejected {
+                end: Some(Outcome::Failed(Failure::RejectedAgain { .. }))
+            }
+        ));
+        let other = plan_after(&items, &answer(Some("40"), &[]), &acceptance, 9);
+        assert_eq!(other.then, Then::Rejected { end: None }, "another reason");
     }
 
     #[test]

@@ -80,6 +80,10 @@ pub enum Failure {
     AnswerRejected {
         detail: String,
     },
+    /// The model's answer kept being rejected for the same reason (by `accept_if`).
+    RejectedAgain {
+        detail: String,
+    },
     /// The model kept answering without data from a tool, though the task needs it.
     NoData,
     /// The model kept answering in a shape its `output_schema` does not allow.
@@ -101,7 +105,9 @@ impl Failure {
             Failure::Deadline => "deadline_exceeded".into(),
             Failure::Model(e) => format!("model_{}", e.class.as_str()),
             Failure::EmptyAnswer => "model_empty_answer".into(),
-            Failure::AnswerRejected { .. } => "answer_rejected".into(),
+            Failure::AnswerRejected { .. } | Failure::RejectedAgain { .. } => {
+                "answer_rejected".into()
+            }
             Failure::NoData => "answer_without_data".into(),
             Failure::SchemaMismatch { .. } => "answer_schema_mismatch".into(),
             Failure::RepeatedCall { .. } => "repeated_tool_call".into(),
@@ -113,9 +119,10 @@ impl Failure {
     pub fn phase(&self) -> Phase {
         match self {
             Failure::MaxSteps { .. } | Failure::Internal(_) => Phase::Act,
-            Failure::AnswerRejected { .. } | Failure::NoData | Failure::SchemaMismatch { .. } => {
-                Phase::Verify
-            }
+            Failure::AnswerRejected { .. }
+            | Failure::RejectedAgain { .. }
+            | Failure::NoData
+            | Failure::SchemaMismatch { .. } => Phase::Verify,
             _ => Phase::Decide,
         }
     }
@@ -134,6 +141,10 @@ impl Failure {
             Failure::AnswerRejected { detail } => {
                 format!("the task used all its steps; its last answer was not accepted: {detail}")
             }
+            Failure::RejectedAgain { detail } => format!(
+                "the model's answer was rejected {} times for the same reason: {detail}",
+                crate::guards::SAME_REJECTIONS_BEFORE_FAILING + 1
+            ),
             Failure::NoData => format!(
                 "the model answered without data from a tool {} times; the task needs it",
                 crate::guards::SAME_REJECTIONS_BEFORE_FAILING + 1

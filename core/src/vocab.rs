@@ -195,6 +195,17 @@ pub struct Prompt {
     pub output_schema: Option<Value>,
 }
 
+impl Prompt {
+    /// The schema to ask the provider to hold the answer to: none while a tool call is
+    /// required, for the answer is not due yet (and llama.cpp's server, given both, obeys the
+    /// schema and calls no tool).
+    pub fn answer_schema(&self) -> Option<&Value> {
+        self.output_schema
+            .as_ref()
+            .filter(|_| self.tools.is_empty() || self.tool_choice != ToolChoice::Required)
+    }
+}
+
 /// What a call came to, with every attempt that failed on the way.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct CallOutcome {

@@ -9,13 +9,13 @@ SELECT count(*) FILTER (WHERE kind = 'tool_call') AS calls,
        count(*) FILTER (WHERE kind = 'tool_result') AS results
   FROM agent_loop.steps WHERE task_id = :id;
 SELECT n, phase, kind, summary FROM agent_loop.trace(:id) WHERE phase IN ('act', 'reflect') AND kind <> 'tool_result';
--- The same call with the same arguments again: not run, the model is told so and must
--- answer in text (tool_choice "none"); a third time ends the task.
+-- The same call with the same arguments again: not run; its result is the earlier result once
+-- more, saying so; a third time ends the task.
 SELECT agent_loop.submit($$Loop on one call. SCRIPT: [{"calls": [{"name": "refund_total", "arguments": {}}]}]$$,
        model => 'scripted', tools => '{refund_total}', max_steps => 5) AS id \gset
 SELECT status, error_code, error_message, steps_done FROM agent_loop.wait(:id, '30 seconds');
 SELECT n, turn, kind, summary FROM agent_loop.trace(:id) WHERE kind IN ('tool_call', 'tool_result', 'error');
--- Told once, a model that answers gets through; what it was asked for is in the answer.
+-- Told once, a model that answers gets through.
 SELECT agent_loop.submit($$Repeat once. SCRIPT: [{"calls": [{"name": "refund_total", "arguments": {}}]},
   {"calls": [{"name": "refund_total", "arguments": {}}]}, {"answer": "tool_choice={{tool_choice}}: {{last_tool_result}}"}]$$,
        model => 'scripted', tools => '{refund_total}') AS id \gset

@@ -10,7 +10,7 @@ SELECT agent_loop.submit($$Made up. SCRIPT: [{"answer": "Product A sold most (to
        model => 'scripted', tools => '{sql_query}') AS id \gset
 SELECT status, error_code, error_message, steps_done FROM agent_loop.wait(:id, '30 seconds');
 SELECT n, turn, kind, left(summary, 120) AS summary FROM agent_loop.trace(:id)
- WHERE kind IN ('message', 'verification');
+ WHERE kind IN ('message', 'verification') AND turn > 0;
 -- Sent back once, a model that then calls a tool answers from its result.
 SELECT agent_loop.submit($$Made up, then looked. SCRIPT: [{"answer": "a guess"},
   {"calls": [{"name": "sql_query", "arguments": {"query": "SELECT 7 AS n"}}]},

@@ -301,8 +301,12 @@ impl Task {
                 }
                 Disposition::Run => self.run_tool(store, &planned.call, attribution)?,
                 Disposition::Repeated => {
-                    let output = guards::repeated_call_output(&planned.call.name);
-                    self.record_result(store, attribution.turn, &planned.call, output, true, None)?
+                    let call = &planned.call;
+                    let (earlier, is_error) = guards::earlier_result(&self.items, call)
+                        .map(|(output, is_error)| (output.to_owned(), is_error))
+                        .unwrap_or_default();
+                    let output = guards::repeated_call_output(&call.name, &earlier);
+                    self.record_result(store, attribution.turn, call, output, is_error, None)?
                 }
             }
         }

@@ -40,7 +40,9 @@ pub fn build_request(endpoint: &Endpoint<'_>, prompt: &Prompt) -> HttpRequest {
             ToolChoice::None => owned.push(("tool_choice", json!("none"))),
         }
     }
-    if let Some(schema) = &prompt.output_schema {
+    // While a call is required the answer is not due, and a response format would stop some
+    // servers (llama.cpp's) from calling tools at all.
+    if let Some(schema) = prompt.answer_schema() {
         owned.push((
             "response_format",
             json!({"type": "json_schema",
@@ -234,6 +236,22 @@ mod tests {
         assert_eq!(body["messages"][3]["tool_call_id"], "c1");
         assert_eq!(body["tools"][0]["function"]["name"], "f");
         assert_eq!(body["tool_choice"], "required");
+        assert!(
+            body.get("response_format").is_none(),
+            "no answer is due yet"
+        );
+        let answering = Prompt {
+            tool_choice: ToolChoice::Auto,
+            ..prompt.clone()
+        };
+        let endpoint = Endpoint {
+            base_url: "http://h/v1/",
+            model: "m",
+            api_key: None,
+            options: &options,
+        };
+        let body: Value = serde_json::from_str(&build_request(&endpoint, &answering).body).unwrap();
+        assert!(body.get("tool_choice").is_none());
         assert_eq!(body["response_format"]["type"], "json_schema");
     }
 

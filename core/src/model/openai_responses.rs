@@ -82,7 +82,7 @@ pub fn build_request(endpoint: &Endpoint<'_>, prompt: &Prompt) -> HttpRequest {
             ToolChoice::None => owned.push(("tool_choice", json!("none"))),
         }
     }
-    if let Some(schema) = &prompt.output_schema {
+    if let Some(schema) = prompt.answer_schema() {
         owned.push((
             "text",
             json!({"format": {"type": "json_schema", "name": "result", "schema": schema,
