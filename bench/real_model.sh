@@ -89,21 +89,25 @@ SELECT kind, count(*) FILTER (WHERE correct) || ' of ' || count(*) AS right,
   FROM judged GROUP BY kind ORDER BY kind;
 SELECT count(*) FILTER (WHERE correct) || ' of ' || count(*) AS right_in_all FROM judged;
 \echo
-\echo '### Where a step''s time goes (all tasks, one at a time)'
+\echo '### Where a step''s time goes (tasks with no failed model request; one at a time)'
+\echo 'model: the call as the worker timed it; of it, llama-server''s own prompt reading and generation'
+CREATE TEMP VIEW clean AS
+SELECT t.* FROM agent_loop.tasks t
+ WHERE NOT EXISTS (SELECT FROM agent_loop.steps s WHERE s.task_id = t.id AND s.kind = 'error');
 WITH s AS (
     SELECT sum(latency_ms) FILTER (WHERE phase = 'decide' AND input_tokens IS NOT NULL) AS model_ms,
            sum(latency_ms) FILTER (WHERE phase = 'act') AS tools_ms,
            count(*) FILTER (WHERE phase = 'decide' AND input_tokens IS NOT NULL) AS steps
-      FROM agent_loop.steps),
-t AS (SELECT sum(extract(epoch FROM finished_at - started_at) * 1000) AS run_ms FROM agent_loop.tasks)
-SELECT steps, round(run_ms / steps) AS ms_per_step,
-       round(:prompt_ms / steps::numeric) AS model_prompt_reading,
-       round(:gen_ms / steps::numeric) AS model_generation,
-       round((model_ms - :prompt_ms - :gen_ms) / steps::numeric) AS model_http_and_rest,
+      FROM agent_loop.steps WHERE task_id IN (SELECT id FROM clean)),
+t AS (SELECT count(*) AS tasks, sum(extract(epoch FROM finished_at - started_at) * 1000) AS run_ms FROM clean)
+SELECT tasks, steps, round(run_ms / steps) AS ms_per_step, round(model_ms / steps) AS model,
        round(tools_ms / steps::numeric, 1) AS tools,
        round((run_ms - model_ms - tools_ms) / steps::numeric, 1) AS database_and_loop,
        round(100 * (run_ms - model_ms - tools_ms) / run_ms, 2) || ' %' AS database_share
   FROM s, t;
+SELECT round(:prompt_ms / count(*)::numeric) AS prompt_reading_ms_per_request,
+       round(:gen_ms / count(*)::numeric) AS generation_ms_per_request
+  FROM agent_loop.steps WHERE phase = 'decide' AND input_tokens IS NOT NULL;
 SELECT round(avg(extract(epoch FROM started_at - created_at) * 1000), 1) AS queued_ms_avg
   FROM agent_loop.tasks;
 SQL

@@ -22,6 +22,8 @@ Which answer it gives is decided by the request's "model" field:
                "reasoning": text (sent as a reasoning item / thinking block with the turn),
                "if_tool_choice": {"required" | "none" | "auto": an entry used instead when the
                          request's tool_choice is that},
+               "summary": text (or {"fault": ...}) answering agent_loop's request for a
+                         compaction summary (default: "model summary: " and the first step),
                "if_compacted": an entry used instead once the request carries a compaction
                          summary (turns are counted in the request, so they restart then),
                "fault": "429" | "500" | "503" | "overloaded" | "hang" | "malformed" |
@@ -479,6 +481,8 @@ class Handler(BaseHTTPRequestHandler):
         script, problem = script_of(conv.goal)
         if problem:
             return self.error(400, problem)
+        if conv.system.startswith("You summarise the earlier steps"):
+            return self.summary(model, conv, script)
         entry = script[min(conv.turn, len(script) - 1)]
         if conv.compacted and "if_compacted" in entry:
             entry = entry["if_compacted"]
@@ -497,6 +501,17 @@ class Handler(BaseHTTPRequestHandler):
         if "answer" in entry:
             content = fill(entry["answer"], conv)
         self.reply(model, conv, content, calls, entry.get("reasoning"))
+
+    def summary(self, model, conv, script):
+        """agent_loop asks for a compaction summary: the script's first "summary" entry (text, or
+        an entry with a fault), else a fixed text naming the steps' first line."""
+        entry = next((e["summary"] for e in script if "summary" in e), None)
+        if isinstance(entry, dict):
+            if entry.get("fault") and self.fault(entry, json.dumps(conv.user_texts).encode()):
+                return
+            entry = entry.get("answer")
+        steps = conv.goal.split("The steps so far:\n", 1)[-1].split("\n")[0]
+        self.reply(model, conv, entry if entry is not None else f"model summary: {steps}")
 
     def reply(self, model, conv, content, calls=(), reasoning=None):
         self.send(200, self.protocol.answer(model, conv, content, list(calls), reasoning))

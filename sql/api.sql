@@ -19,7 +19,8 @@ CREATE FUNCTION add_model(
     context_window  int DEFAULT NULL,
     input_price     numeric DEFAULT NULL,
     output_price    numeric DEFAULT NULL,
-    cached_input_price numeric DEFAULT NULL
+    cached_input_price numeric DEFAULT NULL,
+    writes_summaries boolean DEFAULT false
 ) RETURNS text
 LANGUAGE plpgsql SET search_path = pg_catalog, agent_loop AS $$
 BEGIN
@@ -49,17 +50,20 @@ BEGIN
     END IF;
     INSERT INTO agent_loop.models AS m
            (name, provider, base_url, model, api_key_env, request_timeout, max_concurrency,
-            options, context_window, input_price, output_price, cached_input_price)
+            options, context_window, input_price, output_price, cached_input_price,
+            writes_summaries)
     VALUES (add_model.name, add_model.provider, add_model.base_url, add_model.model,
             add_model.api_key_env, add_model.request_timeout, add_model.max_concurrency,
             coalesce(add_model.options, '{}'), add_model.context_window, add_model.input_price,
-            add_model.output_price, add_model.cached_input_price)
+            add_model.output_price, add_model.cached_input_price,
+            coalesce(add_model.writes_summaries, false))
     ON CONFLICT ON CONSTRAINT models_pkey DO UPDATE
        SET provider = EXCLUDED.provider, base_url = EXCLUDED.base_url, model = EXCLUDED.model,
            api_key_env = EXCLUDED.api_key_env, request_timeout = EXCLUDED.request_timeout,
            max_concurrency = EXCLUDED.max_concurrency, options = EXCLUDED.options,
            context_window = EXCLUDED.context_window, input_price = EXCLUDED.input_price,
-           output_price = EXCLUDED.output_price, cached_input_price = EXCLUDED.cached_input_price;
+           output_price = EXCLUDED.output_price, cached_input_price = EXCLUDED.cached_input_price,
+           writes_summaries = EXCLUDED.writes_summaries;
     RETURN add_model.name;
 END
 $$;
@@ -67,7 +71,8 @@ COMMENT ON FUNCTION add_model IS
     'Adds or replaces a model endpoint. Needs agent_loop_admin. provider is the wire protocol '
     '(openai_chat, openai_responses, anthropic); changing it changes nothing else, running '
     'tasks included. The API key is read at call time from the server environment variable '
-    'api_key_env, or from agent_loop.api_keys. context_window (tokens) turns on compaction. '
+    'api_key_env, or from agent_loop.api_keys. context_window (tokens) turns on compaction; '
+    'with writes_summaries the model writes its summaries. '
     'Prices are USD per million tokens (cached_input_price defaults to input_price); with '
     'them each step records its cost and each task its total.';
 

@@ -37,6 +37,7 @@ CREATE TABLE models (
     input_price     numeric CHECK (input_price >= 0),
     cached_input_price numeric CHECK (cached_input_price >= 0),
     output_price    numeric CHECK (output_price >= 0),
+    writes_summaries boolean NOT NULL DEFAULT false,
     created_at      timestamptz NOT NULL DEFAULT now()
 );
 COMMENT ON TABLE models IS
@@ -54,6 +55,10 @@ COMMENT ON COLUMN models.options IS 'Extra request body fields, e.g. {"temperatu
 COMMENT ON COLUMN models.context_window IS
     'Tokens the model accepts. When a task''s prompt passes 75% of it, older steps are '
     'summarised into a compaction step; NULL never compacts.';
+COMMENT ON COLUMN models.writes_summaries IS
+    'Whether the model writes its tasks'' compaction summaries itself (one short request, at '
+    'most 200 tokens, recorded with its tokens and cost on the compaction step); otherwise, and '
+    'when that request fails, the summary is a structured one written without a model call.';
 COMMENT ON COLUMN models.input_price IS
     'USD per million input tokens; with output_price it gives each step its cost. NULL: unpriced.';
 COMMENT ON COLUMN models.cached_input_price IS

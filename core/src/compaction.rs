@@ -4,10 +4,12 @@
 //! call is never separated from its result, and the full log stays in `steps`.
 //!
 //! The summary is structured, written here without a model call: what was called with which
-//! arguments and what came back, each cut short, plus the previous summary.
+//! arguments and what came back, each cut short, plus the previous summary. A model marked
+//! `writes_summaries` rewrites it in its own words ([`summary_prompt`], [`model_written`]); the
+//! structured one stays when that call fails.
 
 use crate::items::{call_arguments, latest_compaction, Item};
-use crate::vocab::{one_line, Message, Prompt};
+use crate::vocab::{one_line, Message, Prompt, ToolChoice};
 
 /// Compact when the estimated prompt passes this share of the context window.
 pub const THRESHOLD_PERCENT: usize = 75;
@@ -113,6 +115,47 @@ pub fn plan(items: &[Item], prompt_tokens: usize, context_window: usize) -> Opti
     Some(Item::Compaction { covers, summary })
 }
 
+/// How the request for a model-written summary begins (the scripted test server keys on it).
+pub const SUMMARY_INSTRUCTIONS: &str = "You summarise the earlier steps of a task for the agent \
+     doing it. Keep every fact a later step may need: numbers, names, what each tool returned, \
+     what failed. Plain text, at most 100 words, no preamble.";
+
+/// The longest model-written summary asked for, in tokens.
+pub const SUMMARY_MAX_TOKENS: u32 = 200;
+
+/// The short, bounded request for a model-written version of `compaction` (from [`plan`]):
+/// the structured summary in, a summary in the model's words out, no tools.
+pub fn summary_prompt(goal: &str, compaction: &Item) -> Option<Prompt> {
+    let Item::Compaction { summary, .. } = compaction else {
+        return None;
+    };
+    Some(Prompt {
+        messages: vec![
+            Message::System(SUMMARY_INSTRUCTIONS.to_owned()),
+            // The goal last: the scripted test server reads its script up to the end.
+            Message::User(format!(
+                "Write the summary of these steps.\n\nThe steps so far:\n{summary}\n\nThe task: {goal}"
+            )),
+        ],
+        tools: Vec::new(),
+        tool_choice: ToolChoice::Auto,
+        output_schema: None,
+        max_output_tokens: Some(SUMMARY_MAX_TOKENS),
+    })
+}
+
+/// `compaction` with the model's summary instead of the structured one, unless the model
+/// wrote nothing.
+pub fn model_written(compaction: Item, text: Option<&str>) -> Item {
+    match (compaction, text.map(str::trim).filter(|t| !t.is_empty())) {
+        (Item::Compaction { covers, .. }, Some(text)) => Item::Compaction {
+            covers,
+            summary: crate::vocab::truncate(text, MAX_SUMMARY_CHARS),
+        },
+        (compaction, _) => compaction,
+    }
+}
+
 /// Where the verbatim tail starts: at the start of the [`RECENT_TURNS`]-th last model turn,
 /// which is never between a tool call and its result. `None` if there are not enough turns.
 fn boundary(items: &[Item]) -> Option<usize> {
@@ -135,6 +178,29 @@ fn starts_turn(item: &Item) -> bool {
 mod tests {
     use super::*;
     use crate::context::build_prompt;
+
+    #[test]
+    fn a_model_written_summary_replaces_the_structured_one_unless_empty() {
+        let structured = Item::Compaction {
+            covers: 4,
+            summary: "- called f({}) -> 42".into(),
+        };
+        let prompt = summary_prompt("find x", &structured).unwrap();
+        assert_eq!(prompt.max_output_tokens, Some(SUMMARY_MAX_TOKENS));
+        assert!(prompt.tools.is_empty());
+        assert!(matches!(&prompt.messages[1], Message::User(t)
+            if t.contains("called f({}) -> 42") && t.ends_with("The task: find x")));
+        assert_eq!(
+            model_written(structured.clone(), Some(" f gave 42 ")),
+            Item::Compaction {
+                covers: 4,
+                summary: "f gave 42".into()
+            }
+        );
+        assert_eq!(model_written(structured.clone(), Some("  ")), structured);
+        assert_eq!(model_written(structured.clone(), None), structured);
+        assert!(summary_prompt("g", &Item::AssistantMessage { text: "x".into() }).is_none());
+    }
 
     fn turn(n: usize, output: &str) -> Vec<Item> {
         vec![

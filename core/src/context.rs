@@ -47,6 +47,7 @@ pub fn build_prompt(
         tool_choice: guards::tool_choice(items, needs_data),
         tools,
         output_schema,
+        max_output_tokens: None,
     }
 }
 

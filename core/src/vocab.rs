@@ -193,6 +193,9 @@ pub struct Prompt {
     pub tool_choice: ToolChoice,
     /// JSON Schema the final answer must match, when the task asked for structured output.
     pub output_schema: Option<Value>,
+    /// A bound on the answer's length, for the loop's own short requests (a summary); `None`
+    /// leaves it to the model's options.
+    pub max_output_tokens: Option<u32>,
 }
 
 impl Prompt {

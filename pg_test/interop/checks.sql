@@ -11,6 +11,8 @@ SELECT c.provider, c.name, t.id, t.status, t.error_code, t.error_message, t.resu
        (SELECT count(*) FROM agent_loop.steps s WHERE s.task_id = t.id AND s.kind = 'verification'
            AND s.content->>'passed' = 'false') AS rejected,
        (SELECT count(*) FROM agent_loop.steps s WHERE s.task_id = t.id AND s.kind = 'compaction') AS compactions,
+       (SELECT s.content->>'summary' FROM agent_loop.steps s WHERE s.task_id = t.id
+           AND s.kind = 'compaction' AND s.output_tokens > 0 ORDER BY s.n LIMIT 1) AS summary_by_model,
        EXISTS (SELECT FROM agent_loop.steps s WHERE s.task_id = t.id AND s.phase = 'decide'
                   AND s.n > (SELECT min(k.n) FROM agent_loop.steps k WHERE k.task_id = t.id
                                 AND k.kind = 'compaction')) AS decided_after_compaction,
@@ -59,7 +61,9 @@ SELECT provider, name,
          WHEN 'output_schema' THEN (result->'output'->>'units')::numeric = interop.units_sold('teapot')
          WHEN 'accept_if rejects the first answer' THEN status = 'succeeded'
          WHEN 'approval' THEN status = 'succeeded'
+         -- The model wrote the summary, and it kept the fact the next step needed.
          WHEN 'compaction' THEN status = 'succeeded' AND answer ILIKE '%paprika%'
+              AND summary_by_model ~* 'step:? *"?2'
          WHEN 'cancel during a call' THEN true
          WHEN 'usage and cost' THEN true
        END AS correct,

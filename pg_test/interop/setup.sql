@@ -39,7 +39,7 @@ SELECT agent_loop.add_model('qwen_' || p, :'base_url', :'model_name', provider =
   FROM unnest(ARRAY['openai_chat', 'openai_responses', 'anthropic']) p \g /dev/null
 SELECT agent_loop.add_model('qwen_small_' || p, :'base_url', :'model_name', provider => p,
                             options => '{"temperature": 0, "seed": 42}', request_timeout => '600 seconds',
-                            max_concurrency => 4, context_window => 500)
+                            max_concurrency => 4, context_window => 500, writes_summaries => true)
   FROM unnest(ARRAY['openai_chat', 'openai_responses', 'anthropic']) p \g /dev/null
 
 CREATE FUNCTION interop.json_or_null(text) RETURNS jsonb

@@ -112,6 +112,28 @@ SELECT agent_loop.submit($$Long task. SCRIPT: [
 SELECT status, left(result->>'answer', 110) AS answer FROM agent_loop.wait(:id, '30 seconds');
 SELECT n, turn, kind, left(summary, 90) AS summary FROM agent_loop.trace(:id) WHERE kind = 'compaction';
 SELECT count(*) AS tool_results_kept FROM agent_loop.steps WHERE task_id = :id AND kind = 'tool_result';
+-- A model that writes its own summaries: one short request (no tools, at most 200 tokens)
+-- when the log is compacted; its text is the summary, its tokens and cost are on the
+-- compaction step, and the task's totals include them.
+SELECT agent_loop.add_model('small_writer', :'model_url', 'scripted', context_window => 600,
+                            writes_summaries => true, input_price => 1, output_price => 2);
+SELECT agent_loop.submit($$Long task, summarised. SCRIPT: [
+  {"calls": [{"name": "sql_query", "arguments": {"query": "select g, repeat('x', 60), {{turn}} AS turn from generate_series(1, 5) g"}}],
+   "if_compacted": {"answer": "the summary: {{last_user}}"}}]$$,
+  model => 'small_writer', tools => '{sql_query}') AS id \gset
+SELECT status, left(result->>'answer', 110) AS answer FROM agent_loop.wait(:id, '30 seconds');
+SELECT n, turn, kind, left(summary, 90) AS summary, tokens > 0 AS metered FROM agent_loop.trace(:id)
+ WHERE kind = 'compaction';
+SELECT t.input_tokens = sum(s.input_tokens) AND t.output_tokens = sum(s.output_tokens)
+       AND t.cost = sum(s.cost) AS totals_include_the_summary
+  FROM agent_loop.tasks t JOIN agent_loop.steps s ON s.task_id = t.id WHERE t.id = :id GROUP BY t.id;
+-- When the summary request fails, the structured summary stands in.
+SELECT agent_loop.submit($$Long task, summary fails. SCRIPT: [
+  {"calls": [{"name": "sql_query", "arguments": {"query": "select g, repeat('x', 60), {{turn}} AS turn from generate_series(1, 5) g"}}],
+   "summary": {"fault": "500"}, "if_compacted": {"answer": "went on"}}]$$,
+  model => 'small_writer', tools => '{sql_query}') AS id \gset
+SELECT status, result->>'answer' AS answer FROM agent_loop.wait(:id, '30 seconds');
+SELECT n, turn, kind, left(summary, 60) AS summary, tokens FROM agent_loop.trace(:id) WHERE kind = 'compaction';
 -- Without a context window nothing is compacted.
 SELECT count(*) AS compactions FROM agent_loop.steps s JOIN agent_loop.tasks t ON t.id = s.task_id
- WHERE s.kind = 'compaction' AND t.model <> 'small';
+ WHERE s.kind = 'compaction' AND t.model NOT IN ('small', 'small_writer');

@@ -70,6 +70,8 @@ pub struct ModelRow {
     pub max_concurrency: i32,
     pub options: Value,
     pub context_window: Option<i32>,
+    /// The model writes compaction summaries itself (`models.writes_summaries`).
+    pub writes_summaries: bool,
     /// `None`: the model has no prices, and its steps no cost.
     pub prices: Option<Prices>,
 }
@@ -315,6 +317,7 @@ impl Store {
                     .map(|j| j.0)
                     .unwrap_or(Value::Null),
                 context_window: row.get_by_name("context_window")?,
+                writes_summaries: row.get_by_name("writes_summaries")?.unwrap_or(false),
                 prices: match (
                     row.get_by_name::<f64, _>("input_price")?,
                     row.get_by_name::<f64, _>("output_price")?,

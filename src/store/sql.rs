@@ -195,8 +195,8 @@ pub static RELEASE_LEASES: Sql = Sql {
 pub static MODEL: Sql = Sql {
     text: "SELECT name, provider, base_url, model, api_key_env,
                   extract(epoch FROM request_timeout)::float8 * 1000 AS timeout_ms,
-                  max_concurrency, options, context_window, input_price::float8 AS input_price,
-                  cached_input_price::float8 AS cached_input_price,
+                  max_concurrency, options, context_window, writes_summaries,
+                  input_price::float8 AS input_price, cached_input_price::float8 AS cached_input_price,
                   output_price::float8 AS output_price
              FROM agent_loop.models WHERE name = $1",
     types: &[TEXT],

@@ -10,14 +10,14 @@ use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use agent_loop_core::agent;
 use agent_loop_core::faults::Point;
 use agent_loop_core::model::http::CallSettings;
-use agent_loop_core::model::pool::{ModelJob, ModelOutcome, ModelPool};
+use agent_loop_core::model::pool::{ModelJob, ModelOutcome, ModelPool, Purpose};
 use agent_loop_core::model::retry::RetryPolicy;
 use agent_loop_core::model::{self as wire, Endpoint};
 use agent_loop_core::task::{Failure, Outcome};
 use agent_loop_core::vocab::{ErrorClass, ModelError, Prompt};
-use agent_loop_core::{agent, compaction};
 use pgrx::bgworkers::{BackgroundWorker, SignalWakeFlags};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -34,6 +34,7 @@ use crate::store::{ModelRow, Store};
 
 mod claim;
 mod outcomes;
+mod perceive;
 
 #[pg_guard]
 #[no_mangle]
@@ -299,11 +300,11 @@ impl Worker {
                 self.end_task(id, outcome);
                 continue;
             }
-            let prompt = self.next_prompt(id, &model);
+            let (purpose, prompt) = self.next_call(id, &model);
             let Some(task) = self.tasks.get(&id) else {
                 continue;
             };
-            match self.model_job(task, &model, &prompt) {
+            match self.model_job(task, &model, purpose, &prompt) {
                 Ok(job) => {
                     self.pool.submit(job);
                     *self.calls_per_model.entry(model.name.clone()).or_default() += 1;
@@ -317,36 +318,11 @@ impl Worker {
         self.ready = deferred;
     }
 
-    /// The prompt of the task's next decide, built once. One grown near the model's context
-    /// window first gets a compaction row (perceive), committed on its own, and is built again.
-    fn next_prompt(&mut self, id: i64, model: &ModelRow) -> Prompt {
-        let instructions = instructions();
-        let task = self.tasks.get_mut(&id).expect("a ready task is held");
-        let prompt = task.prompt(&instructions);
-        let Some(window) = model.context_window else {
-            return prompt;
-        };
-        let estimate = compaction::estimate_tokens(&prompt);
-        let Some(item) = compaction::plan(&task.items, estimate, window.max(1) as usize) else {
-            return prompt;
-        };
-        let (store, logged) = (&mut self.store, task.items.len());
-        let turn = task.progress.steps_done;
-        let written = in_transaction(AssertUnwindSafe(|| {
-            task.append(store, turn, item, None, None)
-        }));
-        if let Err(e) = written {
-            warning!("agent_loop: compacting task {id}'s log: {e}");
-            task.items.truncate(logged);
-            return prompt;
-        }
-        task.prompt(&instructions)
-    }
-
     fn model_job(
         &self,
         task: &Task,
         model: &ModelRow,
+        purpose: Purpose,
         prompt: &Prompt,
     ) -> Result<ModelJob, ModelError> {
         let api_key = match &model.api_key_env {
@@ -374,6 +350,7 @@ impl Worker {
         Ok(ModelJob {
             task_id: task.id,
             ticket: task.attempt as i64,
+            purpose,
             request,
             settings: CallSettings {
                 timeout: Duration::from_millis(model.timeout_ms.max(1.0) as u64),
@@ -402,6 +379,10 @@ impl Worker {
     fn step_group(&mut self, answers: Vec<ModelOutcome>) {
         let mut steps = Vec::with_capacity(answers.len());
         for answer in answers {
+            if answer.purpose == Purpose::Summary {
+                self.summary_written(answer);
+                continue;
+            }
             let id = answer.task_id;
             // A task cancelled, lost or re-claimed meanwhile: the answer belongs to nobody.
             if self

@@ -44,6 +44,9 @@ pub struct Task {
     /// A model call for this task is in flight (counted against its model's concurrency cap).
     #[serde(skip)]
     pub awaiting_model: bool,
+    /// The compaction waiting for the model's summary (the structured one, its fallback).
+    #[serde(skip)]
+    pub compacting: Option<Item>,
     tools_used: BTreeSet<String>,
 }
 
@@ -100,6 +103,7 @@ impl Task {
             progress: claimed.progress,
             items,
             awaiting_model: false,
+            compacting: None,
             tools_used,
         }
     }

@@ -104,6 +104,9 @@ pub fn build_request(endpoint: &Endpoint<'_>, prompt: &Prompt) -> HttpRequest {
             ToolChoice::None => owned.push(("tool_choice", json!({"type": "none"}))),
         }
     }
+    if let Some(max) = prompt.max_output_tokens {
+        owned.push(("max_tokens", json!(max)));
+    }
     let mut headers = vec![
         ("Content-Type".to_owned(), "application/json".to_owned()),
         ("anthropic-version".to_owned(), API_VERSION.to_owned()),
@@ -264,6 +267,7 @@ mod tests {
                 parameters: json!({"type": "object"}),
             }],
             tool_choice: ToolChoice::Required,
+            max_output_tokens: None,
             output_schema: Some(json!({"type": "integer"})),
         };
         let options = json!({"max_tokens": 100});

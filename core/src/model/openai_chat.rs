@@ -49,6 +49,9 @@ pub fn build_request(endpoint: &Endpoint<'_>, prompt: &Prompt) -> HttpRequest {
                    "json_schema": {"name": "result", "schema": schema, "strict": false}}),
         ));
     }
+    if let Some(max) = prompt.max_output_tokens {
+        owned.push(("max_tokens", json!(max)));
+    }
     let mut headers = vec![("Content-Type".to_owned(), "application/json".to_owned())];
     if let Some(key) = endpoint.api_key {
         headers.push(("Authorization".to_owned(), format!("Bearer {key}")));
@@ -210,6 +213,7 @@ mod tests {
                 parameters: json!({"type": "object"}),
             }],
             tool_choice: ToolChoice::Required,
+            max_output_tokens: None,
             output_schema: Some(json!({"type": "object"})),
         };
         let options = json!({"temperature": 0, "model": "ignored"});

@@ -89,6 +89,9 @@ pub fn build_request(endpoint: &Endpoint<'_>, prompt: &Prompt) -> HttpRequest {
                               "strict": false}}),
         ));
     }
+    if let Some(max) = prompt.max_output_tokens {
+        owned.push(("max_output_tokens", json!(max)));
+    }
     let mut headers = vec![("Content-Type".to_owned(), "application/json".to_owned())];
     if let Some(key) = endpoint.api_key {
         headers.push(("Authorization".to_owned(), format!("Bearer {key}")));
@@ -238,6 +241,7 @@ mod tests {
                 parameters: json!({"type": "object"}),
             }],
             tool_choice: ToolChoice::Required,
+            max_output_tokens: None,
             output_schema: None,
         };
         let options = json!({"store": true, "input": "ignored"});

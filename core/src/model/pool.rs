@@ -19,12 +19,22 @@ use super::wire::{HttpRequest, ParseFn};
 use crate::sys::with_signals_blocked;
 use crate::vocab::{CallOutcome, ErrorClass, ModelError};
 
+/// What a model call is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Purpose {
+    /// The task's next step.
+    Decide,
+    /// A summary of the task's older steps, for its compaction (perceive).
+    Summary,
+}
+
 /// A model call to make.
 pub struct ModelJob {
     pub task_id: i64,
     /// Identifies the claim of the task that asked, so a late answer for an earlier claim is
     /// recognised and dropped.
     pub ticket: i64,
+    pub purpose: Purpose,
     pub request: HttpRequest,
     pub settings: CallSettings,
     pub parse: ParseFn,
@@ -34,6 +44,7 @@ pub struct ModelJob {
 pub struct ModelOutcome {
     pub task_id: i64,
     pub ticket: i64,
+    pub purpose: Purpose,
     pub call: CallOutcome,
 }
 
@@ -170,6 +181,7 @@ fn helper_main(
         let outcome = ModelOutcome {
             task_id: job.task_id,
             ticket: job.ticket,
+            purpose: job.purpose,
             call,
         };
         if outcomes.send(outcome).is_err() {
@@ -199,6 +211,7 @@ mod tests {
     /// the 300 ms timeout where a listener never answers.
     fn failing_call(task_id: i64, port: u16) -> ModelJob {
         ModelJob {
+            purpose: Purpose::Decide,
             task_id,
             ticket: task_id * 10,
             request: HttpRequest {
