@@ -49,6 +49,7 @@ SELECT provider, name,
          WHEN 'approval' THEN EXISTS (SELECT FROM agent_loop.approvals a WHERE a.task_id = id AND a.decision = 'approved')
               AND EXISTS (SELECT FROM interop.discounts d WHERE d.product = 'mug' AND d.given_by::text = 'tenant')
          WHEN 'compaction' THEN compactions >= 1 AND decided_after_compaction
+              AND summary_by_model IS NOT NULL
          WHEN 'cancel during a call' THEN status = 'cancelled'
          WHEN 'usage and cost' THEN input_tokens > 0 AND output_tokens > 0 AND cost > 0 AND metered_steps >= 1
        END AS works,
