@@ -9,7 +9,7 @@ PGRX_VERSION=0.18.1
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
 
 missing=()
-for pkg in postgresql-15 postgresql-server-dev-15 libclang-dev clang sudo python3; do
+for pkg in postgresql-15 postgresql-server-dev-15 libclang-dev clang sudo python3 curl g++; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then
