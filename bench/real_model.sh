@@ -19,14 +19,10 @@ local_model_start "$work"
 cluster_start "$work" "agent_loop.memory_limit = 0" "log_min_messages = warning"
 as_postgres "$PG_BIN/createdb" -h "$PGHOST" -p "$PGPORT" real
 psql -X -qAt -d real -v ON_ERROR_STOP=1 -v url="http://127.0.0.1:$LOCAL_MODEL_PORT/v1" \
-     -v model_name="$LOCAL_MODEL_NAME" -v runs="$runs" >/dev/null <<'SQL'
+     -v model_name="$LOCAL_MODEL_NAME" -v runs="$runs" -v sample="$PWD/scripts/lib/sample_sales.sql" \
+     >/dev/null <<'SQL'
 CREATE EXTENSION agent_loop;
-CREATE SCHEMA demo;
-CREATE TABLE demo.sales (id serial PRIMARY KEY, day date, product text, quantity int, price numeric);
-INSERT INTO demo.sales (day, product, quantity, price)
-SELECT date '2026-11-01' + (g % 20), (ARRAY['kettle', 'teapot', 'mug', 'strainer', 'tea tin'])[1 + g % 5],
-       1 + (g * 7) % 9, (ARRAY[49, 35, 9, 6, 12])[1 + g % 5]
-  FROM generate_series(1, 400) g;
+\i :sample
 CREATE FUNCTION demo.units_sold(product text) RETURNS bigint LANGUAGE sql STABLE
     AS $$ SELECT sum(quantity) FROM demo.sales s WHERE s.product = lower(trim(units_sold.product)) $$;
 SELECT agent_loop.register_tool('demo.units_sold(text)', 'How many units of one product were sold');

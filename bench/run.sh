@@ -2,7 +2,8 @@
 # The benchmark: a throwaway cluster (fsync on) with agent_loop preloaded, the benchmark's model
 # server (bench/model) twice (answering at once, and after 1 s), the peer queues from npm; runs
 # the workloads of bench/bench.py, prints the table and writes bench/RESULTS.md and
-# bench/results.svg.
+# bench/results.svg. Then the workload on a real model (bench/real_model.sh: bench/REAL_MODEL.md,
+# where a step's time goes when the model is real; SKIP_REAL_MODEL=1 leaves it out).
 # Usage: bench/run.sh            (BENCH_TASKS=2000 BENCH_RUNS=3 BENCH_IN_FLIGHT=1000 to change)
 #        SKIP_SETUP=1 bench/run.sh   (the extension is already built and installed)
 set -euo pipefail
@@ -36,3 +37,7 @@ SELECT agent_loop.register_tool('payload(int)', 'Returns 500 bytes');
 SQL
 CLUSTER_DIR=$work FAST_URL="http://127.0.0.1:$FAST_PORT/v1" SLOW_URL="http://127.0.0.1:$SLOW_PORT/v1" \
     REQUEST_LOG="$work/requests.log" MODEL_PID=$FAST_PID python3 bench/bench.py
+cluster_stop "$work"
+if [ -z "${SKIP_REAL_MODEL:-}" ]; then
+    bash bench/real_model.sh || echo "bench: the real-model workload could not run (see above)"
+fi

@@ -66,19 +66,14 @@ PGPORT=$(free_port) cluster_start "$work"
 as_postgres "$PG_BIN/createdb" -h "$PGHOST" -p "$PGPORT" demo
 
 psql -X -q -d demo -v ON_ERROR_STOP=1 -v base_url="$base_url" -v model="$model" -v key_env="$key_env" \
-     -v options="$options" <<'SQL'
+     -v options="$options" -v sample="$PWD/scripts/lib/sample_sales.sql" <<'SQL'
 \set QUIET on
 CREATE EXTENSION agent_loop;
 SELECT agent_loop.add_model('demo', :'base_url', :'model', api_key_env => nullif(:'key_env', ''),
                             options => :'options', request_timeout => '120 seconds') \g /dev/null
 
 -- Sample data, readable by an unprivileged analyst role.
-CREATE SCHEMA demo;
-CREATE TABLE demo.sales (id serial PRIMARY KEY, day date, product text, quantity int, price numeric);
-INSERT INTO demo.sales (day, product, quantity, price)
-SELECT date '2026-11-01' + (g % 20), (ARRAY['kettle', 'teapot', 'mug', 'strainer', 'tea tin'])[1 + g % 5],
-       1 + (g * 7) % 9, (ARRAY[49, 35, 9, 6, 12])[1 + g % 5]
-  FROM generate_series(1, 400) g;
+\i :sample
 CREATE ROLE analyst;
 GRANT USAGE ON SCHEMA demo TO analyst;
 GRANT SELECT ON demo.sales TO analyst;

@@ -375,7 +375,8 @@ COMMENT ON FUNCTION _function_digest IS
     'Internal: md5 of a function''s definition (body, language, owner, settings, security, '
     'signature), which an approval is bound to.';
 
--- Stamps who decided and refuses a second decision or one on a task that no longer waits.
+-- Stamps who decided and refuses a second decision or one on a task that no longer waits
+-- (or whose cancel was requested).
 CREATE FUNCTION _approval_check() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -389,10 +390,13 @@ BEGIN
     IF NEW.decision IS NULL THEN
         RAISE EXCEPTION 'a decision is approved or rejected' USING ERRCODE = 'not_null_violation';
     END IF;
+    -- A cancel already asked for wins, whether or not the worker has ended the task yet.
     IF NOT EXISTS (SELECT FROM agent_loop.tasks t
-                    WHERE t.id = OLD.task_id AND t.status = 'waiting_approval') THEN
+                    WHERE t.id = OLD.task_id AND t.status = 'waiting_approval'
+                      AND t.cancel_requested_at IS NULL) THEN
         RAISE EXCEPTION 'task % is not waiting for approval', OLD.task_id
-            USING ERRCODE = 'object_not_in_prerequisite_state';
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'it has ended, or its cancel was requested';
     END IF;
     NEW.decided_by := current_user::regrole;
     NEW.decided_at := now();

@@ -82,7 +82,7 @@ pub fn after_decide(
     };
     let again =
         |reason: &str| guards::rejections(items, reason) >= guards::SAME_REJECTIONS_BEFORE_FAILING;
-    if acceptance.needs_data && !guards::has_data(items) {
+    if acceptance.needs_data && !guards::has_tool_result(items) {
         if again(guards::NO_DATA_YET) {
             return Next::Finish(Outcome::Failed(Failure::NoData));
         }

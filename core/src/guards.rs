@@ -1,6 +1,7 @@
 //! What the loop does about the ways a real model goes wrong: an answer made up without
-//! calling a tool, the same call again and again, output its server could not parse, an
-//! answer that ignores the schema. Each has one defined response — feedback, a changed
+//! calling a tool, the same call again and again, a call written out as text, output its
+//! server could not parse, an answer that ignores the schema or fails its check for the same
+//! reason again. Each has one defined response — feedback, a changed
 //! `tool_choice` for the next decide, a bounded retry — and then a failure code of its own,
 //! never a silent loop until `max_steps`. Every rule reads the log, so a resumed task keeps
 //! to it.
@@ -8,9 +9,9 @@
 use serde_json::Value;
 
 use crate::items::Item;
-use crate::vocab::{ErrorClass, ToolCallRequest, ToolChoice};
+use crate::vocab::{ErrorClass, ModelReply, ToolCallRequest, ToolChoice};
 
-/// The detail of a rejected answer that came before any tool had returned data.
+/// The detail of a rejected answer that came before any tool call had a result.
 pub const NO_DATA_YET: &str = "you answered without calling any tool, but this task needs data \
      from its tools. Call a tool first, then answer from its result.";
 
@@ -21,7 +22,7 @@ pub const SAME_REJECTIONS_BEFORE_FAILING: usize = 2;
 /// Whether a tool call of the task has a result: data, or an error the answer can report.
 /// (An answer after failed calls is the model's to word; one with no call at all rests on
 /// nothing.)
-pub fn has_data(items: &[Item]) -> bool {
+pub fn has_tool_result(items: &[Item]) -> bool {
     items.iter().any(|i| matches!(i, Item::ToolResult { .. }))
 }
 
@@ -65,8 +66,8 @@ pub fn earlier_identical(items: &[Item], call: &ToolCallRequest) -> usize {
         .count()
 }
 
-/// A call that repeats an earlier one this many times ends the task: the model was told once
-/// and then asked to answer in text.
+/// A call that repeats an earlier one this many times ends the task: the first repeat was
+/// answered with the earlier result.
 pub const REPEATS_BEFORE_FAILING: usize = 2;
 
 /// How the result of a repeated call begins its second sentence (the template for small
@@ -101,6 +102,44 @@ pub fn earlier_result<'a>(items: &'a [Item], call: &ToolCallRequest) -> Option<(
     })
 }
 
+/// A reply whose whole text is a tool call written out — `{"name": <a tool of the task>,
+/// "arguments": {...}}`, as a small model writes one when its server did not parse it (under
+/// `tool_choice` "none", say) — as the reply with that call, so that it runs instead of
+/// becoming the answer. `None` for any other reply.
+pub fn call_in_text(
+    reply: &ModelReply,
+    turn: i32,
+    is_tool: &dyn Fn(&str) -> bool,
+) -> Option<ModelReply> {
+    if !reply.tool_calls.is_empty() {
+        return None;
+    }
+    let text = reply.text.as_deref()?.trim();
+    let text = text
+        .strip_prefix("```json")
+        .or_else(|| text.strip_prefix("```"))
+        .and_then(|t| t.strip_suffix("```"))
+        .unwrap_or(text)
+        .trim();
+    let Ok(Value::Object(call)) = serde_json::from_str::<Value>(text) else {
+        return None;
+    };
+    let name = call.get("name")?.as_str()?;
+    let arguments = call.get("arguments").filter(|a| a.is_object())?;
+    if call.len() != 2 || !is_tool(name) {
+        return None;
+    }
+    Some(ModelReply {
+        text: None,
+        tool_calls: vec![ToolCallRequest {
+            call_id: format!("text_call_{turn}"),
+            name: name.to_owned(),
+            arguments: arguments.to_string(),
+        }],
+        ..reply.clone()
+    })
+}
+
 /// The class of a model error that is a server failing to parse its own model's output
 /// (llama.cpp's server answers HTTP 500 when a tool call does not match its format).
 pub const UNPARSABLE: ErrorClass = ErrorClass::UnparsableOutput;
@@ -113,13 +152,13 @@ pub const UNPARSABLE: ErrorClass = ErrorClass::UnparsableOutput;
 ///   and with "none" llama.cpp's server lets a small model write the call out as text.)
 pub fn tool_choice(items: &[Item], needs_data: bool) -> ToolChoice {
     if unparsable_again(items) {
-        return if has_data(items) {
+        return if has_tool_result(items) {
             ToolChoice::None
         } else {
             ToolChoice::Required
         };
     }
-    if needs_data && !has_data(items) {
+    if needs_data && !has_tool_result(items) {
         ToolChoice::Required
     } else {
         ToolChoice::Auto
@@ -169,7 +208,10 @@ mod tests {
             "no result yet"
         );
         items.push(result("a", "ERROR: no such table", true));
-        assert!(has_data(&items), "an error is for the answer to report");
+        assert!(
+            has_tool_result(&items),
+            "an error is for the answer to report"
+        );
         assert_eq!(tool_choice(&items, true), ToolChoice::Auto);
     }
 
@@ -242,6 +284,32 @@ mod tests {
         assert_eq!(tool_choice(&items, false), ToolChoice::None);
         items.push(Item::AssistantMessage { text: "hi".into() });
         assert!(!unparsable_again(&items));
+    }
+
+    #[test]
+    fn a_call_written_as_text_is_taken_as_the_call() {
+        let is_tool = |name: &str| name == "units_sold";
+        let reply = |text: &str| ModelReply {
+            text: Some(text.into()),
+            ..ModelReply::default()
+        };
+        let spelled = r#" {"name": "units_sold", "arguments": {"product": "mug"}} "#;
+        let call = call_in_text(&reply(spelled), 3, &is_tool).expect("a call");
+        assert_eq!(call.text, None);
+        assert_eq!(call.tool_calls[0].name, "units_sold");
+        assert_eq!(call.tool_calls[0].call_id, "text_call_3");
+        assert_eq!(call.tool_calls[0].arguments, r#"{"product":"mug"}"#);
+        let fenced = format!("```json\n{}\n```", spelled.trim());
+        assert!(call_in_text(&reply(&fenced), 3, &is_tool).is_some());
+        for answer in [
+            r#"{"name": "nope", "arguments": {}}"#,
+            r#"{"name": "units_sold", "arguments": {}, "units": 3}"#,
+            r#"{"name": "units_sold"}"#,
+            r#"{"units": 398}"#,
+            "398 units of mug",
+        ] {
+            assert_eq!(call_in_text(&reply(answer), 3, &is_tool), None, "{answer}");
+        }
     }
 
     #[test]

@@ -99,7 +99,15 @@ pub fn plan(
     mut check: impl FnMut(&str, &Candidate) -> Result<(), String>,
 ) -> StepPlan {
     let turn = task.progress.steps_done + 1;
-    let reply = call.result.as_ref().ok();
+    let is_tool = |name: &str| (task.needs_approval)(name).is_some();
+    // A call written out as text is taken as the call it spells.
+    let spelled =
+        (call.result.as_ref().ok()).and_then(|reply| guards::call_in_text(reply, turn, &is_tool));
+    let result = match &spelled {
+        Some(reply) => Ok(reply),
+        None => call.result.as_ref(),
+    };
+    let reply = result.ok();
     let cost = reply.and_then(|r| prices.map(|p| p.cost(&r.usage)));
     let mut progress = task.progress.clone();
     if let Some(reply) = reply {
@@ -123,13 +131,7 @@ pub fn plan(
         rows.extend(reply.tool_calls.iter().map(Item::tool_call));
         metered_row = (rows.len() > answer).then_some(answer);
     }
-    let next = agent::after_decide(
-        task.limits,
-        task.acceptance,
-        &progress,
-        task.items,
-        call.result.as_ref(),
-    );
+    let next = agent::after_decide(task.limits, task.acceptance, &progress, task.items, result);
     let (row, then) = settle(task, &progress, next, &mut rows, &mut check);
     StepPlan {
         turn,
@@ -435,6 +437,24 @@ mod tests {
             accepted.rows.last(),
             Some(Item::Verification { passed: true, .. })
         ));
+    }
+
+    #[test]
+    fn a_call_written_as_text_runs_as_that_call() {
+        let text = r#"{"name": "sql_query", "arguments": {"query": "SELECT 1"}}"#;
+        let plan = plan_for(&answer(Some(text), &[]), &Acceptance::default(), 5);
+        let Then::Calls(calls) = &plan.then else {
+            panic!("{:?}", plan.then)
+        };
+        assert_eq!(calls[0].call.name, "sql_query");
+        let kinds: Vec<&str> = plan.rows.iter().map(Item::kind).collect();
+        assert_eq!(kinds, ["tool_call"], "logged as the call, not as an answer");
+        let unknown = r#"{"name": "telepathy", "arguments": {}}"#;
+        let plan = plan_for(&answer(Some(unknown), &[]), &Acceptance::default(), 5);
+        assert!(
+            matches!(plan.then, Then::End(Outcome::Succeeded(_))),
+            "not a tool: an answer"
+        );
     }
 
     #[test]

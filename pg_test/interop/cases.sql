@@ -13,7 +13,7 @@ INSERT INTO interop.cases VALUES
    agent_loop.submit('How many units of mug were sold? Use the units_sold tool.',
                      model => :'m', tools => '{units_sold}')),
   (:'provider', 'sql_query',
-   agent_loop.submit('How many rows does the table interop.sales have?',
+   agent_loop.submit('How many rows does the table demo.sales have?',
                      model => :'m', tools => '{sql_query}')),
   (:'provider', 'two calls',
    agent_loop.submit('How many units of mug were sold, and how many units of kettle? Use the units_sold tool for each.',

@@ -1,18 +1,14 @@
--- The interop suite's database: sample data, tools, and one model per wire format, all
+-- The interop suite's database: the sample data (demo.sales), tools, and one model per wire format, all
 -- pointing at llama-server (pg_test/interop/run passes :base_url).
 \set ON_ERROR_STOP on
 \set QUIET on
 CREATE EXTENSION agent_loop;
+\i :sample
 CREATE SCHEMA interop;
-CREATE TABLE interop.sales (id serial PRIMARY KEY, day date, product text, quantity int, price numeric);
-INSERT INTO interop.sales (day, product, quantity, price)
-SELECT date '2026-11-01' + (g % 20), (ARRAY['kettle', 'teapot', 'mug', 'strainer', 'tea tin'])[1 + g % 5],
-       1 + (g * 7) % 9, (ARRAY[49, 35, 9, 6, 12])[1 + g % 5]
-  FROM generate_series(1, 400) g;
 CREATE TABLE interop.discounts (product text, given_by regrole DEFAULT current_user::regrole);
 
 CREATE FUNCTION interop.units_sold(product text) RETURNS bigint
-LANGUAGE sql STABLE AS $$ SELECT sum(quantity) FROM interop.sales s WHERE s.product = lower(trim(units_sold.product)) $$;
+LANGUAGE sql STABLE AS $$ SELECT sum(quantity) FROM demo.sales s WHERE s.product = lower(trim(units_sold.product)) $$;
 CREATE FUNCTION interop.give_discount(product text) RETURNS text
 LANGUAGE sql AS $$ INSERT INTO interop.discounts (product) VALUES (lower(product)) RETURNING 'discount given on ' || product $$;
 -- Each step's result names the next step, with filler that fills a small context window.
@@ -23,8 +19,8 @@ LANGUAGE sql IMMUTABLE AS $$
            || repeat('(filler that takes room) ', 12) $$;
 
 CREATE ROLE tenant;
-GRANT USAGE ON SCHEMA interop TO tenant;
-GRANT SELECT ON interop.sales TO tenant;
+GRANT USAGE ON SCHEMA interop, demo TO tenant;
+GRANT SELECT ON demo.sales TO tenant;
 GRANT SELECT, INSERT ON interop.discounts TO tenant;
 SELECT agent_loop.register_tool('interop.units_sold(text)', 'How many units of one product were sold') \g /dev/null
 SELECT agent_loop.register_tool('interop.give_discount(text)', 'Gives a discount on one product',
@@ -45,8 +41,8 @@ SELECT agent_loop.add_model('qwen_small_' || p, :'base_url', :'model_name', prov
 CREATE FUNCTION interop.json_or_null(text) RETURNS jsonb
 LANGUAGE plpgsql IMMUTABLE AS $$ BEGIN RETURN $1::jsonb; EXCEPTION WHEN others THEN RETURN NULL; END $$;
 
--- A model that writes 600 tokens whatever it is asked (llama-server's ignore_eos): about 20 s
--- of generation, for the cancel case.
+-- For the cancel case: a model that writes 600 tokens whatever it is asked (llama-server's
+-- ignore_eos; its Messages endpoint drops the option, there the answer is just long).
 SELECT agent_loop.add_model('qwen_long_' || p, :'base_url', :'model_name', provider => p,
                             options => '{"temperature": 0, "ignore_eos": true, "max_tokens": 600}',
                             request_timeout => '600 seconds')

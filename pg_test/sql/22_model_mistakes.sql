@@ -46,6 +46,14 @@ SELECT agent_loop.submit($$Always unparsable. SCRIPT: [{"fault": "unparsable"}]$
 SELECT status, error_code, error_message, steps_done FROM agent_loop.wait(:id, '30 seconds');
 SELECT count(*) AS requests_recorded FROM agent_loop.steps WHERE task_id = :id AND kind = 'error';
 
+-- A call written out as text, as a small model does when its server did not parse it: taken as
+-- the call it spells (it names a tool of the task), and run.
+SELECT agent_loop.submit($$Spelled out. SCRIPT: [{"answer": "```json\n{\"name\": \"sql_query\", \"arguments\": {\"query\": \"SELECT 3 AS three\"}}\n```"},
+  {"answer": "from the call: {{last_tool_result}}"}]$$,
+       model => 'scripted', tools => '{sql_query}', require_tool_use => false) AS id \gset
+SELECT status, result->>'answer' AS answer, steps_done FROM agent_loop.wait(:id, '30 seconds');
+SELECT n, turn, kind, summary FROM agent_loop.trace(:id) WHERE kind = 'tool_call';
+
 -- An answer that ignores output_schema: sent back with what is wrong, twice; the third ends
 -- the task with its own code instead of using every step.
 SELECT agent_loop.submit($$Shapeless. SCRIPT: [{"answer": "seven"}]$$, model => 'scripted',
