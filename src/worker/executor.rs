@@ -17,7 +17,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, SignalWakeFlags};
 use pgrx::pg_sys;
@@ -240,6 +240,15 @@ impl Executors {
             slot.state.store(state::STOP, Release);
             backend::terminate(slot.pid.load(Relaxed));
         }
+        // A step an executor was running holds its task's row until the executor's
+        // transaction is over; the worker can hand that task back (release its lease) only
+        // then, so it waits for them to exit, briefly.
+        let deadline = Instant::now() + STOP_WAIT;
+        while Instant::now() < deadline
+            && (self.executors.iter()).any(|e| e.slot.pid.load(Relaxed) != 0)
+        {
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 }
 
@@ -346,6 +355,9 @@ pub extern "C-unwind" fn agent_loop_executor_main(arg: pg_sys::Datum) {
     }
     drop(reply_segment);
 }
+
+/// How long a stopping worker waits for its executors to exit.
+const STOP_WAIT: Duration = Duration::from_secs(2);
 
 fn mark_dead(index: usize) {
     if let Some(slot) = shmem::executor_slot(index) {
