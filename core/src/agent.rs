@@ -6,7 +6,7 @@
 
 use crate::items::Item;
 use crate::task::{Acceptance, Candidate, Failure, Limits, Outcome, Progress};
-use crate::vocab::{ModelError, ModelReply, ToolCallRequest};
+use crate::vocab::{ErrorClass, ModelError, ModelReply, ToolCallRequest};
 use crate::{guards, reflection, schema};
 
 /// What the worker must do next for a task.
@@ -61,7 +61,9 @@ pub fn after_decide(
 ) -> Next {
     let reply = match reply {
         Ok(reply) => reply,
-        Err(error) if error.class == guards::UNPARSABLE && !guards::unparsable_again(items) => {
+        Err(error)
+            if error.class == ErrorClass::UnparsableOutput && !guards::unparsable_again(items) =>
+        {
             return Next::DecideAgain {
                 error: error.clone(),
             }
@@ -230,7 +232,6 @@ pub fn after_act(limits: &Limits, progress: &Progress) -> Option<Outcome> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vocab::ErrorClass;
 
     fn reply(text: Option<&str>, calls: usize) -> ModelReply {
         ModelReply {

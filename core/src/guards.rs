@@ -140,10 +140,6 @@ pub fn call_in_text(
     })
 }
 
-/// The class of a model error that is a server failing to parse its own model's output
-/// (llama.cpp's server answers HTTP 500 when a tool call does not match its format).
-pub const UNPARSABLE: ErrorClass = ErrorClass::UnparsableOutput;
-
 /// The `tool_choice` of the next decide, from the log:
 /// - after the server could not parse the model's output, the other way out: a required call
 ///   when no data has come back yet, else a text answer;
@@ -168,7 +164,7 @@ pub fn tool_choice(items: &[Item], needs_data: bool) -> ToolChoice {
 /// Whether the previous decide already failed because its output could not be parsed, so
 /// a second such failure ends the task instead of trying again.
 pub fn unparsable_again(items: &[Item]) -> bool {
-    matches!(items.last(), Some(Item::Error { class, .. }) if class == UNPARSABLE.as_str())
+    matches!(items.last(), Some(Item::Error { class, .. }) if class == ErrorClass::UnparsableOutput.as_str())
 }
 
 #[cfg(test)]
@@ -274,7 +270,7 @@ mod tests {
     fn unparsable_output_switches_the_choice_once() {
         let error = Item::Error {
             phase: Phase::Decide,
-            class: UNPARSABLE.as_str().into(),
+            class: ErrorClass::UnparsableOutput.as_str().into(),
             message: "HTTP 500".into(),
         };
         let mut items = vec![error.clone()];
