@@ -22,8 +22,8 @@ SELECT c.provider, c.name, t.id, t.status, t.error_code, t.error_message, t.resu
            AND s.output_tokens > 0) AS metered_steps
   FROM interop.cases c JOIN agent_loop.tasks t ON t.id = c.task_id;
 
--- works: what the wire format and the loop must do, whatever the model's wording (run fails
--- unless it holds for every case). correct: whether the model also got the answer right, the
+-- works: what the wire format and the loop must do, whatever the model's wording, and no
+-- model_* failure (run fails unless it holds for every case). correct: whether the model also got the answer right, the
 -- figure the README reports for this model.
 CREATE TEMP VIEW verdicts AS
 SELECT provider, name,
@@ -52,7 +52,9 @@ SELECT provider, name,
               AND summary_by_model IS NOT NULL
          WHEN 'cancel during a call' THEN status = 'cancelled'
          WHEN 'usage and cost' THEN input_tokens > 0 AND output_tokens > 0 AND cost > 0 AND metered_steps >= 1
-       END AS works,
+       END
+       -- Whatever the case, no request the loop built was refused or misread.
+       AND coalesce(error_code, '') NOT LIKE 'model\_%' AS works,
        CASE name
          WHEN 'direct answer' THEN answer ~ '\m42\M'
          WHEN 'registered function' THEN status = 'succeeded' AND answer ~ ('\m' || interop.units_sold('mug') || '\M')
