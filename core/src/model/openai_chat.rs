@@ -5,9 +5,10 @@ use serde_json::{json, Value};
 
 use super::openai_error;
 use super::wire::{
-    array_in, bad_response, json_body, request_body, Endpoint, HttpRequest, HttpResponse, Provider,
+    array_in, bad_response, json_body, openai_tool_choice, request_body, Endpoint, HttpRequest,
+    HttpResponse, Provider,
 };
-use crate::vocab::{Message, ModelError, ModelReply, Prompt, ToolCallRequest, ToolChoice, Usage};
+use crate::vocab::{Message, ModelError, ModelReply, Prompt, ToolCallRequest, Usage};
 
 /// This wire format, as the registry lists it.
 pub const PROVIDER: Provider = Provider {
@@ -34,11 +35,7 @@ pub fn build_request(endpoint: &Endpoint<'_>, prompt: &Prompt) -> HttpRequest {
             })
             .collect();
         owned.push(("tools", Value::Array(tools)));
-        match prompt.tool_choice {
-            ToolChoice::Auto => {}
-            ToolChoice::Required => owned.push(("tool_choice", json!("required"))),
-            ToolChoice::None => owned.push(("tool_choice", json!("none"))),
-        }
+        owned.extend(openai_tool_choice(prompt.tool_choice).map(|c| ("tool_choice", c)));
     }
     // While a call is required the answer is not due, and a response format would stop some
     // servers (llama.cpp's) from calling tools at all.
@@ -176,7 +173,7 @@ fn parse_usage(usage: Option<&Value>) -> Usage {
 mod tests {
     use super::*;
     use crate::vocab::ErrorClass;
-    use crate::vocab::ToolSpec;
+    use crate::vocab::{ToolChoice, ToolSpec};
 
     fn ok(body: Value) -> HttpResponse {
         HttpResponse {

@@ -8,11 +8,11 @@ use serde_json::{json, Value};
 
 use super::openai_error;
 use super::wire::{
-    array_in, bad_response, json_body, request_body, Endpoint, HttpRequest, HttpResponse, Provider,
+    array_in, bad_response, json_body, openai_tool_choice, request_body, Endpoint, HttpRequest,
+    HttpResponse, Provider,
 };
 use crate::vocab::{
-    ErrorClass, Message, ModelError, ModelReply, Prompt, Reasoning, ToolCallRequest, ToolChoice,
-    Usage,
+    ErrorClass, Message, ModelError, ModelReply, Prompt, Reasoning, ToolCallRequest, Usage,
 };
 
 /// This wire format, as the registry lists it.
@@ -76,11 +76,7 @@ pub fn build_request(endpoint: &Endpoint<'_>, prompt: &Prompt) -> HttpRequest {
             })
             .collect();
         owned.push(("tools", Value::Array(tools)));
-        match prompt.tool_choice {
-            ToolChoice::Auto => {}
-            ToolChoice::Required => owned.push(("tool_choice", json!("required"))),
-            ToolChoice::None => owned.push(("tool_choice", json!("none"))),
-        }
+        owned.extend(openai_tool_choice(prompt.tool_choice).map(|c| ("tool_choice", c)));
     }
     if let Some(schema) = prompt.answer_schema() {
         owned.push((
@@ -194,7 +190,7 @@ pub fn parse_response(response: &HttpResponse) -> Result<ModelReply, ModelError>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vocab::ToolSpec;
+    use crate::vocab::{ToolChoice, ToolSpec};
 
     fn ok(body: Value) -> HttpResponse {
         HttpResponse {

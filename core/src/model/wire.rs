@@ -2,7 +2,7 @@
 //! answer, the shape of a provider (how it writes a request and reads an answer), and the
 //! helpers every provider reads its answer with.
 
-use crate::vocab::{truncate, ErrorClass, ModelError, ModelReply, Prompt};
+use crate::vocab::{truncate, ErrorClass, ModelError, ModelReply, Prompt, ToolChoice};
 
 use super::retry;
 
@@ -80,6 +80,15 @@ pub fn array_in<'a>(
             let why = format!("response has no {key}: {}", snippet(&response.body));
             bad_response(response, why)
         })
+}
+
+/// `tool_choice` as both OpenAI formats spell it; `None` sends none (the model chooses).
+pub fn openai_tool_choice(choice: ToolChoice) -> Option<serde_json::Value> {
+    match choice {
+        ToolChoice::Auto => None,
+        ToolChoice::Required => Some(serde_json::json!("required")),
+        ToolChoice::None => Some(serde_json::json!("none")),
+    }
 }
 
 /// How llama.cpp's server says that its model's output did not match the tool-call format it
