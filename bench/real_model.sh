@@ -4,7 +4,8 @@
 # seeds each, one at a time, over the demo's data: how many the model gets right, and where a
 # step's time goes — the queue, the model (prompt reading and generation, from llama-server's
 # own timings), the tools, and the rest (prompt assembly, the step's transaction and commit,
-# the wake-ups). Prints a report and writes it to bench/REAL_MODEL.md.
+# the wake-ups). Prints a report and writes it to bench/REAL_MODEL.md, and the split to
+# bench/real_model.json.
 # Usage: bench/real_model.sh [RUNS_PER_KIND]   (default 4)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -108,6 +109,26 @@ SELECT round(avg(extract(epoch FROM started_at - created_at) * 1000), 1) AS queu
   FROM agent_loop.tasks;
 SQL
 )
+# The split for bench/RESULTS.md (bench/report.py reads it).
+psql -X -qAt -d real > bench/real_model.json <<'SQL'
+WITH s AS (
+    SELECT sum(latency_ms) FILTER (WHERE phase = 'decide' AND input_tokens IS NOT NULL) AS model_ms,
+           coalesce(sum(latency_ms) FILTER (WHERE phase = 'act'), 0) AS tools_ms,
+           count(*) FILTER (WHERE phase = 'decide' AND input_tokens IS NOT NULL) AS steps
+      FROM agent_loop.steps
+     WHERE task_id IN (SELECT t.id FROM agent_loop.tasks t
+                        WHERE NOT EXISTS (SELECT FROM agent_loop.steps e
+                                           WHERE e.task_id = t.id AND e.kind = 'error'))),
+t AS (SELECT sum(extract(epoch FROM finished_at - started_at) * 1000) AS run_ms
+        FROM agent_loop.tasks t
+       WHERE NOT EXISTS (SELECT FROM agent_loop.steps e WHERE e.task_id = t.id AND e.kind = 'error'))
+SELECT json_build_object('steps', steps, 'ms_per_step', run_ms / steps, 'model_ms_per_step', model_ms / steps::numeric,
+                         'tools_ms_per_step', tools_ms / steps::numeric,
+                         'database_ms_per_step', (run_ms - model_ms - tools_ms) / steps,
+                         'database_share', (run_ms - model_ms - tools_ms) / run_ms,
+                         'date', current_date)
+  FROM s, t;
+SQL
 {
     echo "# agent_loop on a real model"
     echo

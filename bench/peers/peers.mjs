@@ -1,14 +1,29 @@
 // Drains no-op jobs with a peer job queue on the benchmark's cluster and prints one JSON line:
-//   node peers.mjs pg-boss|graphile-worker JOBS
-// Jobs are inserted first (not timed), in batches; then workers start and the drain is timed
-// from their start to the last job's handler. Pickup latency: with the workers idle, single
-// jobs are sent one at a time and timed from the send to their handler.
+//   node peers.mjs pg-boss|graphile-worker JOBS ['{"option": value}']
+// Each peer runs in its fastest documented configuration (FASTEST below; the optional JSON
+// overrides it, for sweeps). Jobs are inserted first (not timed), in batches; then workers
+// start and the drain is timed from their start to the last job's handler. Pickup latency:
+// with the workers idle, single jobs are sent one at a time and timed from the send to their
+// handler.
 // Connection: the usual PGHOST, PGPORT, PGUSER, PGDATABASE variables.
 import pg from "pg";
-import PgBoss from "pg-boss";
+import { PgBoss } from "pg-boss";
 import { Logger, run, runMigrations } from "graphile-worker";
 
-const [peer, jobsArg] = process.argv.slice(2);
+// What each peer's documentation gives for throughput, the values picked by a sweep on this
+// machine kind (bench/HISTORY.md):
+// - pg-boss (https://pgboss.io): batch fetch (`batchSize`, one fetch and one completion per
+//   batch), fetching again at once while batches come back full (`burstWhenBatchFull`),
+//   several fetch loops per process (`localConcurrency`), LISTEN/NOTIFY for idle pickup.
+// - graphile-worker (https://worker.graphile.org/docs/performance): jobs fetched in batches
+//   into a local queue (`localQueue.size`), completions batched (`completeJobBatchDelay`),
+//   `concurrency` jobs at once; LISTEN/NOTIFY is built in.
+const FASTEST = {
+  "pg-boss": { batchSize: 500, localConcurrency: 4, burstWhenBatchFull: true, pool: 8 },
+  "graphile-worker": { concurrency: 50, localQueueSize: 500, completeJobBatchDelay: 0, pool: 10 },
+};
+
+const [peer, jobsArg, overrides] = process.argv.slice(2);
 const jobs = Number(jobsArg || 2000);
 const PICKUPS = 30;
 const connectionString = `postgres:///${process.env.PGDATABASE}?host=${process.env.PGHOST}&port=${process.env.PGPORT}&user=${process.env.PGUSER}`;
@@ -33,22 +48,21 @@ function counter() {
   return state;
 }
 
-async function pgBoss() {
-  const boss = new PgBoss({ connectionString, max: 8 });
+async function pgBoss(config) {
+  const boss = new PgBoss({ connectionString, max: config.pool, useListenNotify: true });
   boss.on("error", (e) => console.error(e));
   await boss.start();
-  await boss.createQueue("noop");
+  await boss.createQueue("noop", { notify: true });
   for (let i = 0; i < jobs; i += 1000) {
-    await boss.insert(Array.from({ length: Math.min(1000, jobs - i) }, () => ({ name: "noop", data: {} })));
+    await boss.insert("noop", Array.from({ length: Math.min(1000, jobs - i) }, () => ({ data: {} })));
   }
   const c = counter();
   const drained = c.expect(jobs);
   const t0 = performance.now();
-  // pg-boss fetches a batch, runs the handler, completes the batch: its fastest path. Its
-  // polling interval cannot go below 0.5 s.
-  for (let w = 0; w < 4; w++) {
-    await boss.work("noop", { batchSize: 100, pollingIntervalSeconds: 0.5 }, async (batch) => c.hit(batch.length));
-  }
+  await boss.work("noop", {
+    batchSize: config.batchSize, localConcurrency: config.localConcurrency,
+    burstWhenBatchFull: config.burstWhenBatchFull, pollingIntervalSeconds: 0.5,
+  }, async (batch) => c.hit(batch.length));
   await drained;
   const seconds = (performance.now() - t0) / 1000;
   for (let i = 0; i < PICKUPS; i++) {
@@ -58,11 +72,11 @@ async function pgBoss() {
     await one;
     await sleep(20);
   }
-  await boss.stop({ graceful: false, wait: false });
+  await boss.stop({ graceful: false, timeout: 1000 });
   return { seconds, pickups: c.pickups };
 }
 
-async function graphileWorker() {
+async function graphileWorker(config) {
   await runMigrations({ connectionString });
   const client = new pg.Client({ connectionString });
   await client.connect();
@@ -71,7 +85,14 @@ async function graphileWorker() {
   const drained = c.expect(jobs);
   const t0 = performance.now();
   const runner = await run({
-    connectionString, concurrency: 8, noHandleSignals: true, pollInterval: 1000,
+    connectionString, concurrency: config.concurrency, maxPoolSize: config.pool,
+    noHandleSignals: true, pollInterval: 1000,
+    preset: {
+      worker: {
+        localQueue: { size: config.localQueueSize },
+        completeJobBatchDelay: config.completeJobBatchDelay,
+      },
+    },
     taskList: { noop: async () => c.hit() },
     logger: new Logger(() => () => {}),
   });
@@ -89,10 +110,12 @@ async function graphileWorker() {
   return { seconds, pickups: c.pickups };
 }
 
-const result = peer === "pg-boss" ? await pgBoss() : peer === "graphile-worker" ? await graphileWorker() : null;
-if (!result) { console.error(`unknown peer ${peer}`); process.exit(2); }
+const drainers = { "pg-boss": pgBoss, "graphile-worker": graphileWorker };
+if (!drainers[peer]) { console.error(`unknown peer ${peer}`); process.exit(2); }
+const config = { ...FASTEST[peer], ...JSON.parse(overrides || "{}") };
+const result = await drainers[peer](config);
 console.log(JSON.stringify({
-  peer, jobs, seconds: result.seconds, jobs_per_s: jobs / result.seconds,
+  peer, jobs, config, seconds: result.seconds, jobs_per_s: jobs / result.seconds,
   pickup_p50_ms: pct(result.pickups, 0.5), pickup_p99_ms: pct(result.pickups, 0.99),
 }));
 process.exit(0);

@@ -208,3 +208,30 @@ pub fn limit_memory(megabytes: i32) -> bool {
     // SAFETY: setrlimit reads the struct it is given.
     unsafe { libc::setrlimit(libc::RLIMIT_AS, &rlimit) == 0 }
 }
+
+/// Raises this process's limit of open files to at least `wanted` (within the hard limit):
+/// each model call in flight holds a socket, and the soft limit a server starts with is often
+/// 1,024. PostgreSQL's own file cache keeps to the budget it computed at server start.
+/// Returns the limit now in force.
+pub fn raise_open_files(wanted: u64) -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit read or fill the struct they are given.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return 0;
+        }
+        if limit.rlim_cur < wanted {
+            let raised = libc::rlimit {
+                rlim_cur: wanted.min(limit.rlim_max),
+                rlim_max: limit.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                limit = raised;
+            }
+        }
+    }
+    limit.rlim_cur
+}

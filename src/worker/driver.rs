@@ -93,6 +93,8 @@ struct Worker {
     /// each task's step has, so far.
     retries: Vec<(Instant, StepJob)>,
     lock_retries: HashMap<i64, u32>,
+    /// Where the WAL of the latest claim ends, while it may not be on disk yet.
+    unflushed_claim: u64,
 }
 
 impl Worker {
@@ -111,6 +113,7 @@ impl Worker {
             executor_deaths: HashMap::new(),
             retries: Vec::new(),
             lock_retries: HashMap::new(),
+            unflushed_claim: 0,
         }
     }
 
@@ -118,6 +121,17 @@ impl Worker {
         if let Err(e) = pin_session() {
             warning!("agent_loop: pinning the worker's session: {e}");
             return;
+        }
+        // A socket per model call in flight, and room for PostgreSQL's own files.
+        let wanted = settings::MAX_IN_FLIGHT.get() as u64 + 1024;
+        let open_files = backend::raise_open_files(wanted);
+        if open_files < wanted {
+            warning!(
+                "agent_loop: this worker may open {open_files} files (the hard limit), fewer than \
+                 agent_loop.max_in_flight = {} model calls need; raise the server's limit \
+                 (LimitNOFILE, ulimit -n)",
+                settings::MAX_IN_FLIGHT.get()
+            );
         }
         let executors = settings::EXECUTORS_PER_WORKER.get().max(0) as usize;
         if executors > 0 {
@@ -377,6 +391,7 @@ impl Worker {
     /// Takes the model answers that are in: each becomes a step, run by an executor (or, with
     /// none, here) in a group that commits together.
     fn step_group(&mut self, answers: Vec<ModelOutcome>) {
+        self.flush_claims();
         let mut steps = Vec::with_capacity(answers.len());
         for answer in answers {
             if answer.purpose == Purpose::Summary {
