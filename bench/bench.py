@@ -12,6 +12,7 @@ BENCH_TASKS, BENCH_RUNS, BENCH_IN_FLIGHT, BENCH_PEER_JOBS, BENCH_STACK_TASKS.
 import json
 import os
 import platform
+import re
 import statistics
 import subprocess
 import tempfile
@@ -54,6 +55,26 @@ def psql(sql, db="bench", extra=()):
     out = subprocess.run(["psql", "-X", "-qAt", "-v", "ON_ERROR_STOP=1", "-d", db, *extra, "-c", sql],
                          check=True, capture_output=True, text=True)
     return out.stdout.strip()
+
+
+_polling = None
+
+
+def poll(sql):
+    """The first column of the first row of `sql`, on a connection kept open: the drains ask
+    every 50 ms, and a psql process each time (a process and a backend per query) took 16% of
+    the machine's CPU away from the work measured."""
+    import psycopg  # from bench/agents/requirements.txt: run.sh runs this in that virtualenv
+    global _polling
+    for attempt in range(2):
+        if _polling is None or _polling.closed:
+            _polling = psycopg.connect(dbname="bench", autocommit=True)
+        try:
+            return _polling.execute(sql).fetchone()[0]
+        except psycopg.OperationalError:  # the server restarted (workload 6 does that)
+            _polling = None
+            if attempt:
+                raise
 
 
 def psql_script(script, db="bench"):
@@ -158,8 +179,7 @@ def drain(goal, model, tools, n):
         n, f"{sql_str(marker)} || ' ' || i || ' ' || {sql_str(goal)}, model => '{model}',"
            f" tools => {tools}, max_steps => 20")
     while True:
-        left = int(psql("SELECT count(*) FROM agent_loop.tasks WHERE status IN ('queued', 'running')"))
-        if left == 0:
+        if not poll("SELECT EXISTS (SELECT FROM agent_loop.tasks WHERE status IN ('queued', 'running'))"):
             break
         time.sleep(0.05)
     failed = psql("SELECT count(*), min(error_message) FROM agent_loop.tasks WHERE status <> 'succeeded'")
@@ -239,7 +259,8 @@ def payload_wal():
     ten = throughput("sync", 10, tool=PAYLOAD_TOOL)
     async3 = throughput("async", 3, tool=PAYLOAD_TOOL)
     bare = ceiling("sync", CLIENTS)
-    return {"result_bytes": int(psql(f"SELECT octet_length({PAYLOAD_TOOL}(1))")),
+    breakdown = wal_breakdown(3, PAYLOAD_TOOL)
+    return {"breakdown": breakdown, "result_bytes": int(psql(f"SELECT octet_length({PAYLOAD_TOOL}(1))")),
             "wal_bytes_per_step_sync": sync3["wal_bytes_per_step"],
             "wal_bytes_per_step_async": async3["wal_bytes_per_step"],
             "worker_wal_bytes_per_step_sync": sync3["worker_wal_bytes_per_step"],
@@ -248,6 +269,32 @@ def payload_wal():
             "wal_bytes_per_step_10": ten["wal_bytes_per_step"],
             "worker_wal_bytes_per_step_10": ten["worker_wal_bytes_per_step"],
             "ceiling_wal_bytes_per_step": bare["wal_bytes_per_step"]}
+
+
+def wal_breakdown(steps, tool):
+    """One more drain of `steps`-step tasks calling `tool`: its WAL by relation and record type
+    (pg_waldump), per task, the largest first: [(relation, record, records, bytes)]."""
+    set_step_commit("sync")
+    goal = "SCRIPT: " + script(steps, tool)
+    before = psql("SELECT pg_current_wal_lsn()")
+    drain(goal, "scripted", f"'{{{tool}}}'", TASKS)
+    after = psql("SELECT pg_current_wal_lsn()")
+    names = dict(line.split("|") for line in psql(
+        "SELECT c.relfilenode, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE n.nspname = 'agent_loop' AND c.relfilenode <> 0").split())
+    dump = as_postgres(f"{PG_BIN}/pg_waldump", "-p", os.path.join(os.environ["CLUSTER_DIR"], "data", "pg_wal"),
+                       "-s", before, "-e", after, capture_output=True, text=True).stdout
+    totals, counts = {}, {}
+    for line in dump.splitlines():
+        m = re.search(r"rmgr: (\w+)\s+len \(rec/tot\):\s+\d+/\s*(\d+).*?desc: (\w+)", line)
+        if not m:
+            continue
+        rel = re.search(r"rel \d+/\d+/(\d+)", line)
+        key = (names.get(rel.group(1), "other") if rel else "(none)", f"{m.group(1)}/{m.group(3)}")
+        totals[key] = totals.get(key, 0) + int(m.group(2))
+        counts[key] = counts.get(key, 0) + 1
+    top = sorted(totals, key=totals.get, reverse=True)[:12]
+    return [(rel, kind, counts[(rel, kind)] / TASKS, totals[(rel, kind)] / TASKS) for rel, kind in top]
 
 
 def ceiling(mode, clients):
@@ -331,15 +378,13 @@ def peer(name):
     for _ in range(RUNS):
         psql(f"DROP DATABASE IF EXISTS {db}", db="postgres")
         psql(f"CREATE DATABASE {db}", db="postgres")
-        wal0, cpu0 = wal_mark(), cpu_ticks()
+        wal0 = wal_mark()
         out = subprocess.run([NODE, os.path.join(HERE, "peers", "peers.mjs"), name, str(PEER_JOBS)],
                              check=True, capture_output=True, text=True, env=dict(os.environ, PGDATABASE=db))
-        cpu1 = cpu_ticks()
         lsn, _, _, _ = wal_delta(wal0, wal_mark())
         figures = json.loads(out.stdout.strip().splitlines()[-1])
-        # The pickup probes add 30 jobs to the drain's WAL and CPU; a negligible share.
+        # The pickup probes add 30 jobs to the drain's WAL; a negligible share.
         figures["wal_bytes_per_job"] = lsn / PEER_JOBS
-        figures["machine_cpu_us_per_job"] = (cpu1 - cpu0) / PEER_JOBS * 1e6
         runs.append(figures)
     psql(f"DROP DATABASE IF EXISTS {db}", db="postgres")
     summary = summarize(runs, ("jobs_per_s", "pickup_p50_ms", "pickup_p99_ms", "wal_bytes_per_job",
@@ -405,8 +450,8 @@ def in_flight():
                                               " tools => '{noop}'")
         rss = threads = 0
         busy_submits, next_probe = [], time.time() + 1
-        while int(psql("SELECT count(*) FROM agent_loop.tasks WHERE status IN ('queued', 'running')"
-                       " AND goal <> 'probe'")):
+        while poll("SELECT EXISTS (SELECT FROM agent_loop.tasks WHERE status IN ('queued', 'running')"
+                   " AND goal <> 'probe')"):
             status = [proc_status(p) for p in pids]
             rss = max(rss, sum(int(s["VmRSS"].split()[0]) for s in status) // 1024)
             threads = max(threads, sum(int(s["Threads"]) for s in status))

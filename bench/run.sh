@@ -47,7 +47,7 @@ SELECT agent_loop.register_tool('payload(int)', 'Returns 500 bytes');
 SQL
 CLUSTER_DIR=$work FAST_URL="http://127.0.0.1:$FAST_PORT/v1" SLOW_URL="http://127.0.0.1:$SLOW_PORT/v1" \
     SLOW_SECONDS=5 STACKS_PYTHON="$venv/bin/python" REQUEST_LOG="$work/requests.log" MODEL_PID=$FAST_PID \
-    python3 bench/bench.py
+    "$venv/bin/python" bench/bench.py
 cluster_stop "$work"
 if [ -z "${SKIP_REAL_MODEL:-}" ]; then
     rm -f bench/real_model.json

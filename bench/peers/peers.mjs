@@ -1,4 +1,5 @@
-// Drains no-op jobs with a peer job queue on the benchmark's cluster and prints one JSON line:
+// Drains no-op jobs with a peer job queue on the benchmark's cluster and prints one JSON line
+// (jobs/s and the machine's CPU per job over the drain, pickup latency):
 //   node peers.mjs pg-boss|graphile-worker JOBS ['{"option": value}']
 // Each peer runs in its fastest documented configuration (FASTEST below; the optional JSON
 // overrides it, for sweeps). Jobs are inserted first (not timed), in batches; then workers
@@ -6,6 +7,7 @@
 // with the workers idle, single jobs are sent one at a time and timed from the send to their
 // handler.
 // Connection: the usual PGHOST, PGPORT, PGUSER, PGDATABASE variables.
+import { readFileSync } from "node:fs";
 import pg from "pg";
 import { PgBoss } from "pg-boss";
 import { Logger, run, runMigrations } from "graphile-worker";
@@ -19,14 +21,20 @@ import { Logger, run, runMigrations } from "graphile-worker";
 //   into a local queue (`localQueue.size`), completions batched (`completeJobBatchDelay`),
 //   `concurrency` jobs at once; LISTEN/NOTIFY is built in.
 const FASTEST = {
-  "pg-boss": { batchSize: 500, localConcurrency: 4, burstWhenBatchFull: true, pool: 8 },
-  "graphile-worker": { concurrency: 50, localQueueSize: 500, completeJobBatchDelay: 0, pool: 10 },
+  "pg-boss": { batchSize: 1000, localConcurrency: 4, burstWhenBatchFull: true, pool: 8 },
+  "graphile-worker": { concurrency: 200, localQueueSize: 2000, completeJobBatchDelay: 0, pool: 20 },
 };
 
 const [peer, jobsArg, overrides] = process.argv.slice(2);
 const jobs = Number(jobsArg || 2000);
 const PICKUPS = 30;
 const connectionString = `postgres:///${process.env.PGDATABASE}?host=${process.env.PGHOST}&port=${process.env.PGPORT}&user=${process.env.PGUSER}`;
+
+// Busy CPU seconds of the whole machine (all cores), from /proc/stat.
+function machineCpu() {
+  const ticks = readFileSync("/proc/stat", "utf8").split("\n")[0].trim().split(/\s+/).slice(1).map(Number);
+  return (ticks.reduce((a, b) => a + b, 0) - ticks[3] - ticks[4]) / 100; // USER_HZ
+}
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const pct = (xs, p) => [...xs].sort((a, b) => a - b)[Math.max(0, Math.ceil(xs.length * p) - 1)];
@@ -58,13 +66,13 @@ async function pgBoss(config) {
   }
   const c = counter();
   const drained = c.expect(jobs);
-  const t0 = performance.now();
+  const t0 = performance.now(), cpu0 = machineCpu();
   await boss.work("noop", {
     batchSize: config.batchSize, localConcurrency: config.localConcurrency,
     burstWhenBatchFull: config.burstWhenBatchFull, pollingIntervalSeconds: 0.5,
   }, async (batch) => c.hit(batch.length));
   await drained;
-  const seconds = (performance.now() - t0) / 1000;
+  const seconds = (performance.now() - t0) / 1000, cpu = machineCpu() - cpu0;
   for (let i = 0; i < PICKUPS; i++) {
     const one = c.expect(1);
     c.sentAt = performance.now();
@@ -73,7 +81,7 @@ async function pgBoss(config) {
     await sleep(20);
   }
   await boss.stop({ graceful: false, timeout: 1000 });
-  return { seconds, pickups: c.pickups };
+  return { seconds, cpu, pickups: c.pickups };
 }
 
 async function graphileWorker(config) {
@@ -83,7 +91,7 @@ async function graphileWorker(config) {
   await client.query("SELECT graphile_worker.add_job('noop', '{}') FROM generate_series(1, $1)", [jobs]);
   const c = counter();
   const drained = c.expect(jobs);
-  const t0 = performance.now();
+  const t0 = performance.now(), cpu0 = machineCpu();
   const runner = await run({
     connectionString, concurrency: config.concurrency, maxPoolSize: config.pool,
     noHandleSignals: true, pollInterval: 1000,
@@ -97,7 +105,7 @@ async function graphileWorker(config) {
     logger: new Logger(() => () => {}),
   });
   await drained;
-  const seconds = (performance.now() - t0) / 1000;
+  const seconds = (performance.now() - t0) / 1000, cpu = machineCpu() - cpu0;
   for (let i = 0; i < PICKUPS; i++) {
     const one = c.expect(1);
     c.sentAt = performance.now();
@@ -107,7 +115,7 @@ async function graphileWorker(config) {
   }
   await runner.stop();
   await client.end();
-  return { seconds, pickups: c.pickups };
+  return { seconds, cpu, pickups: c.pickups };
 }
 
 const drainers = { "pg-boss": pgBoss, "graphile-worker": graphileWorker };
@@ -116,6 +124,7 @@ const config = { ...FASTEST[peer], ...JSON.parse(overrides || "{}") };
 const result = await drainers[peer](config);
 console.log(JSON.stringify({
   peer, jobs, config, seconds: result.seconds, jobs_per_s: jobs / result.seconds,
+  machine_cpu_us_per_job: result.cpu / jobs * 1e6,
   pickup_p50_ms: pct(result.pickups, 0.5), pickup_p99_ms: pct(result.pickups, 0.99),
 }));
 process.exit(0);
