@@ -12,8 +12,8 @@ pub enum StepCommit {
     #[name = c"sync"]
     Sync,
     /// `synchronous_commit = off`: a crash may lose the latest steps, which are then redone;
-    /// a step's effects and its record are lost together. Terminal transitions stay
-    /// synchronous, and claims are flushed before their tasks' first steps.
+    /// a step's effects and its record are lost together. Claims and terminal transitions
+    /// stay synchronous.
     #[name = c"async"]
     Async,
 }
@@ -251,7 +251,7 @@ pub fn define() {
     GucRegistry::define_enum_guc(
         c"agent_loop.step_commit",
         c"sync, or async: steps that do not end their task commit without waiting for WAL flush.",
-        c"Terminal transitions are always synchronous; claims are flushed before their tasks' first steps.",
+        c"Terminal transitions and claims are always synchronous.",
         &STEP_COMMIT,
         Sighup,
         GucFlags::default(),

@@ -131,22 +131,6 @@ pub fn commit_without_flush() {
     set_local(c"synchronous_commit", c"off");
 }
 
-/// Where the WAL of this backend's latest commit ends (0 before its first).
-pub fn last_commit_end() -> u64 {
-    // SAFETY: a plain global of this backend, set by each commit.
-    unsafe { pg_sys::XactLastCommitEnd }
-}
-
-/// Waits until the WAL is on disk up to `lsn`; returns at once when it already is, as after
-/// any later synchronous commit or the WAL writer's next round.
-pub fn flush_wal_to(lsn: u64) {
-    if lsn != 0 {
-        // SAFETY: outside any critical section, on a primary (workers run nowhere else); an
-        // LSN at or below the insert position, as every commit's end is.
-        unsafe { pg_sys::XLogFlush(lsn) }
-    }
-}
-
 /// The `search_path` of every statement that runs with the worker's or the bootstrap user's
 /// rights: nothing a tenant can create is on it (`pg_temp` last, so that it is never searched
 /// first, and never for functions or operators).

@@ -93,8 +93,6 @@ struct Worker {
     /// each task's step has, so far.
     retries: Vec<(Instant, StepJob)>,
     lock_retries: HashMap<i64, u32>,
-    /// Where the WAL of the latest claim ends, while it may not be on disk yet.
-    unflushed_claim: u64,
 }
 
 impl Worker {
@@ -113,7 +111,6 @@ impl Worker {
             executor_deaths: HashMap::new(),
             retries: Vec::new(),
             lock_retries: HashMap::new(),
-            unflushed_claim: 0,
         }
     }
 
@@ -391,7 +388,6 @@ impl Worker {
     /// Takes the model answers that are in: each becomes a step, run by an executor (or, with
     /// none, here) in a group that commits together.
     fn step_group(&mut self, answers: Vec<ModelOutcome>) {
-        self.flush_claims();
         let mut steps = Vec::with_capacity(answers.len());
         for answer in answers {
             if answer.purpose == Purpose::Summary {

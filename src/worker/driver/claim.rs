@@ -13,9 +13,7 @@ use pgrx::pg_sys;
 use pgrx::prelude::*;
 
 use super::{lease_seconds, Worker};
-use crate::pg::txn::{
-    commit_without_flush, flush_wal_to, in_subtransaction, in_transaction, last_commit_end,
-};
+use crate::pg::txn::{in_subtransaction, in_transaction};
 use crate::pg::{backend, shmem};
 use crate::settings;
 use crate::store::{ClaimedTask, Store, ToolRow};
@@ -89,15 +87,10 @@ impl Worker {
                 }
                 preparing.set(None);
             }
-            // A claim commits without waiting for the disk, so its tasks' first model calls
-            // go out a flush earlier (a fsync stall of the disk would delay every pickup);
-            // `flush_claims` makes it durable before anything a model said is acted on. It
-            // counts the attempt: a claim lost in a crash would let a task that crashes the
-            // server do it forever. A claim that cancelled queued tasks ends them, and is
-            // durable as every end is.
-            if cancelled.is_empty() {
-                commit_without_flush();
-            }
+            // The claim commits synchronously, also in async mode: it counts the attempt, and
+            // a claim lost in a crash would let a task that crashes the worker do it forever
+            // (committed without the flush, a crash right after the claim looped 65 times in
+            // crash_recovery before the WAL writer saved it).
             Ok(Some(Claimed {
                 tasks,
                 cancelled,
@@ -105,12 +98,7 @@ impl Worker {
             }))
         }));
         let claimed = match claimed {
-            Ok(Some(claimed)) => {
-                if !claimed.tasks.is_empty() {
-                    self.unflushed_claim = last_commit_end();
-                }
-                claimed
-            }
+            Ok(Some(claimed)) => claimed,
             Ok(None) => return None,
             Err(e) => {
                 warning!("agent_loop: claiming tasks: {e}");
@@ -142,7 +130,6 @@ impl Worker {
             self.tasks.insert(task.id, task);
         }
         if !waited.is_empty() {
-            self.flush_claims();
             let worker_pid = self.pid;
             self.run_job(Job::Resume {
                 tasks: waited,
@@ -150,13 +137,6 @@ impl Worker {
             });
         }
         Some(claimed.cancel_running)
-    }
-
-    /// Makes this worker's claims durable (see `claim`): before a step records or acts on a
-    /// model's answer, or a claimed task resumes. Usually they already are: the answer took
-    /// longer than the flush.
-    pub(super) fn flush_claims(&mut self) {
-        flush_wal_to(std::mem::take(&mut self.unflushed_claim));
     }
 
     /// How many tasks this worker drives for each owner (`held_tasks`).
