@@ -409,8 +409,10 @@ def stack(name):
         psql(f"DROP DATABASE IF EXISTS {db}", db="postgres")
         psql(f"CREATE DATABASE {db}", db="postgres")
         out = subprocess.run([os.environ["STACKS_PYTHON"], os.path.join(HERE, "agents", "stacks.py"), name,
-                              str(STACK_TASKS), str(procs), str(concurrency)], check=True, capture_output=True,
+                              str(STACK_TASKS), str(procs), str(concurrency)], capture_output=True,
                              text=True, env=dict(os.environ, MODEL_URL=os.environ["FAST_URL"], DATABASE_URL=url))
+        if out.returncode != 0:
+            raise SystemExit(f"bench: {name} failed:\n{out.stderr[-3000:]}")
         runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
     psql(f"DROP DATABASE IF EXISTS {db}", db="postgres")
     summary = summarize(runs, ("tasks_per_s", "machine_cpu_ms_per_task", "wal_bytes_per_task"))
