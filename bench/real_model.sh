@@ -88,20 +88,26 @@ SELECT count(*) FILTER (WHERE correct) || ' of ' || count(*) AS right_in_all FRO
 \echo
 \echo '### Where a step''s time goes (tasks with no failed model request; one at a time)'
 \echo 'model: the call as the worker timed it; of it, llama-server''s own prompt reading and generation'
-CREATE TEMP VIEW clean AS
-SELECT t.* FROM agent_loop.tasks t
- WHERE NOT EXISTS (SELECT FROM agent_loop.steps s WHERE s.task_id = t.id AND s.kind = 'error');
-WITH s AS (
+-- Not temporary: the split for bench/RESULTS.md is read from it below.
+CREATE VIEW split AS
+WITH clean AS (
+    SELECT t.* FROM agent_loop.tasks t
+     WHERE NOT EXISTS (SELECT FROM agent_loop.steps s WHERE s.task_id = t.id AND s.kind = 'error')),
+s AS (
     SELECT sum(latency_ms) FILTER (WHERE phase = 'decide' AND input_tokens IS NOT NULL) AS model_ms,
-           sum(latency_ms) FILTER (WHERE phase = 'act') AS tools_ms,
+           coalesce(sum(latency_ms) FILTER (WHERE phase = 'act'), 0) AS tools_ms,
            count(*) FILTER (WHERE phase = 'decide' AND input_tokens IS NOT NULL) AS steps
       FROM agent_loop.steps WHERE task_id IN (SELECT id FROM clean)),
 t AS (SELECT count(*) AS tasks, sum(extract(epoch FROM finished_at - started_at) * 1000) AS run_ms FROM clean)
-SELECT tasks, steps, round(run_ms / steps) AS ms_per_step, round(model_ms / steps) AS model,
-       round(tools_ms / steps::numeric, 1) AS tools,
-       round((run_ms - model_ms - tools_ms) / steps::numeric, 1) AS database_and_loop,
-       round(100 * (run_ms - model_ms - tools_ms) / run_ms, 2) || ' %' AS database_share
+SELECT tasks, steps, run_ms / steps AS ms_per_step, model_ms / steps::numeric AS model_ms_per_step,
+       tools_ms / steps::numeric AS tools_ms_per_step,
+       (run_ms - model_ms - tools_ms) / steps AS database_ms_per_step,
+       (run_ms - model_ms - tools_ms) / run_ms AS database_share
   FROM s, t;
+SELECT tasks, steps, round(ms_per_step) AS ms_per_step, round(model_ms_per_step) AS model,
+       round(tools_ms_per_step, 1) AS tools, round(database_ms_per_step, 1) AS database_and_loop,
+       round(100 * database_share, 2) || ' %' AS database_share
+  FROM split;
 SELECT round(:prompt_ms / count(*)::numeric) AS prompt_reading_ms_per_request,
        round(:gen_ms / count(*)::numeric) AS generation_ms_per_request
   FROM agent_loop.steps WHERE phase = 'decide' AND input_tokens IS NOT NULL;
@@ -110,25 +116,10 @@ SELECT round(avg(extract(epoch FROM started_at - created_at) * 1000), 1) AS queu
 SQL
 )
 # The split for bench/RESULTS.md (bench/report.py reads it).
-psql -X -qAt -d real > bench/real_model.json <<'SQL'
-WITH s AS (
-    SELECT sum(latency_ms) FILTER (WHERE phase = 'decide' AND input_tokens IS NOT NULL) AS model_ms,
-           coalesce(sum(latency_ms) FILTER (WHERE phase = 'act'), 0) AS tools_ms,
-           count(*) FILTER (WHERE phase = 'decide' AND input_tokens IS NOT NULL) AS steps
-      FROM agent_loop.steps
-     WHERE task_id IN (SELECT t.id FROM agent_loop.tasks t
-                        WHERE NOT EXISTS (SELECT FROM agent_loop.steps e
-                                           WHERE e.task_id = t.id AND e.kind = 'error'))),
-t AS (SELECT sum(extract(epoch FROM finished_at - started_at) * 1000) AS run_ms
-        FROM agent_loop.tasks t
-       WHERE NOT EXISTS (SELECT FROM agent_loop.steps e WHERE e.task_id = t.id AND e.kind = 'error'))
-SELECT json_build_object('steps', steps, 'ms_per_step', run_ms / steps, 'model_ms_per_step', model_ms / steps::numeric,
-                         'tools_ms_per_step', tools_ms / steps::numeric,
-                         'database_ms_per_step', (run_ms - model_ms - tools_ms) / steps,
-                         'database_share', (run_ms - model_ms - tools_ms) / run_ms,
-                         'date', current_date)
-  FROM s, t;
-SQL
+psql -X -qAt -d real -c "SELECT json_build_object('steps', steps, 'ms_per_step', ms_per_step,
+    'model_ms_per_step', model_ms_per_step, 'tools_ms_per_step', tools_ms_per_step,
+    'database_ms_per_step', database_ms_per_step, 'database_share', database_share,
+    'date', current_date) FROM split" > bench/real_model.json
 {
     echo "# agent_loop on a real model"
     echo

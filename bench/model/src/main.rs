@@ -51,6 +51,7 @@ fn main() {
         rlim_cur: 0,
         rlim_max: 0,
     };
+    // SAFETY: getrlimit and setrlimit read or fill the struct they are given.
     unsafe {
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut files) == 0 {
             files.rlim_cur = files.rlim_max;

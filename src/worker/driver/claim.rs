@@ -88,9 +88,7 @@ impl Worker {
                 preparing.set(None);
             }
             // The claim commits synchronously, also in async mode: it counts the attempt, and
-            // a claim lost in a crash would let a task that crashes the worker do it forever
-            // (committed without the flush, a crash right after the claim looped 65 times in
-            // crash_recovery before the WAL writer saved it).
+            // a claim lost in a crash would let a task that crashes the worker do it forever.
             Ok(Some(Claimed {
                 tasks,
                 cancelled,
