@@ -30,9 +30,14 @@ impl Error {
         Error::new(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, message)
     }
 
-    /// A lock wait gave up (`lock_timeout`, SQLSTATE 55P03): the same work may succeed later.
-    pub fn is_lock_timeout(&self) -> bool {
-        self.code == PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE
+    /// A lock wait gave up (`lock_timeout`, SQLSTATE 55P03) or was chosen to end a deadlock
+    /// (40P01): the same work may succeed later.
+    pub fn is_lock_conflict(&self) -> bool {
+        matches!(
+            self.code,
+            PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE
+                | PgSqlErrorCode::ERRCODE_T_R_DEADLOCK_DETECTED
+        )
     }
 
     /// Raises it as a PostgreSQL ERROR with its SQLSTATE, detail and hint.

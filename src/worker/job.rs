@@ -10,13 +10,19 @@ use agent_loop_core::vocab::CallOutcome;
 use serde::{Deserialize, Serialize};
 
 use super::task::{StepContext, StepEnd, Task};
-use crate::pg::txn::{commit_without_flush, in_subtransaction, in_transaction};
+use crate::pg::txn::{
+    commit_without_flush, in_subtransaction, in_transaction, with_local_settings,
+};
 use crate::settings::{self, StepCommit};
 use crate::store::Store;
 
 /// Most steps committed together. Each step's subtransaction takes a subtransaction id (and a
 /// tool that writes, another); past 64 in one transaction, other sessions' snapshots get slow.
 pub const STEP_GROUP: usize = 16;
+
+/// The `lock_timeout` of a step whose group already holds other tasks' rows (0 would mean no
+/// limit): a row someone else holds puts the step off instead of making the group wait.
+const NO_LOCK_WAIT: &std::ffi::CStr = c"1ms";
 
 /// One step to take: the task as the worker holds it, the model's answer, its settings.
 #[derive(Serialize, Deserialize)]
@@ -124,12 +130,25 @@ fn run_steps(
 ) -> Vec<(Task, Result<StepEnd, StepFailed>)> {
     let committed = in_transaction(AssertUnwindSafe(|| {
         let mut ends = Vec::with_capacity(group.len());
+        let mut holds_task_rows = false;
         for job in group.iter_mut() {
             let (task, call, context) = (&mut job.task, &job.call, &job.context);
-            let step = in_subtransaction(AssertUnwindSafe(|| task.step(store, context, call)));
+            let step = in_subtransaction(AssertUnwindSafe(|| {
+                // Once the group holds a task's row, waiting for another's could close a
+                // cycle with a tenant's statement that locks several of its tasks in another
+                // order, and the deadlock would abort the tenant's statement.
+                if holds_task_rows {
+                    with_local_settings(&[(c"lock_timeout", NO_LOCK_WAIT)], || {
+                        task.step(store, context, call)
+                    })
+                } else {
+                    task.step(store, context, call)
+                }
+            }));
+            holds_task_rows |= step.is_ok();
             ends.push(match step {
                 Ok(end) => Ok(end),
-                Err(error) if error.is_lock_timeout() => Err(StepFailed {
+                Err(error) if error.is_lock_conflict() => Err(StepFailed {
                     message: error.to_string(),
                     failed: false,
                     retry: Some(Box::new(call.clone())),
