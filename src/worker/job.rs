@@ -46,7 +46,7 @@ pub enum Job {
 pub struct StepFailed {
     pub message: String,
     pub failed: bool,
-    /// A lock timeout (a lock the task's owner holds on its row, say): the task did not fail,
+    /// A lock conflict (a lock the task's owner holds on its row, say): the task did not fail,
     /// and the same answer may be stepped again (nothing of the step committed).
     pub retry: Option<Box<CallOutcome>>,
 }
